@@ -1,0 +1,127 @@
+"""The one settings object. This is the only module that reads ``os.environ``.
+
+Precedence, highest first: explicit keyword arguments, environment variables (``NIGHTBATCH_*``, plus the
+SDK's own ``ANTHROPIC_API_KEY`` / ``ANTHROPIC_BASE_URL``), the ``[settings]`` table of the config file
+(``nightbatch.toml`` in the working directory, or the file named by ``NIGHTBATCH_CONFIG``), defaults.
+The same config file holds the task types (``[task_types.*]``, see :mod:`nightbatch.tasktypes`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from nightbatch.errors import ConfigError
+
+__all__ = ["Settings", "config_file_path", "environ"]
+
+DEFAULT_HOME = Path(".nightbatch")
+
+
+def environ() -> dict[str, str]:
+    """A copy of the process environment, for the few places that must pass it on (subprocesses)."""
+    return dict(os.environ)
+
+
+def config_file_path() -> Path:
+    """The config file nightbatch reads: ``$NIGHTBATCH_CONFIG`` or ``./nightbatch.toml``."""
+    return Path(os.environ.get("NIGHTBATCH_CONFIG", "nightbatch.toml"))
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The parsed config file, ``{}`` when it does not exist, a :class:`ConfigError` when it is broken."""
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+
+
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    """Feeds the ``[settings]`` table of the config file to pydantic-settings."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls)
+        table = read_config_file(path).get("settings", {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [settings] must be a table")
+        self._table: dict[str, Any] = table
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._table.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._table.items() if k in self.settings_cls.model_fields}
+
+
+class Settings(BaseSettings):
+    """Everything nightbatch can be configured with. Secrets are :class:`SecretStr` and never printed."""
+
+    model_config = SettingsConfigDict(env_prefix="NIGHTBATCH_", extra="ignore", populate_by_name=True)
+
+    home: Path = Field(DEFAULT_HOME, description="Project-local folder for the default database, outputs and logs.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file under `home`.")
+    output: str | None = Field(None, description="`s3://bucket/prefix` or a local folder; default: `home`/output.")
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, moto); default AWS.")
+    s3_sse: str = Field("AES256", description="Server-side encryption for S3 puts: AES256, aws:kms, or none.")
+    s3_kms_key_id: str | None = Field(None, description="KMS key id when s3_sse is aws:kms.")
+    anthropic_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("NIGHTBATCH_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY", "anthropic_api_key"),
+        description="API key; without one nightbatch runs against its local emulator (simulated).",
+    )
+    anthropic_base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("NIGHTBATCH_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL", "anthropic_base_url"),
+        description="API base URL; point it at the emulator to simulate.",
+    )
+    price_table: Path | None = Field(None, description="Your own price table (TOML); default: the packaged one.")
+    task_config: Path | None = Field(
+        None, description="File or folder of task-type definitions; default: the config file itself."
+    )
+    max_attempts: int = Field(3, ge=1, description="Attempts per task before a retryable failure becomes final.")
+    lease_seconds: int = Field(900, ge=10, description="A claim older than this, by a silent worker, is reclaimable.")
+    budget_per_run_usd: Decimal | None = Field(None, ge=0, description="Hard cap on forecast spend per run.")
+    budget_per_day_usd: Decimal | None = Field(None, ge=0, description="Hard cap on spend per UTC day.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _ConfigFileSource(settings_cls, config_file_path()))
+
+    # -- derived values -------------------------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file under ``home``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'nightbatch.db').resolve()}"
+
+    @property
+    def resolved_output(self) -> str:
+        """Where outputs go: an ``s3://`` URL or an absolute local folder."""
+        if self.output:
+            return self.output if self.output.startswith("s3://") else str(Path(self.output).resolve())
+        return str((self.home / "output").resolve())
+
+    @property
+    def simulated(self) -> bool:
+        """True when no API key is configured: nightbatch then talks to its local emulator."""
+        return self.anthropic_api_key is None
+
+    def api_key_value(self) -> str | None:
+        """The raw API key, for handing to the SDK only."""
+        return self.anthropic_api_key.get_secret_value() if self.anthropic_api_key else None
