@@ -69,9 +69,18 @@ class TaskFileError(InputError):
 class ProviderError(NightbatchError):
     """The Anthropic API answered with an error or could not be reached."""
 
-    def __init__(self, message: str, *, status_code: int | None = None, error_type: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        error_type: str | None = None,
+        maybe_applied: bool = False,
+    ) -> None:
         self.status_code = status_code
         self.error_type = error_type
+        # True when the call may have taken effect despite the error (timeout, 5xx after sending).
+        self.maybe_applied = maybe_applied
         super().__init__(message)
 
 

@@ -1,0 +1,158 @@
+"""A small typed wrapper around the official ``anthropic`` SDK: everything nightbatch asks of the API.
+
+The real service and the local emulator differ only in ``base_url``; there is no second code path.
+SDK exceptions are translated into :mod:`nightbatch.errors` types so callers decide on *retryable* vs
+*permanent*, and on ``maybe_applied``: whether a failed call might still have taken effect (a timeout
+or a 5xx after the body was sent), which matters for batch creation.
+
+Batch creation runs with the SDK's automatic retries **off**: a retried create after a lost response
+would create a second batch and bill it twice. The submitter handles that case from the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import anthropic
+from anthropic.types.messages import MessageBatch
+
+from nightbatch.errors import PermanentProviderError, ProviderError, RetryableProviderError
+
+__all__ = ["BatchInfo", "ClaudeClient", "RequestCounts", "translate_error"]
+
+
+@dataclass(frozen=True)
+class RequestCounts:
+    processing: int = 0
+    succeeded: int = 0
+    errored: int = 0
+    canceled: int = 0
+    expired: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.processing + self.succeeded + self.errored + self.canceled + self.expired
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """What the provider says about one batch."""
+
+    id: str
+    processing_status: str
+    counts: RequestCounts
+    created_at: datetime
+    expires_at: datetime
+    ended_at: datetime | None
+    results_url: str | None
+
+    @classmethod
+    def from_sdk(cls, batch: MessageBatch) -> BatchInfo:
+        c = batch.request_counts
+        return cls(
+            id=batch.id,
+            processing_status=batch.processing_status,
+            counts=RequestCounts(c.processing, c.succeeded, c.errored, c.canceled, c.expired),
+            created_at=batch.created_at,
+            expires_at=batch.expires_at,
+            ended_at=batch.ended_at,
+            results_url=batch.results_url,
+        )
+
+
+def translate_error(exc: Exception, what: str) -> ProviderError:
+    """Map an SDK exception to a nightbatch error that says what failed and whether to retry."""
+    if isinstance(exc, anthropic.APITimeoutError | anthropic.APIConnectionError):
+        return RetryableProviderError(f"{what}: could not reach the API ({exc})", maybe_applied=True)
+    if isinstance(exc, anthropic.APIStatusError):
+        status = exc.status_code
+        error_type = None
+        body = exc.body
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            error_type = body["error"].get("type")
+        message = f"{what}: HTTP {status} {error_type or ''}: {exc.message}".replace("  ", " ")
+        if status in (408, 409, 429, 529):
+            # Rejected before processing: the call did not take effect.
+            return RetryableProviderError(message, status_code=status, error_type=error_type)
+        if status >= 500:
+            return RetryableProviderError(message, status_code=status, error_type=error_type, maybe_applied=True)
+        return PermanentProviderError(message, status_code=status, error_type=error_type)
+    return PermanentProviderError(f"{what}: {exc}")
+
+
+class ClaudeClient:
+    """Everything nightbatch asks of the Messages and Message Batches APIs."""
+
+    def __init__(self, *, api_key: str, base_url: str | None = None, max_retries: int = 2, timeout: float = 600.0):
+        self.base_url = base_url
+        self._sdk = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout)
+
+    @property
+    def sdk(self) -> anthropic.Anthropic:
+        return self._sdk
+
+    def close(self) -> None:
+        self._sdk.close()
+
+    # -- batches ----------------------------------------------------------------------------------
+    def create_batch(self, requests: Sequence[dict[str, Any]]) -> BatchInfo:
+        """Create a batch, once: no automatic retry (see the module docstring)."""
+        try:
+            batch = self._sdk.with_options(max_retries=0).messages.batches.create(requests=requests)  # type: ignore[arg-type]
+        except anthropic.AnthropicError as exc:
+            raise translate_error(exc, f"creating a batch of {len(requests)} requests") from exc
+        return BatchInfo.from_sdk(batch)
+
+    def retrieve_batch(self, batch_id: str) -> BatchInfo:
+        try:
+            return BatchInfo.from_sdk(self._sdk.messages.batches.retrieve(batch_id))
+        except anthropic.AnthropicError as exc:
+            raise translate_error(exc, f"retrieving batch {batch_id}") from exc
+
+    def cancel_batch(self, batch_id: str) -> BatchInfo:
+        try:
+            return BatchInfo.from_sdk(self._sdk.messages.batches.cancel(batch_id))
+        except anthropic.AnthropicError as exc:
+            raise translate_error(exc, f"canceling batch {batch_id}") from exc
+
+    def list_batches(self, *, created_after: datetime | None = None) -> Iterator[BatchInfo]:
+        """Batches newest first, stopping at the first one created before ``created_after``."""
+        try:
+            for batch in self._sdk.messages.batches.list(limit=100):
+                if created_after is not None and batch.created_at < created_after:
+                    return
+                yield BatchInfo.from_sdk(batch)
+        except anthropic.AnthropicError as exc:
+            raise translate_error(exc, "listing batches") from exc
+
+    @contextmanager
+    def result_lines(self, batch_id: str) -> Iterator[Iterator[str]]:
+        """The batch's results as raw JSONL lines, streamed (never the whole file in memory)."""
+        try:
+            with self._sdk.messages.batches.with_streaming_response.results(batch_id) as response:
+                yield (line for line in response.iter_lines() if line)
+        except anthropic.AnthropicError as exc:
+            raise translate_error(exc, f"downloading results of batch {batch_id}") from exc
+
+    # -- real time --------------------------------------------------------------------------------
+    def create_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        """One real-time Messages call (used for cache priming); the SDK retries transient errors."""
+        try:
+            message = self._sdk.messages.create(**params)
+        except anthropic.AnthropicError as exc:
+            raise translate_error(exc, f"real-time request to {params.get('model')}") from exc
+        dumped: dict[str, Any] = message.model_dump(mode="json")
+        return dumped
+
+    def count_tokens(self, params: dict[str, Any]) -> int:
+        """Prompt tokens of ``params`` (model, system, tools, messages) per the token-counting endpoint."""
+        keys = ("model", "system", "tools", "messages")
+        try:
+            counted = self._sdk.messages.count_tokens(**{k: params[k] for k in keys if k in params})
+        except anthropic.AnthropicError as exc:
+            raise translate_error(exc, f"counting tokens for {params.get('model')}") from exc
+        return counted.input_tokens

@@ -1,0 +1,213 @@
+"""Task types: what each kind of task sends, to which model, and how it is cached and trimmed.
+
+Task types are declared in TOML, in the ``[task_types.<name>]`` tables of ``nightbatch.toml`` (or of
+the file / every ``*.toml`` in the folder named by ``NIGHTBATCH_TASK_CONFIG``). Tools live in a shared
+``[tools.<name>]`` library so that each type sends only the tools it lists. Prompt files and shared
+documents are paths relative to the file that names them.
+
+Every problem is reported as one :class:`ConfigError` naming the file, the type and the field, before
+any task is claimed.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from nightbatch.catalog import load_catalog
+from nightbatch.errors import ConfigError
+
+__all__ = ["CachePolicy", "ContextPolicy", "TaskType", "TaskTypeRegistry", "load_task_types"]
+
+
+class ContextPolicy(BaseModel):
+    """What to trim from a task before it is sent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keep_last_turns: int | None = Field(
+        None, ge=0, description="Of a `conversation` payload, keep the first turn plus the last N."
+    )
+    max_documents: int | None = Field(None, ge=0, description="Of a `documents` payload list, keep the first K.")
+
+
+class CachePolicy(BaseModel):
+    """How the stable prefix is cached. ``auto`` lets the break-even arithmetic choose the TTL."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["auto", "off", "5m", "1h"] = "auto"
+    prime: bool = Field(False, description="Allow one real-time request to write the prefix first, when it pays.")
+
+
+class TaskType(BaseModel):
+    """One task type, fully resolved (files read, tools looked up)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    model: str
+    max_tokens: int = Field(ge=1)
+    system: str = ""
+    documents: tuple[str, ...] = ()
+    tools: tuple[dict[str, Any], ...] = ()
+    template: str = "{text}"
+    output: Literal["text", "json"] = "text"
+    output_schema: dict[str, Any] | None = None
+    context: ContextPolicy = ContextPolicy()
+    cache: CachePolicy = CachePolicy()
+    escalation: tuple[str, ...] = ()
+    checks: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("escalation")
+    @classmethod
+    def _ladder_is_known(cls, ladder: tuple[str, ...]) -> tuple[str, ...]:
+        catalog = load_catalog()
+        unknown = [m for m in ladder if m not in catalog]
+        if unknown:
+            raise ValueError(f"unknown model(s) in escalation ladder: {', '.join(unknown)}")
+        return ladder
+
+
+class _TaskTypeFile(BaseModel):
+    """The raw shape of one ``[task_types.<name>]`` table, before files and tools are resolved."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    max_tokens: int = Field(ge=1)
+    system: str | None = None
+    system_file: str | None = None
+    documents: list[str] = Field(default_factory=list, description="Files of shared documents (cached prefix).")
+    tools: list[str] = Field(default_factory=list, description="Names from the [tools] library.")
+    template: str = "{text}"
+    output: Literal["text", "json"] = "text"
+    output_schema: dict[str, Any] | None = None
+    context: ContextPolicy = ContextPolicy()
+    cache: CachePolicy = CachePolicy()
+    escalation: list[str] = Field(default_factory=list)
+    checks: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskTypeRegistry:
+    """The task types of a deployment, by name."""
+
+    def __init__(self, types: Iterable[TaskType], sources: dict[str, Path] | None = None) -> None:
+        self._types = {t.name: t for t in types}
+        self.sources = sources or {}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+    def __iter__(self) -> Any:
+        return iter(self._types.values())
+
+    def __len__(self) -> int:
+        return len(self._types)
+
+    def names(self) -> list[str]:
+        return sorted(self._types)
+
+    def get(self, name: str) -> TaskType:
+        """The task type called ``name``, or a :class:`ConfigError` listing the known ones."""
+        try:
+            return self._types[name]
+        except KeyError:
+            known = ", ".join(self.names()) or "none"
+            raise ConfigError(f"unknown task type {name!r} (configured: {known})") from None
+
+
+def _config_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(path.glob("*.toml"))
+    if path.exists():
+        return [path]
+    raise ConfigError(f"task-type config {path} does not exist")
+
+
+def _read_text(base: Path, relative: str, where: str) -> str:
+    target = (base / relative).resolve()
+    try:
+        return target.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {target}: {exc.strerror}") from exc
+
+
+def _resolve(name: str, raw: _TaskTypeFile, tools: dict[str, dict[str, Any]], file: Path) -> TaskType:
+    where = f"{file}: task type {name!r}"
+    if raw.system is not None and raw.system_file is not None:
+        raise ConfigError(f"{where}: give either `system` or `system_file`, not both")
+    system = raw.system if raw.system is not None else ""
+    if raw.system_file is not None:
+        system = _read_text(file.parent, raw.system_file, f"{where}: field `system_file`")
+    documents = tuple(_read_text(file.parent, d, f"{where}: field `documents`") for d in raw.documents)
+    missing = [t for t in raw.tools if t not in tools]
+    if missing:
+        raise ConfigError(f"{where}: field `tools`: not in the [tools] library: {', '.join(missing)}")
+    if raw.model not in load_catalog():
+        raise ConfigError(f"{where}: field `model`: unknown model {raw.model!r} (known: {', '.join(load_catalog())})")
+    try:
+        return TaskType(
+            name=name,
+            model=raw.model,
+            max_tokens=raw.max_tokens,
+            system=system,
+            documents=documents,
+            tools=tuple(tools[t] for t in raw.tools),
+            template=raw.template,
+            output=raw.output,
+            output_schema=raw.output_schema,
+            context=raw.context,
+            cache=raw.cache,
+            escalation=tuple(raw.escalation),
+            checks=raw.checks,
+        )
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {_describe(exc)}") from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "(table)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"field `{field}`: {first['msg']}{more}"
+
+
+def _tool_library(data: dict[str, Any], file: Path) -> dict[str, dict[str, Any]]:
+    library: dict[str, dict[str, Any]] = {}
+    for name, tool in data.get("tools", {}).items():
+        if not isinstance(tool, dict) or "input_schema" not in tool:
+            raise ConfigError(f"{file}: tool {name!r}: needs at least `input_schema` (and usually `description`)")
+        library[name] = {"name": name, **tool}
+    return library
+
+
+def load_task_types(path: Path) -> TaskTypeRegistry:
+    """Read every task type from ``path`` (a TOML file, or a folder of them)."""
+    files = _config_files(path)
+    parsed: list[tuple[Path, dict[str, Any]]] = []
+    tools: dict[str, dict[str, Any]] = {}
+    for file in files:
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{file}: cannot parse: {exc}") from exc
+        parsed.append((file, data))
+        tools.update(_tool_library(data, file))
+    types: list[TaskType] = []
+    sources: dict[str, Path] = {}
+    for file, data in parsed:
+        for name, table in data.get("task_types", {}).items():
+            if name in sources:
+                raise ConfigError(f"{file}: task type {name!r} is also defined in {sources[name]}")
+            try:
+                raw = _TaskTypeFile.model_validate(table)
+            except ValidationError as exc:
+                raise ConfigError(f"{file}: task type {name!r}: {_describe(exc)}") from exc
+            types.append(_resolve(name, raw, tools, file))
+            sources[name] = file
+    return TaskTypeRegistry(types, sources)
