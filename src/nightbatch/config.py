@@ -125,3 +125,11 @@ class Settings(BaseSettings):
     def api_key_value(self) -> str | None:
         """The raw API key, for handing to the SDK only."""
         return self.anthropic_api_key.get_secret_value() if self.anthropic_api_key else None
+
+
+def export_to_environment(values: dict[str, str]) -> None:
+    """Set variables for this process and its children (flows read their settings from the environment).
+
+    Used by the demo to point the flows at its own database, output folder and the emulator.
+    """
+    os.environ.update(values)

@@ -1,0 +1,49 @@
+"""Flow ``nightbatch-submit``: reconcile -> claim -> route -> build -> pack -> submit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.params import SubmitParams
+from flows.runtime import services_for
+from nightbatch.services import Services
+from nightbatch.submit.step import SubmitReport, submit_step
+
+
+@task(name="submit-batches", cache_policy=NO_CACHE)
+def submit_batches(services: Services, params: SubmitParams, run_id: int | None) -> SubmitReport:
+    # No Prefect retries: submitting is made safe by the database (reconcile), not by re-running blindly.
+    return submit_step(
+        services,
+        limit=params.limit,
+        task_types=params.task_types,
+        run_id=run_id,
+        expected_minutes=params.expected_batch_minutes,
+    )
+
+
+def log_submit(report: SubmitReport) -> dict[str, Any]:
+    logger = get_run_logger()
+    for line in report.reconciled:
+        logger.warning(line)
+    logger.info(
+        "claimed %d tasks, submitted %d in %d batches, %d failed before sending",
+        report.claimed,
+        report.submitted_tasks,
+        len(report.batches),
+        report.failed_tasks,
+    )
+    return {"claimed": report.claimed, "submitted": report.submitted_tasks, "batches": len(report.batches)}
+
+
+@flow(name="nightbatch-submit")
+def submit(params: SubmitParams | None = None) -> dict[str, Any]:
+    params = params or SubmitParams()
+    services = services_for(params.base_url)
+    try:
+        return log_submit(submit_batches(services, params, None))
+    finally:
+        services.close()

@@ -1,0 +1,15 @@
+"""The ``nightbatch`` command line. Each sub-module holds one group of commands; this one assembles them.
+
+Commands print what they did, and errors as one line naming the file, task or batch (exit code 2 for a
+usage or input problem, 1 for a run that failed), never a traceback for an error of ours.
+"""
+
+from __future__ import annotations
+
+from nightbatch.cli import db_cmds, demo_cmds, emulator_cmds, queue_cmds, run_cmds
+from nightbatch.cli.app import app
+
+for module in (db_cmds, queue_cmds, run_cmds, demo_cmds, emulator_cmds):
+    module.register(app)
+
+__all__ = ["app"]

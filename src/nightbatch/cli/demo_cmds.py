@@ -1,0 +1,81 @@
+"""``nightbatch demo`` (what ``make run`` runs): the whole pipeline on the example workload.
+
+Embedded defaults: a fresh SQLite database and output folder under ``.nightbatch/demo/``, and, with no
+``ANTHROPIC_API_KEY``, nightbatch's local emulator in place of the API — labelled SIMULATED everywhere.
+With a key the same command talks to the real API, after showing a cost forecast and asking.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from contextlib import ExitStack, closing
+from pathlib import Path
+
+import typer
+from rich.panel import Panel
+
+from nightbatch.cli.app import console, handle_errors, load_settings
+from nightbatch.cli.summary import print_summary
+from nightbatch.config import export_to_environment
+from nightbatch.db.migrate import upgrade
+from nightbatch.errors import ConfigError
+from nightbatch.forecast import forecast_queue
+from nightbatch.report.summary import summarize
+from nightbatch.services import Services
+from nightbatch.sources import enqueue_source
+
+
+@handle_errors
+def demo(
+    examples: Path = typer.Option(Path("examples"), help="Folder with nightbatch.toml and tasks/*.jsonl."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before spending real money."),
+    time_scale: float = typer.Option(3600.0, help="Emulator only: simulated seconds per real second."),
+) -> None:
+    """Run the example workload end to end and print cost, cache hit rate and savings."""
+    from flows.nightly import nightly
+    from flows.params import NightlyParams
+
+    config = examples / "nightbatch.toml"
+    if not config.exists():
+        raise ConfigError(f"{config} not found: run the demo from the repository root (or pass --examples)")
+    home = Path(".nightbatch/demo")
+    shutil.rmtree(home, ignore_errors=True)  # a fresh database each time, so the figures are this run's
+    export_to_environment({"NIGHTBATCH_HOME": str(home), "NIGHTBATCH_TASK_CONFIG": str(config)})
+    settings = load_settings()
+    with ExitStack() as stack:
+        if settings.simulated:
+            from nightbatch.emulator import EmulatorConfig, run_in_thread
+
+            emulator = stack.enter_context(run_in_thread(EmulatorConfig(time_scale=time_scale)))
+            export_to_environment({"ANTHROPIC_BASE_URL": emulator.base_url})
+            console.print(Panel.fit(
+                f"[bold yellow]SIMULATED RUN[/]: no ANTHROPIC_API_KEY, so requests go to nightbatch's local emulator "
+                f"at {emulator.base_url}.\nTokens, cache hits and costs are the emulator's accounting at real prices; "
+                "outputs are canned, not real model answers.",
+            ))  # fmt: skip
+            settings = load_settings()
+        else:
+            console.print(Panel.fit("[bold red]LIVE RUN[/]: requests go to the real Anthropic API and are billed."))
+        upgrade(settings.resolved_database_url)
+        services = stack.enter_context(closing(Services.from_settings(settings)))
+        started = time.monotonic()
+        summary = enqueue_source(services, str(examples / "tasks"), default_task_type=None)
+        console.print(f"[bold]1. queue[/]: {summary.describe()}")
+        forecast = forecast_queue(services)
+        console.print(f"[bold]2. forecast[/]: {forecast.describe()}")
+        if not settings.simulated and not yes and not typer.confirm("Submit to the real API?"):
+            raise typer.Exit(1)
+        console.print("[bold]3. nightly flow[/]: route -> build cached requests -> pack -> submit -> poll -> ingest")
+        result = nightly(NightlyParams(poll_seconds=2.0, deadline_minutes=30))
+        elapsed = time.monotonic() - started
+        label = "SIMULATED run" if settings.simulated else "Run"
+        print_summary(
+            summarize(services.engine, services.prices, run_id=int(result["run_id"])),
+            title=f"{label} summary ({elapsed:.0f} s)",
+        )
+        console.print(f"outputs: {settings.resolved_output}   database: {settings.resolved_database_url}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)

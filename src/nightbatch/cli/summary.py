@@ -1,0 +1,31 @@
+"""Printing a :class:`~nightbatch.report.summary.RunSummary` as a rich table."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from nightbatch.cli.app import console
+from nightbatch.report.summary import BASELINE_MODEL, RunSummary
+
+
+def _usd(value: object) -> str:
+    return f"${float(str(value)):,.4f}"
+
+
+def print_summary(summary: RunSummary, *, title: str) -> None:
+    table = Table(title=title, show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for status, count in sorted(summary.outcomes.items()):
+        table.add_row(f"tasks {status}", f"{count:,}")
+    for model, count in sorted(summary.tasks_by_model.items()):
+        table.add_row(f"billed responses on {model}", f"{count:,}")
+    table.add_row("prompt tokens", f"{summary.prompt_tokens:,}")
+    table.add_row("output tokens", f"{summary.output_tokens:,}")
+    rate = summary.cache_hit_rate
+    table.add_row("cache hit rate (read / cacheable)", "n/a" if rate is None else f"{rate:.1%}")
+    table.add_row("cost", _usd(summary.cost_usd))
+    table.add_row(f"naive cost (all real-time {BASELINE_MODEL}, no cache)", _usd(summary.baseline_usd))
+    saving = summary.saving_fraction
+    table.add_row("saving", "n/a" if saving is None else f"{saving:.1%}")
+    console.print(table)

@@ -1,0 +1,1 @@
+"""Polling open batches and ingesting their results into the database and the object store."""

@@ -1,0 +1,86 @@
+"""What a batch result means for its task: the outcome policy, and reading a model's output.
+
+=================================  ============================================================
+result                             task
+=================================  ============================================================
+succeeded, output passes checks    ``succeeded``
+succeeded, output fails checks     ``failed`` (``error_type`` = ``output_check``)
+errored ``invalid_request_error``  ``failed``: the request itself must be fixed
+errored, any other type            ``queued`` again with attempts + 1, ``failed`` at the limit
+expired                            ``queued`` again with attempts + 1, ``failed`` at the limit
+canceled                           ``canceled`` if the user canceled it, else ``queued`` again
+=================================  ============================================================
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from nightbatch.db.models import TaskStatus
+from nightbatch.tasktypes import TaskType
+
+__all__ = ["Decision", "decide", "extract_output"]
+
+_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: TaskStatus
+    attempts: int
+    error_type: str | None = None
+    error_message: str | None = None
+    output: Any = None
+    billed: bool = False
+
+
+def extract_output(message: dict[str, Any], task_type: TaskType | None) -> tuple[Any, str | None]:
+    """The task's output from a Message, and the reason it fails the type's output checks (or None)."""
+    text = "".join(b.get("text", "") for b in message.get("content", []) if b.get("type") == "text")
+    if task_type is None or task_type.output == "text":
+        return text, None
+    candidate = text.strip()
+    fenced = _FENCE.match(candidate)
+    if fenced:
+        candidate = fenced.group(1)
+    try:
+        value = json.loads(candidate)
+    except json.JSONDecodeError:
+        return text, f"output is not valid JSON: {text[:120]!r}"
+    schema = task_type.output_schema or {}
+    required = schema.get("required", [])
+    if required and (not isinstance(value, dict) or any(k not in value for k in required)):
+        return value, f"output lacks required field(s) {', '.join(required)}: {candidate[:120]!r}"
+    return value, None
+
+
+def decide(
+    result: dict[str, Any], *, attempts: int, max_attempts: int, user_canceled: bool, task_type: TaskType | None
+) -> Decision:
+    """Apply the outcome policy (module docstring) to one result line's ``result`` object."""
+    kind = result.get("type")
+    if kind == "succeeded":
+        output, problem = extract_output(result.get("message") or {}, task_type)
+        if problem:
+            return Decision(TaskStatus.FAILED, attempts + 1, "output_check", problem, output, billed=True)
+        return Decision(TaskStatus.SUCCEEDED, attempts + 1, output=output, billed=True)
+    if kind == "canceled":
+        if user_canceled:
+            return Decision(TaskStatus.CANCELED, attempts, "canceled", "canceled by the user")
+        return Decision(TaskStatus.QUEUED, attempts, "canceled", "batch canceled before this request ran")
+    if kind == "errored":
+        error = (result.get("error") or {}).get("error") or {}
+        error_type = str(error.get("type") or "api_error")
+        message = str(error.get("message") or "")
+        if error_type == "invalid_request_error":
+            return Decision(TaskStatus.FAILED, attempts + 1, error_type, message)
+    elif kind == "expired":
+        error_type, message = "expired", "request expired before the batch processed it"
+    else:
+        error_type, message = "unknown_result", f"unrecognised result type {kind!r}"
+    next_attempts = attempts + 1
+    status = TaskStatus.FAILED if next_attempts >= max_attempts else TaskStatus.QUEUED
+    return Decision(status, next_attempts, error_type, message)

@@ -1,0 +1,113 @@
+"""The collect step: poll open batches, then ingest the ended ones.
+
+Polling never waits: each call looks once at every open batch, records what the provider says and
+returns, so it can run every few minutes from a schedule (and concurrently with submitting) without
+holding a worker for a batch's 24 hours. Ingesting takes a lease on the batch row, so two collectors
+never ingest the same batch at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlmodel import col
+
+from nightbatch.claude import BatchInfo
+from nightbatch.collect.ingest import IngestReport, ingest_batch
+from nightbatch.db.models import Batch, BatchStatus
+from nightbatch.errors import ProviderError
+from nightbatch.services import Services
+
+__all__ = ["CollectReport", "collect_step", "open_batches"]
+
+log = logging.getLogger(__name__)
+
+OPEN = (BatchStatus.IN_PROGRESS, BatchStatus.CANCELING)
+
+
+@dataclass
+class CollectReport:
+    polled: int = 0
+    still_open: int = 0
+    ingested: list[IngestReport] = field(default_factory=list)
+    progress: dict[int, dict[str, int]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def _record(services: Services, batch_id: int, info: BatchInfo) -> None:
+    c = info.counts
+    with services.engine.begin() as conn:
+        conn.execute(
+            update(Batch)
+            .where(col(Batch.id) == batch_id, col(Batch.status).in_(OPEN))
+            .values(
+                status=BatchStatus(info.processing_status),
+                processing_count=c.processing,
+                succeeded_count=c.succeeded,
+                errored_count=c.errored,
+                canceled_count=c.canceled,
+                expired_count=c.expired,
+                ended_at=info.ended_at,
+                expires_at=info.expires_at,
+            )
+        )
+
+
+def open_batches(services: Services) -> list[tuple[int, str]]:
+    with services.engine.connect() as conn:
+        rows = conn.execute(
+            select(col(Batch.id), col(Batch.provider_batch_id))
+            .where(col(Batch.status).in_(OPEN))
+            .order_by(col(Batch.id))
+        ).all()
+    return [(r.id, r.provider_batch_id) for r in rows]
+
+
+def _claim_for_ingest(services: Services, batch_id: int) -> bool:
+    now = datetime.now(UTC)
+    cutoff = now - timedelta(seconds=services.settings.lease_seconds)
+    with services.engine.begin() as conn:
+        result = conn.execute(
+            update(Batch)
+            .where(
+                col(Batch.id) == batch_id,
+                col(Batch.status) == BatchStatus.ENDED,
+                or_(col(Batch.claimed_at).is_(None), col(Batch.claimed_at) < cutoff),
+            )
+            .values(claimed_by=services.worker, claimed_at=now)
+        )
+    return bool(result.rowcount)
+
+
+def collect_step(services: Services) -> CollectReport:
+    """Poll every open batch once and ingest every ended, not yet ingested batch."""
+    report = CollectReport()
+    for batch_id, provider_id in open_batches(services):
+        try:
+            info = services.client.retrieve_batch(provider_id)
+        except ProviderError as exc:
+            report.errors.append(f"batch {batch_id} ({provider_id}): {exc}")
+            continue
+        report.polled += 1
+        _record(services, batch_id, info)
+        c = info.counts
+        report.progress[batch_id] = {"total": c.total, "done": c.total - c.processing}
+        if info.processing_status != "ended":
+            report.still_open += 1
+    with services.engine.connect() as conn:
+        ended = conn.execute(
+            select(col(Batch.id)).where(col(Batch.status) == BatchStatus.ENDED).order_by(col(Batch.id))
+        ).all()
+    for (batch_id,) in ended:
+        if not _claim_for_ingest(services, batch_id):
+            continue
+        try:
+            report.ingested.append(ingest_batch(services, batch_id))
+        except ProviderError as exc:
+            report.errors.append(f"batch {batch_id}: ingest failed, will retry: {exc}")
+            with services.engine.begin() as conn:
+                conn.execute(update(Batch).where(col(Batch.id) == batch_id).values(claimed_by=None, claimed_at=None))
+    return report

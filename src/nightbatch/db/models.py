@@ -1,0 +1,293 @@
+"""The database tables: what nightbatch must remember to be exactly-once and auditable.
+
+Every SQLModel table lives in this module and nowhere else. Types are portable (SQLite and PostgreSQL):
+
+* ids and money are 64-bit integers (``BIGINT``; on SQLite ``INTEGER PRIMARY KEY`` so rowids autoincrement);
+* status columns are ``VARCHAR`` holding the value of a :class:`enum.StrEnum` (no native PostgreSQL enums,
+  so adding a status is a one-line code change, not a migration);
+* JSON columns are :class:`sqlalchemy.JSON`; nullable ones store Python ``None`` as SQL ``NULL``;
+* timestamps are timezone-aware UTC :class:`~datetime.datetime` in and out, on both databases
+  (:class:`UTCDateTime`); naive datetimes are refused.
+
+Money is ``cost_pusd``: an exact integer number of picodollars (1e-12 USD). Every list price in $/MTok with
+cent precision, times the batch (0.5) and cache (0.1, 1.25, 2) multipliers, is a whole number of
+picodollars per token, so a usage row's cost is exact and no float is ever stored.
+
+Idempotency:
+
+* ``task.idempotency_key`` is unique: enqueueing the same key twice is a no-op.
+* ``task (batch_id, custom_id)`` is unique: a result line in a batch maps to exactly one task.
+* ``usage_record (task_id, batch_id, purpose)`` is unique. Both databases treat NULLs as distinct, so the
+  constraint binds only rows with a task and a batch (re-ingesting a batch's results cannot bill twice);
+  rows from synchronous calls (``batch_id`` NULL) or without a task rely on ``response_id`` (the
+  provider's message id, unique when given) instead.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "CUSTOM_ID_MAX_LENGTH",
+    "KEY_MAX_LENGTH",
+    "MODEL_MAX_LENGTH",
+    "TASK_TYPE_MAX_LENGTH",
+    "WORKER_MAX_LENGTH",
+    "Batch",
+    "BatchStatus",
+    "Run",
+    "RunStatus",
+    "ServiceTier",
+    "StrEnumType",
+    "Task",
+    "TaskStatus",
+    "UTCDateTime",
+    "UsagePurpose",
+    "UsageRecord",
+    "metadata",
+    "utcnow",
+]
+
+TASK_TYPE_MAX_LENGTH = 64
+KEY_MAX_LENGTH = 200
+MODEL_MAX_LENGTH = 100
+CUSTOM_ID_MAX_LENGTH = 64  # the Message Batches API's limit
+WORKER_MAX_LENGTH = 128
+
+# Deterministic constraint names, so later migrations (and SQLite batch mode) can refer to them.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = SQLModel.metadata
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+# -- column types ----------------------------------------------------------------------------------
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every database.
+
+    PostgreSQL stores ``timestamptz``. SQLite has no time zones: the value is converted to UTC, stored
+    without an offset, and UTC is re-attached on the way out. Naive datetimes are refused rather than
+    guessed at.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given; use an aware one, e.g. nightbatch.db.utcnow()")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class StrEnumType(TypeDecorator[StrEnum]):
+    """A :class:`StrEnum` stored as its value in a ``VARCHAR`` (not a native enum type)."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum_class: type[StrEnum], length: int = 16) -> None:
+        super().__init__(length)
+        self.enum_class = enum_class
+
+    def process_bind_param(self, value: StrEnum | str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return self.enum_class(value).value  # a ValueError names a value that is not a member
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> StrEnum | None:
+        return None if value is None else self.enum_class(value)
+
+
+def _id_type() -> TypeEngine[int]:
+    # BIGINT everywhere except SQLite, where only "INTEGER PRIMARY KEY" is an autoincrementing rowid alias.
+    return BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _json(nullable: bool = False) -> JSON:
+    return JSON(none_as_null=nullable)
+
+
+# -- enums -----------------------------------------------------------------------------------------
+
+
+class TaskStatus(StrEnum):
+    """Where a task is in its life: ``queued -> claimed -> submitted -> succeeded | failed``."""
+
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+    SUBMITTED = "submitted"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class BatchStatus(StrEnum):
+    """Where a batch is: ``pending`` means our row and manifest exist but the API's create is unconfirmed."""
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    CANCELING = "canceling"
+    ENDED = "ended"
+    INGESTED = "ingested"
+    CREATE_FAILED = "create_failed"
+    ORPHANED = "orphaned"
+
+
+class ServiceTier(StrEnum):
+    """How a response was billed: the Batches API (half price) or a synchronous call."""
+
+    BATCH = "batch"
+    STANDARD = "standard"
+
+
+class UsagePurpose(StrEnum):
+    """Why a billed request was made."""
+
+    TASK = "task"
+    PRIMING = "priming"
+    CALIBRATION = "calibration"
+    SHADOW = "shadow"
+
+
+class RunStatus(StrEnum):
+    """How an orchestrator run ended (``running`` while it has not)."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+# -- tables ----------------------------------------------------------------------------------------
+
+
+class Run(SQLModel, table=True):
+    """One orchestrator run (``nightly``, ``submit``, ``collect``, ``backfill``, ...)."""
+
+    __tablename__ = "run"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=_id_type())
+    kind: str = Field(sa_type=String(32), index=True)
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_type=_json())
+    status: RunStatus = Field(default=RunStatus.RUNNING, sa_type=StrEnumType(RunStatus))
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    totals: dict[str, Any] | None = Field(default=None, sa_type=_json(nullable=True))
+
+
+class Batch(SQLModel, table=True):
+    """One Message Batch, from the moment we decide to create it until its results are ingested."""
+
+    __tablename__ = "batch"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=_id_type())
+    provider_batch_id: str | None = Field(default=None, sa_type=String(128), unique=True)
+    model: str = Field(sa_type=String(MODEL_MAX_LENGTH))
+    status: BatchStatus = Field(default=BatchStatus.PENDING, sa_type=StrEnumType(BatchStatus), index=True)
+    request_count: int = Field(default=0, sa_type=Integer())
+    payload_bytes: int = Field(default=0, sa_type=BigInteger())
+    prefix_hash: str | None = Field(default=None, sa_type=String(64))
+    cache_ttl: str | None = Field(default=None, sa_type=String(8))
+    cache_decision: dict[str, Any] | None = Field(default=None, sa_type=_json(nullable=True))
+    processing_count: int = Field(default=0, sa_type=Integer())
+    succeeded_count: int = Field(default=0, sa_type=Integer())
+    errored_count: int = Field(default=0, sa_type=Integer())
+    canceled_count: int = Field(default=0, sa_type=Integer())
+    expired_count: int = Field(default=0, sa_type=Integer())
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    submitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    ingested_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    manifest_uri: str | None = Field(default=None, sa_type=Text())
+    results_uri: str | None = Field(default=None, sa_type=Text())
+    run_id: int | None = Field(default=None, foreign_key="run.id", sa_type=_id_type(), index=True)
+    claimed_by: str | None = Field(default=None, sa_type=String(WORKER_MAX_LENGTH))
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    error: str | None = Field(default=None, sa_type=Text())
+
+
+class Task(SQLModel, table=True):
+    """One unit of work: a payload of some task type, and everything that happened to it."""
+
+    __tablename__ = "task"
+    __table_args__ = (
+        Index("ix_task_claim", "status", "priority", "id"),
+        UniqueConstraint("batch_id", "custom_id", name="uq_task_batch_id_custom_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=_id_type())
+    task_type: str = Field(sa_type=String(TASK_TYPE_MAX_LENGTH), index=True)
+    payload: dict[str, Any] = Field(sa_type=_json())
+    idempotency_key: str = Field(sa_type=String(KEY_MAX_LENGTH), unique=True)
+    status: TaskStatus = Field(default=TaskStatus.QUEUED, sa_type=StrEnumType(TaskStatus))
+    attempts: int = Field(default=0, sa_type=Integer())
+    model: str | None = Field(default=None, sa_type=String(MODEL_MAX_LENGTH))
+    model_override: str | None = Field(default=None, sa_type=String(MODEL_MAX_LENGTH))
+    batch_id: int | None = Field(default=None, foreign_key="batch.id", sa_type=_id_type(), index=True)
+    custom_id: str | None = Field(default=None, sa_type=String(CUSTOM_ID_MAX_LENGTH), index=True)
+    error_type: str | None = Field(default=None, sa_type=String(64))
+    error_message: str | None = Field(default=None, sa_type=Text())
+    output_uri: str | None = Field(default=None, sa_type=Text())
+    output_line: int | None = Field(default=None, sa_type=Integer())
+    output_inline: Any | None = Field(default=None, sa_type=_json(nullable=True))
+    priority: int = Field(default=0, sa_type=Integer())
+    deadline: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    claimed_by: str | None = Field(default=None, sa_type=String(WORKER_MAX_LENGTH))
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    source: str | None = Field(default=None, sa_type=Text())
+    user_canceled: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), sa_column_kwargs={"onupdate": utcnow})
+
+
+class UsageRecord(SQLModel, table=True):
+    """One billed API response, with its exact cost in picodollars (1e-12 USD).
+
+    ``task_id`` is NULL for requests that serve no single task (cache priming, calibration).
+    """
+
+    __tablename__ = "usage_record"
+    __table_args__ = (UniqueConstraint("task_id", "batch_id", "purpose", name="uq_usage_record_task_batch_purpose"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=_id_type())
+    task_id: int | None = Field(default=None, foreign_key="task.id", sa_type=_id_type(), index=True)
+    batch_id: int | None = Field(default=None, foreign_key="batch.id", sa_type=_id_type(), index=True)
+    run_id: int | None = Field(default=None, foreign_key="run.id", sa_type=_id_type(), index=True)
+    response_id: str | None = Field(default=None, sa_type=String(128), unique=True)
+    model: str = Field(sa_type=String(MODEL_MAX_LENGTH))
+    service_tier: ServiceTier = Field(sa_type=StrEnumType(ServiceTier))
+    input_tokens: int = Field(default=0, sa_type=Integer())
+    output_tokens: int = Field(default=0, sa_type=Integer())
+    cache_write_5m_tokens: int = Field(default=0, sa_type=Integer())
+    cache_write_1h_tokens: int = Field(default=0, sa_type=Integer())
+    cache_read_tokens: int = Field(default=0, sa_type=Integer())
+    price_version: str = Field(sa_type=String(64))
+    cost_pusd: int = Field(sa_type=BigInteger())
+    purpose: UsagePurpose = Field(default=UsagePurpose.TASK, sa_type=StrEnumType(UsagePurpose))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())

@@ -1,0 +1,267 @@
+"""Request validation the way the real API does it, with its error types and ``path: problem`` messages.
+
+``/v1/messages`` and ``count_tokens`` run these checks synchronously (HTTP 400, or 404 for an unknown
+model). Inside a batch the *same* checks run on each request's ``params`` after the batch was
+accepted, and a failure becomes an ``errored`` result — never an HTTP error on create.
+
+Under ``anthropic-version: 2026-10-21`` (what SDK 2.x sends) ``temperature``, ``top_p`` and ``top_k``
+are rejected; a request without the header is held to the same rule.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from nightbatch.catalog import ModelInfo, model_info
+from nightbatch.emulator.errors import ApiError
+from nightbatch.errors import UnknownModelError
+
+__all__ = ["CURRENT_API_VERSION", "validate_count_tokens_params", "validate_message_params"]
+
+CURRENT_API_VERSION: Final = "2026-10-21"
+MAX_MESSAGES: Final = 100_000
+
+_MESSAGE_KEYS: Final = frozenset(
+    {
+        "cache_control",
+        "container",
+        "diagnostics",
+        "inference_geo",
+        "max_tokens",
+        "messages",
+        "metadata",
+        "model",
+        "output_config",
+        "service_tier",
+        "speed",
+        "stop_sequences",
+        "stream",
+        "system",
+        "thinking",
+        "tool_choice",
+        "tools",
+    }
+)
+_COUNT_KEYS: Final = frozenset(
+    {"cache_control", "messages", "model", "output_config", "speed", "system", "thinking", "tool_choice", "tools"}
+)
+_SAMPLING_KEYS: Final = ("temperature", "top_p", "top_k")
+_ROLES: Final = ("user", "assistant", "system")
+_UNCACHEABLE_BLOCKS: Final = frozenset({"thinking", "redacted_thinking"})
+_TOOL_NAME: Final = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+_TOOL_CHOICES: Final = ("auto", "any", "tool", "none")
+
+
+def _bad(path: str, problem: str) -> ApiError:
+    return ApiError("invalid_request_error", f"{path}: {problem}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_keys(params: Mapping[str, Any], allowed: frozenset[str], api_version: str | None) -> None:
+    for key in params:
+        if key in _SAMPLING_KEYS:
+            if api_version is None or api_version >= CURRENT_API_VERSION:
+                shown = api_version or CURRENT_API_VERSION
+                raise _bad(key, f"is not supported with anthropic-version {shown}; remove it from the request")
+            continue
+        if key not in allowed:
+            raise _bad(key, "Extra inputs are not permitted")
+
+
+def _check_cache_control(value: object, path: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        raise _bad(path, "Input should be a valid dictionary")
+    if value.get("type") != "ephemeral":
+        raise _bad(f"{path}.type", "Input should be 'ephemeral'")
+    if "ttl" in value and value["ttl"] not in ("5m", "1h"):
+        raise _bad(f"{path}.ttl", "Input should be '5m' or '1h'")
+    for key in value:
+        if key not in ("type", "ttl"):
+            raise _bad(f"{path}.{key}", "Extra inputs are not permitted")
+
+
+def _check_block(block: object, path: str, *, text_only: bool = False) -> None:
+    if not isinstance(block, Mapping):
+        raise _bad(path, "Input should be a valid dictionary")
+    kind = block.get("type")
+    if not isinstance(kind, str):
+        raise _bad(f"{path}.type", "Field required")
+    if text_only and kind != "text":
+        raise _bad(f"{path}.type", "Input should be 'text'")
+    if kind == "text":
+        text = block.get("text")
+        if not isinstance(text, str):
+            raise _bad(f"{path}.text", "Field required")
+        if not text:
+            raise _bad(path, "text content blocks must be non-empty")
+    elif kind == "image" and not isinstance(block.get("source"), Mapping):
+        raise _bad(f"{path}.source", "Field required")
+    elif kind == "tool_use" and not (isinstance(block.get("id"), str) and isinstance(block.get("name"), str)):
+        raise _bad(path, "tool_use blocks need string `id` and `name`")
+    elif kind == "tool_result" and not isinstance(block.get("tool_use_id"), str):
+        raise _bad(f"{path}.tool_use_id", "Field required")
+    if "cache_control" in block:
+        if kind in _UNCACHEABLE_BLOCKS and block["cache_control"] is not None:
+            raise _bad(f"{path}.cache_control", f"cache_control cannot be set on {kind} blocks")
+        _check_cache_control(block["cache_control"], f"{path}.cache_control")
+
+
+def _check_messages(messages: object) -> None:
+    if not isinstance(messages, list):
+        raise _bad("messages", "Input should be a valid list")
+    if not messages:
+        raise _bad("messages", "at least one message is required")
+    if len(messages) > MAX_MESSAGES:
+        raise _bad("messages", f"too many messages: {len(messages)} > {MAX_MESSAGES}")
+    last = len(messages) - 1
+    for index, message in enumerate(messages):
+        path = f"messages.{index}"
+        if not isinstance(message, Mapping):
+            raise _bad(path, "Input should be a valid dictionary")
+        role = message.get("role")
+        if role not in _ROLES:
+            raise _bad(f"{path}.role", "Input should be 'user', 'assistant' or 'system'")
+        if "content" not in message:
+            raise _bad(f"{path}.content", "Field required")
+        content = message["content"]
+        for key in message:
+            if key not in ("role", "content"):
+                raise _bad(f"{path}.{key}", "Extra inputs are not permitted")
+        empty = content == "" or content == []
+        if empty and not (index == last and role == "assistant"):
+            raise _bad(path, "all messages must have non-empty content except for the optional final assistant message")
+        if isinstance(content, str):
+            continue
+        if not isinstance(content, list):
+            raise _bad(f"{path}.content", "Input should be a valid string or list of content blocks")
+        for position, block in enumerate(content):
+            _check_block(block, f"{path}.content.{position}", text_only=role == "system")
+
+
+def _check_system(system: object) -> None:
+    if isinstance(system, str):
+        return
+    if not isinstance(system, list):
+        raise _bad("system", "Input should be a valid string or list of text blocks")
+    for position, block in enumerate(system):
+        _check_block(block, f"system.{position}", text_only=True)
+
+
+def _check_tools(tools: object, tool_choice: object) -> None:
+    if tools is not None and not isinstance(tools, list):
+        raise _bad("tools", "Input should be a valid list")
+    names: set[str] = set()
+    for position, tool in enumerate(tools or []):
+        path = f"tools.{position}"
+        if not isinstance(tool, Mapping):
+            raise _bad(path, "Input should be a valid dictionary")
+        name = tool.get("name")
+        if not isinstance(name, str) or not _TOOL_NAME.match(name):
+            raise _bad(f"{path}.name", "String should match pattern '^[a-zA-Z0-9_-]{1,128}$'")
+        if tool.get("type") in (None, "custom") and not isinstance(tool.get("input_schema"), Mapping):
+            raise _bad(f"{path}.input_schema", "Field required")
+        if name in names:
+            raise _bad("tools", "Tool names must be unique.")
+        names.add(name)
+        if "cache_control" in tool:
+            _check_cache_control(tool["cache_control"], f"{path}.cache_control")
+    if tool_choice is None:
+        return
+    if not isinstance(tool_choice, Mapping) or tool_choice.get("type") not in _TOOL_CHOICES:
+        raise _bad("tool_choice.type", "Input should be 'auto', 'any', 'tool' or 'none'")
+    if tool_choice["type"] in ("any", "tool") and not names:
+        raise _bad("tool_choice", "tool_choice may only be specified while providing tools")
+    if tool_choice["type"] == "tool" and tool_choice.get("name") not in names:
+        raise _bad("tool_choice.name", f"tool {tool_choice.get('name')!r} is not among the provided tools")
+
+
+def _check_common(params: Mapping[str, Any]) -> None:
+    model = params.get("model")
+    if not isinstance(model, str) or not model:
+        raise _bad("model", "Field required")
+    _check_messages(params.get("messages"))
+    if "system" in params:
+        _check_system(params["system"])
+    _check_tools(params.get("tools"), params.get("tool_choice"))
+    if "cache_control" in params:
+        _check_cache_control(params["cache_control"], "cache_control")
+    thinking = params.get("thinking")
+    if thinking is not None and (
+        not isinstance(thinking, Mapping) or thinking.get("type") not in ("enabled", "disabled", "adaptive")
+    ):
+        raise _bad("thinking.type", "Input should be 'enabled', 'disabled' or 'adaptive'")
+
+
+def _lookup_model(model: str, catalog_path: Path | None) -> ModelInfo:
+    try:
+        return model_info(model, catalog_path)
+    except UnknownModelError:
+        raise ApiError("not_found_error", f"model: {model}") from None
+
+
+def _check_max_tokens(params: Mapping[str, Any], info: ModelInfo, minimum: int) -> None:
+    if "max_tokens" not in params:
+        raise _bad("max_tokens", "Field required")
+    max_tokens = params["max_tokens"]
+    if not _is_int(max_tokens):
+        raise _bad("max_tokens", "Input should be a valid integer")
+    if max_tokens < minimum:
+        raise _bad("max_tokens", f"Input should be greater than or equal to {minimum}")
+    if max_tokens > info.max_output_tokens:
+        raise _bad(
+            "max_tokens",
+            f"{max_tokens} > {info.max_output_tokens}, which is the maximum allowed number of output tokens "
+            f"for {info.model}",
+        )
+    thinking = params.get("thinking")
+    if isinstance(thinking, Mapping) and thinking.get("type") == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not _is_int(budget) or budget < 1024:
+            raise _bad("thinking.enabled.budget_tokens", "Input should be greater than or equal to 1024")
+        if budget >= max_tokens:
+            raise _bad("max_tokens", "must be greater than thinking.budget_tokens")
+
+
+def validate_message_params(
+    params: object, *, in_batch: bool, api_version: str | None, catalog_path: Path | None = None
+) -> ModelInfo:
+    """Check Messages-create params; raise :class:`ApiError` like the API, else return the model's facts."""
+    if not isinstance(params, Mapping):
+        raise _bad("params" if in_batch else "body", "Input should be a valid dictionary")
+    _check_keys(params, _MESSAGE_KEYS, api_version)
+    _check_common(params)
+    stream = params.get("stream")
+    if stream is True:
+        if in_batch:
+            raise _bad("stream", "streaming is not supported for requests inside a Message Batch")
+        raise _bad("stream", "streaming is not emulated by the nightbatch emulator; send stream=false")
+    stop = params.get("stop_sequences")
+    if stop is not None and (not isinstance(stop, list) or not all(isinstance(s, str) and s.strip() for s in stop)):
+        raise _bad("stop_sequences", "each stop sequence must be a string containing non-whitespace")
+    metadata = params.get("metadata")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise _bad("metadata", "Input should be a valid dictionary")
+    if params.get("service_tier") not in (None, "auto", "standard_only"):
+        raise _bad("service_tier", "Input should be 'auto' or 'standard_only'")
+    info = _lookup_model(params["model"], catalog_path)
+    _check_max_tokens(params, info, minimum=1 if in_batch else 0)
+    return info
+
+
+def validate_count_tokens_params(
+    params: object, *, api_version: str | None, catalog_path: Path | None = None
+) -> ModelInfo:
+    """Check count_tokens params; raise :class:`ApiError` like the API, else return the model's facts."""
+    if not isinstance(params, Mapping):
+        raise _bad("body", "Input should be a valid dictionary")
+    _check_keys(params, _COUNT_KEYS, api_version)
+    _check_common(params)
+    return _lookup_model(params["model"], catalog_path)

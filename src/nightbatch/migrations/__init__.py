@@ -1,0 +1,1 @@
+"""Alembic migrations for nightbatch's database, applied by :mod:`nightbatch.db.migrate`."""

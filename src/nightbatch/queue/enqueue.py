@@ -1,0 +1,168 @@
+"""Putting tasks on the queue, idempotently.
+
+Every task has an idempotency key (given, or derived from its type and payload, see
+:func:`nightbatch.queue.taskfile.default_key`) and the key is unique in the ``task`` table. Inserts are
+``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING``: enqueueing a key that is already there changes
+nothing and is reported, never raised. The existing task is left exactly as it is (whatever its payload
+or status), so re-running yesterday's file after a crash is always safe.
+
+A task file is enqueued all or nothing: it is streamed, validated line by line and inserted in chunks,
+all inside one transaction that is rolled back at the first bad line.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Container, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, select
+
+from nightbatch.db.engine import dialect_name, insert_ignoring_conflicts
+from nightbatch.db.models import TaskStatus, metadata, utcnow
+from nightbatch.errors import StateError
+from nightbatch.queue.taskfile import TaskFileReader, TaskSource, TaskSpec, make_task_spec
+
+__all__ = ["DEFAULT_CHUNK_SIZE", "EnqueueReport", "EnqueueResult", "TypeCounts", "enqueue", "enqueue_jsonl"]
+
+DEFAULT_CHUNK_SIZE = 2000
+_TASK: Table = metadata.tables["task"]
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    """What :func:`enqueue` did: ``inserted`` is False when a task with ``key`` already existed."""
+
+    task_id: int
+    inserted: bool
+    key: str
+
+
+@dataclass(frozen=True)
+class TypeCounts:
+    """Tasks of one type in a file, and how many of them were new."""
+
+    tasks: int
+    inserted: int
+
+    @property
+    def duplicates(self) -> int:
+        """Tasks whose key was already queued, or appeared earlier in the same file."""
+        return self.tasks - self.inserted
+
+
+@dataclass(frozen=True)
+class EnqueueReport:
+    """What :func:`enqueue_jsonl` did with one file."""
+
+    source: str
+    lines_read: int
+    tasks: int
+    inserted: int
+    by_task_type: Mapping[str, TypeCounts] = field(default_factory=dict)
+
+    @property
+    def duplicates(self) -> int:
+        """Tasks not inserted because their key was already queued or repeated in the file."""
+        return self.tasks - self.inserted
+
+
+def _row(spec: TaskSpec, source: str | None, now: datetime) -> dict[str, Any]:
+    return {
+        "task_type": spec.task_type,
+        "payload": spec.payload,
+        "idempotency_key": spec.key,
+        "status": TaskStatus.QUEUED,
+        "attempts": 0,
+        "priority": spec.priority,
+        "deadline": spec.deadline,
+        "model_override": spec.model_override,
+        "source": source,
+        "user_canceled": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def enqueue(
+    engine: Engine,
+    task_type: str,
+    payload: dict[str, Any],
+    *,
+    key: str | None = None,
+    priority: int = 0,
+    deadline: datetime | None = None,
+    model_override: str | None = None,
+    source: str | None = None,
+) -> EnqueueResult:
+    """Queue one task unless a task with the same idempotency key exists; either way, return its id.
+
+    Without ``key``, the key is derived from ``task_type`` and the canonical JSON of ``payload``.
+    A malformed task raises :class:`~nightbatch.errors.InputError`.
+    """
+    spec = make_task_spec(
+        task_type, payload, key=key, priority=priority, deadline=deadline, model_override=model_override
+    )
+    with engine.begin() as conn:
+        stmt = insert_ignoring_conflicts(_TASK, dialect_name(conn), ["idempotency_key"])
+        new_id = conn.execute(stmt.values(_row(spec, source, utcnow())).returning(_TASK.c.id)).scalar()
+        if new_id is not None:
+            return EnqueueResult(task_id=int(new_id), inserted=True, key=spec.key)
+        existing = conn.execute(select(_TASK.c.id).where(_TASK.c.idempotency_key == spec.key)).scalar()
+    if existing is None:  # pragma: no cover - the conflicting row cannot vanish without a delete
+        raise StateError(f"task with key {spec.key!r} conflicted on insert but cannot be found")
+    return EnqueueResult(task_id=int(existing), inserted=False, key=spec.key)
+
+
+def _chunks(specs: Iterable[TaskSpec], size: int) -> Iterator[list[TaskSpec]]:
+    iterator = iter(specs)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _insert_chunk(conn: Connection, chunk: list[TaskSpec], source: str, now: datetime) -> Counter[str]:
+    stmt = insert_ignoring_conflicts(_TASK, dialect_name(conn), ["idempotency_key"]).returning(_TASK.c.task_type)
+    result = conn.execute(stmt, [_row(spec, source, now) for spec in chunk])
+    return Counter(result.scalars().all())
+
+
+def enqueue_jsonl(
+    engine: Engine,
+    stream_or_path: TaskSource,
+    *,
+    default_task_type: str | None = None,
+    source_name: str | None = None,
+    task_types: Container[str] | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> EnqueueReport:
+    """Enqueue every task of a JSONL task file, all or nothing.
+
+    ``stream_or_path`` is a path or any iterable of ``str``/``bytes`` lines (an open file; for S3,
+    ``body.iter_lines()``). The file is streamed: at most ``chunk_size`` tasks are in memory at once.
+    ``source_name`` names the file in errors and in ``task.source`` (default: the path). With
+    ``task_types``, a line naming a type not in it is an error. The first bad line raises
+    :class:`~nightbatch.errors.TaskFileError` and nothing from the file is enqueued. Keys already queued,
+    and keys repeated within the file, count as duplicates.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+    reader = TaskFileReader(
+        stream_or_path, default_task_type=default_task_type, source_name=source_name, task_types=task_types
+    )
+    seen: Counter[str] = Counter()
+    inserted: Counter[str] = Counter()
+    now = utcnow()
+    with engine.begin() as conn:
+        for chunk in _chunks(reader, chunk_size):
+            seen.update(spec.task_type for spec in chunk)
+            inserted.update(_insert_chunk(conn, chunk, reader.source_name, now))
+    return EnqueueReport(
+        source=reader.source_name,
+        lines_read=reader.lines_read,
+        tasks=sum(seen.values()),
+        inserted=sum(inserted.values()),
+        by_task_type={t: TypeCounts(tasks=n, inserted=inserted[t]) for t, n in sorted(seen.items())},
+    )

@@ -1,0 +1,1 @@
+"""Packing built requests into batches and submitting each exactly once."""

@@ -1,0 +1,129 @@
+"""The submit step: reconcile, claim, route, build, pack (with TTL decisions), submit."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import update
+from sqlmodel import Session, col
+
+from nightbatch.build.cache_ttl import CacheDecision, decide_ttl
+from nightbatch.build.prefix import CacheTTL
+from nightbatch.build.requests import BuiltRequest, RequestBuilder
+from nightbatch.db.models import Task, TaskStatus
+from nightbatch.queue.claim import claim, release
+from nightbatch.services import Services
+from nightbatch.submit.pack import pack
+from nightbatch.submit.plan import BuildFailure, PrefixSizer, plan_requests
+from nightbatch.submit.reconcile import reconcile_pending
+from nightbatch.submit.submitter import SubmitOutcome, submit_batch
+
+__all__ = ["SubmitReport", "submit_step"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SubmitReport:
+    claimed: int = 0
+    submitted_tasks: int = 0
+    failed_tasks: int = 0
+    batches: list[SubmitOutcome] = field(default_factory=list)
+    reconciled: list[str] = field(default_factory=list)
+    decisions: dict[str, dict[str, object]] = field(default_factory=dict)
+    trimmed_tokens: int = 0
+
+
+def _fail_tasks(services: Services, failures: list[BuildFailure]) -> None:
+    if not failures:
+        return
+    now = datetime.now(UTC)
+    with Session(services.engine) as session:
+        for failure in failures:
+            session.execute(
+                update(Task)
+                .where(col(Task.id) == failure.task_id, col(Task.status) == TaskStatus.CLAIMED)
+                .values(
+                    status=TaskStatus.FAILED,
+                    error_type=failure.error_type,
+                    error_message=failure.message[:2000],
+                    claimed_by=None,
+                    claimed_at=None,
+                    updated_at=now,
+                )
+            )
+        session.commit()
+
+
+def submit_step(
+    services: Services,
+    *,
+    limit: int = 100_000,
+    task_types: list[str] | None = None,
+    run_id: int | None = None,
+    expected_minutes: float = 60.0,
+    concurrency: int = 16,
+) -> SubmitReport:
+    """Send up to ``limit`` queued tasks out as batches. Safe to run concurrently and to re-run."""
+    report = SubmitReport()
+    settings = services.settings
+    for recovered in reconcile_pending(
+        services.engine, services.client, worker=services.worker, lease_seconds=settings.lease_seconds
+    ):
+        report.reconciled.append(recovered.describe())
+    claimed = claim(
+        services.engine, limit, services.worker, task_types=task_types, lease_seconds=settings.lease_seconds
+    )
+    report.claimed = len(claimed)
+    if not claimed:
+        return report
+    plan = plan_requests(claimed, services.registry, RequestBuilder())
+    report.trimmed_tokens = plan.trimmed_tokens
+    sizer = PrefixSizer(services.client)
+    decisions: dict[tuple[str, str], CacheDecision] = {}
+
+    def ttl_for(key: tuple[str, str], members: list[BuiltRequest]) -> CacheTTL | None:
+        first = members[0]
+        decision = decide_ttl(
+            model=first.model,
+            prices=services.prices,
+            prefix_tokens=sizer.tokens(first.prefix),
+            requests=len(members),
+            expected_minutes=expected_minutes,
+            concurrency=concurrency,
+            mode=services.registry.get(first.task_type).cache.mode,
+        )
+        decisions[key] = decision
+        return decision.ttl
+
+    packed = pack(plan.requests, ttl_for)
+    failures = list(plan.failures)
+    failures += [
+        BuildFailure(r.task_id, "request_too_large", f"request is {size} bytes, over the batch size limit")
+        for r, size in packed.too_large
+    ]
+    _fail_tasks(services, failures)
+    report.failed_tasks = len(failures)
+    report.decisions = {f"{k[0]}/{k[1]}": d.as_record() for k, d in decisions.items()}
+    for index, batch in enumerate(packed.batches):
+        decision = decisions[(batch.model, batch.prefix_hash)].as_record()
+        try:
+            outcome = submit_batch(
+                services.engine,
+                services.client,
+                services.store,
+                batch,
+                worker=services.worker,
+                run_id=run_id,
+                cache_decision=decision,
+            )
+        except Exception:
+            # Nothing after a refused create goes out this run; those tasks go back to the queue.
+            later = [r.task_id for b in packed.batches[index + 1 :] for r in b.requests]
+            release(services.engine, later, services.worker)
+            raise
+        report.batches.append(outcome)
+        report.submitted_tasks += len(batch.requests) if outcome.provider_batch_id else 0
+    return report

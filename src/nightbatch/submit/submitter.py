@@ -1,0 +1,193 @@
+"""Submitting packed batches exactly once. The database is the source of truth.
+
+Batch row states and transitions::
+
+    pending ──create accepted──────────────────▶ in_progress ─▶ canceling ─▶ ended ─▶ ingested
+       │  └─create refused (429/529/4xx)───────▶ create_failed   (tasks back to queued)
+       └─outcome unknown (timeout, 5xx, crash)─▶ stays pending; reconciled once its lease lapses:
+              found at the provider  ─▶ in_progress (adopted; canceled if still running; reported)
+              not found              ─▶ create_failed (tasks back to queued)
+
+Task states on this path: ``claimed`` ─(linked to a pending batch)─▶ ``claimed`` with ``batch_id`` ─
+(create accepted)─▶ ``submitted``. Collecting takes them on (:mod:`nightbatch.collect`).
+
+The order of effects is what makes a crash at any point safe:
+
+1. one transaction writes the ``pending`` batch row and links its tasks (``batch_id``, ``custom_id``);
+2. the exact request manifest is archived to the object store and its key recorded on the row;
+3. ``create`` is called with SDK retries off (a retried create can make a second, billed batch);
+4. one transaction records the provider id and moves the tasks to ``submitted``.
+
+A worker killed between 3 and 4 leaves a ``pending`` row whose batch exists at the provider; the
+reconciler (:mod:`nightbatch.submit.reconcile`) finds it by its request count and creation time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col
+
+from nightbatch.build.prefix import canonical_json
+from nightbatch.claude import BatchInfo, ClaudeClient
+from nightbatch.db.models import Batch, BatchStatus, Task, TaskStatus
+from nightbatch.errors import ProviderError
+from nightbatch.storage import ObjectStore
+from nightbatch.submit.pack import PackedBatch
+
+__all__ = ["SubmitOutcome", "manifest_key", "submit_batch"]
+
+log = logging.getLogger(__name__)
+
+
+def manifest_key(batch_id: int, created: datetime) -> str:
+    return f"manifests/date={created:%Y-%m-%d}/batch-{batch_id}.jsonl"
+
+
+@dataclass
+class SubmitOutcome:
+    """What happened to one packed batch."""
+
+    batch_id: int
+    provider_batch_id: str | None
+    status: BatchStatus
+    error: str | None = None
+    task_ids: list[int] = field(default_factory=list)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def write_pending(
+    engine: Engine, packed: PackedBatch, *, worker: str, run_id: int | None, cache_decision: dict[str, object] | None
+) -> int:
+    """Step 1: the pending batch row and its task links, in one transaction. Returns the row id."""
+    now = _now()
+    with Session(engine) as session:
+        batch = Batch(
+            model=packed.model,
+            status=BatchStatus.PENDING,
+            request_count=len(packed.requests),
+            payload_bytes=packed.payload_bytes,
+            prefix_hash=packed.prefix_hash,
+            cache_ttl=packed.ttl,
+            cache_decision=cache_decision,
+            processing_count=len(packed.requests),
+            run_id=run_id,
+            claimed_by=worker,
+            claimed_at=now,
+            created_at=now,
+        )
+        session.add(batch)
+        session.flush()
+        assert batch.id is not None
+        for request in packed.requests:
+            session.execute(
+                update(Task)
+                .where(col(Task.id) == request.task_id)
+                .values(batch_id=batch.id, custom_id=request.custom_id, model=request.model, updated_at=now)
+            )
+        session.commit()
+        return batch.id
+
+
+def archive_manifest(engine: Engine, store: ObjectStore, batch_id: int, packed: PackedBatch) -> str:
+    """Step 2: the exact requests, one JSON line each, archived before anything is sent."""
+    key = manifest_key(batch_id, _now())
+    with store.writer(key, content_type="application/jsonl") as out:
+        for request in packed.requests:
+            out.write(request.entry_bytes(packed.ttl))
+            out.write(b"\n")
+    uri = store.uri(key)
+    with Session(engine) as session:
+        session.execute(update(Batch).where(col(Batch.id) == batch_id).values(manifest_uri=uri))
+        session.commit()
+    return uri
+
+
+def record_created(engine: Engine, batch_id: int, info: BatchInfo) -> None:
+    """Step 4: the provider id, and the tasks move to ``submitted``, in one transaction."""
+    now = _now()
+    with Session(engine) as session:
+        session.execute(
+            update(Batch)
+            .where(col(Batch.id) == batch_id)
+            .values(
+                provider_batch_id=info.id,
+                status=BatchStatus(info.processing_status),
+                submitted_at=info.created_at,
+                expires_at=info.expires_at,
+                claimed_by=None,
+                claimed_at=None,
+            )
+        )
+        session.execute(
+            update(Task)
+            .where(col(Task.batch_id) == batch_id, col(Task.status) == TaskStatus.CLAIMED)
+            .values(status=TaskStatus.SUBMITTED, claimed_by=None, claimed_at=None, updated_at=now)
+        )
+        session.commit()
+
+
+def mark_create_failed(engine: Engine, batch_id: int, error: str) -> None:
+    """The batch was never created: record why and put its tasks back in the queue, unharmed."""
+    now = _now()
+    with Session(engine) as session:
+        session.execute(
+            update(Batch)
+            .where(col(Batch.id) == batch_id)
+            .values(status=BatchStatus.CREATE_FAILED, error=error[:2000], claimed_by=None, claimed_at=None)
+        )
+        session.execute(
+            update(Task)
+            .where(col(Task.batch_id) == batch_id, col(Task.status) == TaskStatus.CLAIMED)
+            .values(
+                status=TaskStatus.QUEUED,
+                batch_id=None,
+                custom_id=None,
+                claimed_by=None,
+                claimed_at=None,
+                updated_at=now,
+            )
+        )
+        session.commit()
+
+
+def submit_batch(
+    engine: Engine,
+    client: ClaudeClient,
+    store: ObjectStore,
+    packed: PackedBatch,
+    *,
+    worker: str,
+    run_id: int | None = None,
+    cache_decision: dict[str, object] | None = None,
+) -> SubmitOutcome:
+    """Steps 1–4 for one packed batch (see the module docstring).
+
+    A refused create puts the tasks back and re-raises, so the caller stops submitting and the error is
+    seen. A create whose outcome is unknown leaves the row pending for the reconciler.
+    """
+    batch_id = write_pending(engine, packed, worker=worker, run_id=run_id, cache_decision=cache_decision)
+    task_ids = [r.task_id for r in packed.requests]
+    archive_manifest(engine, store, batch_id, packed)
+    try:
+        info = client.create_batch(packed.entries())
+    except ProviderError as exc:
+        if exc.maybe_applied:
+            log.warning("batch %s: create outcome unknown (%s); left pending for reconciliation", batch_id, exc)
+            return SubmitOutcome(batch_id, None, BatchStatus.PENDING, str(exc), task_ids)
+        mark_create_failed(engine, batch_id, str(exc))
+        raise
+    record_created(engine, batch_id, info)
+    log.info("batch %s: created %s with %d requests", batch_id, info.id, len(packed.requests))
+    return SubmitOutcome(batch_id, info.id, BatchStatus(info.processing_status), None, task_ids)
+
+
+def serialized_size(packed: PackedBatch) -> int:
+    """The exact body size the SDK will send for ``packed`` (for tests and diagnostics)."""
+    return len(canonical_json({"requests": packed.entries()}))
