@@ -163,7 +163,8 @@ class S3ObjectStore(ObjectStore):
     def writer(self, key: str, content_type: str | None = None) -> Iterator[BinaryIO]:
         full, uri = self._key(key), self.uri(key)
         try:
-            spool = cast(BinaryIO, tempfile.TemporaryFile(prefix="nightbatch-s3-", suffix=".part"))
+            # Closed by the `with spool` below, which must sit around the yield.
+            spool = cast(BinaryIO, tempfile.TemporaryFile(prefix="nightbatch-s3-", suffix=".part"))  # noqa: SIM115
         except OSError as exc:
             raise StorageError(f"cannot start writing {uri}: no local temporary file ({exc})") from exc
         with spool:
