@@ -57,10 +57,15 @@ def test_dialect_name(engine: Engine, db_backend: str) -> None:
 def test_session_scope_commits_or_rolls_back(engine: Engine) -> None:
     with session_scope(engine) as session:
         session.add(Run(kind="submit"))
-    with pytest.raises(RuntimeError), session_scope(engine) as session:
-        session.add(Run(kind="collect"))
-        session.flush()
-        raise RuntimeError("boom")
+
+    def fail_inside() -> None:
+        with session_scope(engine) as session:
+            session.add(Run(kind="collect"))
+            session.flush()
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        fail_inside()
     with session_scope(engine) as session:
         assert session.exec(sqlmodel_select(Run.kind)).all() == ["submit"]
 

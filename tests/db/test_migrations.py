@@ -50,7 +50,7 @@ def test_downgrade_to_base_then_upgrade_again(empty_db_url: str) -> None:
 
 
 def test_require_current(empty_db_url: str) -> None:
-    with pytest.raises(StateError, match="none \\(empty\\).*nightbatch db upgrade"):
+    with pytest.raises(StateError, match=r"none \(empty\).*nightbatch db upgrade"):
         require_current(empty_db_url)
     upgrade(empty_db_url)
     require_current(empty_db_url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
@@ -22,12 +23,12 @@ from nightbatch.db import (
 )
 
 
-def _task(key: str = "k", **fields: object) -> Task:
+def _task(key: str = "k", **fields: Any) -> Task:
     return Task(task_type="t", payload={"x": 1}, idempotency_key=key, **fields)
 
 
-def _usage(task_id: int | None, batch_id: int | None, **fields: object) -> UsageRecord:
-    values: dict[str, object] = {
+def _usage(task_id: int | None, batch_id: int | None, **fields: Any) -> UsageRecord:
+    values: dict[str, Any] = {
         "model": "claude-haiku-4-5",
         "service_tier": ServiceTier.BATCH,
         "price_version": "2026-11",
@@ -55,7 +56,7 @@ def test_datetimes_round_trip_as_aware_utc(engine: Engine) -> None:
 
 def test_naive_datetimes_are_refused(engine: Engine) -> None:
     with pytest.raises(StatementError, match="naive datetime"), session_scope(engine) as session:
-        session.add(Run(kind="nightly", started_at=datetime(2026, 3, 1)))  # noqa: DTZ001 - the point of the test
+        session.add(Run(kind="nightly", started_at=datetime(2026, 3, 1)))
 
 
 def test_statuses_are_plain_strings_in_the_database(engine: Engine) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,7 +11,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
+from sqlmodel import select as sqlmodel_select
 
 from nightbatch.db import Task, TaskStatus
 from nightbatch.errors import InputError, TaskFileError
@@ -26,7 +26,7 @@ def _count(engine: Engine) -> int:
 
 def _tasks(engine: Engine) -> list[Task]:
     with Session(engine) as session:
-        return list(session.exec(select(Task).order_by(Task.id)).scalars())  # type: ignore[arg-type]
+        return list(session.exec(sqlmodel_select(Task).order_by(col(Task.id))))
 
 
 def test_enqueue_inserts_once_then_reports_the_existing_task(engine: Engine) -> None:
@@ -114,16 +114,13 @@ def _lines(n: int) -> Iterator[str]:
 
 def test_a_large_file_streams_in_bounded_memory(engine: Engine) -> None:
     n = 100_000
-    started = time.perf_counter()
     tracemalloc.start()
     try:
         report = enqueue_jsonl(engine, _lines(n), default_task_type="classify", chunk_size=2000)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    elapsed = time.perf_counter() - started
     assert (report.tasks, report.inserted) == (n, n)
     assert _count(engine) == n
     # 100k parsed tasks and their row dicts alone would take well over 100 MB; one chunk takes ~2 MB.
     assert peak < 20 * 2**20, f"peak {peak / 2**20:.1f} MiB"
-    assert elapsed < 15, f"{elapsed:.1f} s"

@@ -6,16 +6,17 @@ import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from nightbatch.errors import InputError, TaskFileError
-from nightbatch.queue import TaskFileReader, default_key
+from nightbatch.queue import TaskFileReader, TaskSpec, default_key
 from nightbatch.queue.taskfile import make_task_spec
 
 
-def _read(lines: list[str] | list[bytes], **kwargs: object) -> list:
-    return list(TaskFileReader(lines, source_name="tasks.jsonl", **kwargs))  # type: ignore[arg-type]
+def _read(lines: list[str] | list[bytes], **kwargs: Any) -> list[TaskSpec]:
+    return list(TaskFileReader(lines, source_name="tasks.jsonl", **kwargs))
 
 
 def test_a_bare_object_is_the_payload() -> None:
@@ -123,7 +124,7 @@ def test_a_line_without_any_task_type_is_an_error() -> None:
 
 
 def test_invalid_utf8_is_an_error() -> None:
-    with pytest.raises(TaskFileError, match="tasks.jsonl:2: not valid UTF-8"):
+    with pytest.raises(TaskFileError, match=r"tasks\.jsonl:2: not valid UTF-8"):
         _read([b"{}", b'{"a": "\xff"}'], default_task_type="t")
 
 
@@ -131,7 +132,7 @@ def test_make_task_spec_validates_code_given_tasks() -> None:
     spec = make_task_spec("t", {"a": 1})
     assert spec.key == default_key("t", {"a": 1})
     with pytest.raises(InputError, match="no time zone"):
-        make_task_spec("t", {}, deadline=datetime(2026, 1, 1))  # noqa: DTZ001
+        make_task_spec("t", {}, deadline=datetime(2026, 1, 1))
     with pytest.raises(InputError, match="payload is not JSON"):
         make_task_spec("t", {"when": datetime.now(UTC)})
     with pytest.raises(InputError, match="key must be 1 to 200"):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+import uuid
 
-__all__ = ["IdFactory", "derived_id", "stable_hash", "unit_interval"]
+__all__ = ["IdFactory", "derived_id", "derived_uuid", "stable_hash", "unit_interval"]
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _PREFIXES = {"msgbatch": "01", "msg": "01", "wrkspc": "01", "req": "011C"}
@@ -48,6 +49,11 @@ def derived_id(kind: str, *parts: object) -> str:
     """An id determined by ``parts`` (same parts, same id)."""
     digest = hashlib.blake2b(repr(parts).encode("utf-8"), digest_size=24).digest()
     return _compose(kind, int.from_bytes(digest, "big"))
+
+
+def derived_uuid(*parts: object) -> str:
+    """A UUID determined by ``parts`` (for ids the API writes as UUIDs, e.g. organisation ids)."""
+    return str(uuid.UUID(bytes=hashlib.blake2b(repr(parts).encode("utf-8"), digest_size=16).digest()))
 
 
 class IdFactory:

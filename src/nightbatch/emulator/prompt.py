@@ -15,6 +15,7 @@ last cacheable block (when it has none of its own). More than 4, or a ``1h`` bre
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -108,7 +109,7 @@ def _breakpoints(blocks: list[_Block], automatic: Mapping[str, Any] | None) -> t
             f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {len(marks)}.",
         )
     ordered = tuple(sorted(marks.items()))
-    for (_, earlier), (_, later) in zip(ordered, ordered[1:], strict=False):
+    for (_, earlier), (_, later) in itertools.pairwise(ordered):
         if later > earlier:
             raise ApiError(
                 "invalid_request_error",

@@ -224,7 +224,7 @@ def _check_max_tokens(params: Mapping[str, Any], info: ModelInfo, minimum: int) 
     thinking = params.get("thinking")
     if isinstance(thinking, Mapping) and thinking.get("type") == "enabled":
         budget = thinking.get("budget_tokens")
-        if not _is_int(budget) or budget < 1024:
+        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1024:
             raise _bad("thinking.enabled.budget_tokens", "Input should be greater than or equal to 1024")
         if budget >= max_tokens:
             raise _bad("max_tokens", "must be greater than thinking.budget_tokens")

@@ -6,14 +6,15 @@ statement::
 
     UPDATE task SET status='claimed', claimed_by=:worker, claimed_at=:now, attempts=attempts+1
     WHERE id IN (SELECT id FROM task WHERE <claimable> ORDER BY priority DESC, deadline NULLS LAST, id
-                 LIMIT :n [FOR UPDATE SKIP LOCKED])
+                 LIMIT :n)                                      -- SQLite
+    WHERE id = ANY(ARRAY(SELECT ... LIMIT :n FOR UPDATE SKIP LOCKED))   -- PostgreSQL
       AND <claimable>
     RETURNING ...
 
-On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets concurrent claimers take disjoint rows without waiting; the
-repeated condition makes a row whose claim committed meanwhile drop out. On SQLite, which ignores
-``FOR UPDATE``, the single ``UPDATE`` holds the database's write lock from its read to its write, so it is
-atomic too.
+On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets concurrent claimers take disjoint rows without waiting, and
+the repeated condition makes a row whose claim committed meanwhile drop out. SQLite ignores
+``FOR UPDATE``; there the single ``UPDATE`` holds the database's write lock from its read to its write,
+so it is atomic too.
 
 ``attempts`` counts claims: a claim adds one, :func:`release` takes it back (unless told the attempt
 counts), and a reclaim after an expired lease counts, so a task that kills its worker every time is seen.
@@ -28,7 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Table, and_, or_, select, update
+from sqlalchemy import BigInteger, ColumnElement, Engine, Table, and_, any_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from nightbatch.db.engine import dialect_name
 from nightbatch.db.models import WORKER_MAX_LENGTH, TaskStatus, metadata, utcnow
@@ -117,11 +119,18 @@ def claim(
         .order_by(_TASK.c.priority.desc(), _TASK.c.deadline.asc().nulls_last(), _TASK.c.id)
         .limit(n)
     )
+    picked: ColumnElement[bool]
     if dialect_name(engine) == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
+        # id = ANY(ARRAY(subquery)) runs the subquery once, as an InitPlan. With a plain IN (subquery) the
+        # planner may pick a semi-join that rescans the subquery per row, and each rescan skips the rows
+        # this very statement just updated and locks *further* ones: more than n rows get claimed.
+        ids = func.array(pick.with_for_update(skip_locked=True).scalar_subquery(), type_=ARRAY(BigInteger()))
+        picked = _TASK.c.id == any_(ids)
+    else:
+        picked = _TASK.c.id.in_(pick)
     stmt = (
         update(_TASK)
-        .where(_TASK.c.id.in_(pick), *claimable)
+        .where(picked, *claimable)
         .values(status=TaskStatus.CLAIMED, claimed_by=worker, claimed_at=now, attempts=_TASK.c.attempts + 1)
         .returning(*_RETURNED)
     )

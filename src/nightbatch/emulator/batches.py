@@ -1,0 +1,148 @@
+"""Message Batch records and their lifecycle in simulated time.
+
+A batch is processed in *waves*: after ``start_delay`` seconds, every ``wave_seconds`` the next
+``concurrency`` requests (in submission order) are processed together. A wave only starts if it can
+finish before ``expires_at`` (created + 24 h); whatever is left then ends ``expired``. ``cancel``
+moves the batch to ``canceling``: requests not yet started end ``canceled`` and the batch ends once
+the in-flight wave has finished and ``cancel_delay`` has passed. Until the batch ends,
+``request_counts`` shows every request as ``processing``; the final split appears at the end.
+
+Nothing here runs by itself: :meth:`Batch.next_event` says when the batch next changes and
+:meth:`Batch.step` applies that change; the emulator state calls them in time order across batches.
+Per-request data is kept compact (see :class:`BatchRequest`) so 100k-request batches stay small.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from nightbatch.emulator.engine import PreparedRequest, Usage
+
+__all__ = ["CANCELED", "ERRORED", "EXPIRED", "OUTCOMES", "PENDING", "SUCCEEDED", "Batch", "BatchRequest"]
+
+PENDING: Final = 0
+SUCCEEDED: Final = 1
+ERRORED: Final = 2
+CANCELED: Final = 3
+EXPIRED: Final = 4
+OUTCOMES: Final = ("processing", "succeeded", "errored", "canceled", "expired")
+
+
+@dataclass(slots=True)
+class BatchRequest:
+    """One request of a batch: its id, what is needed to render its result, and its outcome."""
+
+    custom_id: str
+    prepared: PreparedRequest | None  # None when params failed validation
+    error: tuple[str, str] | None = None  # (error type, message) for errored results
+    outcome: int = PENDING
+    usage: Usage | None = None
+    stop_reason: str | None = None
+    stop_sequence: str | None = None
+
+
+WaveRunner = Callable[["Batch", range, float], None]
+
+
+@dataclass(slots=True)
+class Batch:
+    """One Message Batch."""
+
+    id: str
+    workspace_id: str
+    created_at: float
+    requests: list[BatchRequest]
+    concurrency: int
+    wave_seconds: float
+    start_delay: float
+    cancel_delay: float
+    expiry_seconds: float
+    retention_seconds: float
+    next_index: int = 0
+    last_wave_end: float = 0.0
+    cancel_initiated_at: float | None = None
+    cancel_done_at: float | None = None
+    ended_at: float | None = None
+    counts: tuple[int, int, int, int, int] = field(default=(0, 0, 0, 0, 0))
+
+    @property
+    def expires_at(self) -> float:
+        """When unfinished requests expire."""
+        return self.created_at + self.expiry_seconds
+
+    @property
+    def status(self) -> str:
+        """``in_progress`` | ``canceling`` | ``ended``."""
+        if self.ended_at is not None:
+            return "ended"
+        return "canceling" if self.cancel_initiated_at is not None else "in_progress"
+
+    def archived_at(self, now: float) -> float | None:
+        """When results became unavailable (once the retention window has passed), else None."""
+        moment = self.created_at + self.retention_seconds
+        return moment if now >= moment else None
+
+    def request_counts(self) -> dict[str, int]:
+        """``processing`` = all until the batch ends, then the final split."""
+        if self.ended_at is None:
+            return {"processing": len(self.requests), "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+        return dict(zip(OUTCOMES, self.counts, strict=True))
+
+    def unprocessed(self) -> int:
+        """Requests not yet started (0 once ended or canceling)."""
+        if self.ended_at is not None or self.cancel_initiated_at is not None:
+            return 0
+        return len(self.requests) - self.next_index
+
+    def _wave_start(self) -> float:
+        return self.created_at + self.start_delay + (self.next_index // self.concurrency) * self.wave_seconds
+
+    def next_event(self) -> float | None:
+        """Simulated time of this batch's next change, or None once ended."""
+        if self.ended_at is not None:
+            return None
+        if self.cancel_done_at is not None:
+            return self.cancel_done_at
+        if self.next_index >= len(self.requests):
+            return self.last_wave_end
+        start = self._wave_start()
+        return self.expires_at if start + self.wave_seconds > self.expires_at else start
+
+    def step(self, run_wave: WaveRunner) -> None:
+        """Apply the change due at :meth:`next_event`."""
+        moment = self.next_event()
+        if moment is None:
+            return
+        if self.cancel_done_at is not None:
+            self._finish(moment, CANCELED)
+        elif self.next_index >= len(self.requests):
+            self._finish(moment, EXPIRED)
+        else:
+            start = self._wave_start()
+            if start + self.wave_seconds > self.expires_at:
+                self._finish(self.expires_at, EXPIRED)
+                return
+            stop = min(len(self.requests), self.next_index + self.concurrency)
+            # Waves are aligned to multiples of `concurrency` from the first request.
+            stop = min(stop, (self.next_index // self.concurrency + 1) * self.concurrency)
+            run_wave(self, range(self.next_index, stop), start)
+            self.next_index = stop
+            self.last_wave_end = start + self.wave_seconds
+
+    def cancel(self, now: float) -> None:
+        """Start canceling at ``now`` (no-op unless in progress)."""
+        if self.status != "in_progress":
+            return
+        self.cancel_initiated_at = now
+        self.cancel_done_at = max(now + self.cancel_delay, self.last_wave_end)
+
+    def _finish(self, moment: float, leftover: int) -> None:
+        counts = [0, 0, 0, 0, 0]
+        for request in self.requests:
+            if request.outcome == PENDING:
+                request.outcome = leftover
+            counts[request.outcome] += 1
+        self.counts = (counts[0], counts[1], counts[2], counts[3], counts[4])
+        self.ended_at = moment

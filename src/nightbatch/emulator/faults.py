@@ -1,0 +1,246 @@
+"""Fault injection: make the emulated API fail the ways the real one does, on demand.
+
+Endpoint faults (:class:`FaultRule`) hit whole HTTP calls: an API error of any type (429 with a
+``retry-after`` header, 500 ``api_error``, 529 ``overloaded_error``, ...), a slow response (a real
+delay), or a dropped connection (the response starts and is cut off: after ``after_lines`` result
+lines for ``batch_results``, half-way through the body elsewhere — the operation itself still
+happens, as when a real connection drops after the server acted). Each rule fires on the next
+``times`` matching calls, or with ``probability`` (seeded), or on every call when neither is given.
+
+Request faults (:class:`RequestFault`) act inside batches: chosen requests (by ``custom_ids`` or a
+deterministic ``rate``) end ``errored`` with the given error type, or ``expired``.
+
+Everything is off by default and switched on by tests (Python API) or ``/_emulator/faults``.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from nightbatch.emulator.ids import unit_interval
+
+__all__ = ["ENDPOINTS", "Endpoint", "ErrorKind", "FaultKind", "FaultRule", "Faults", "RequestFault", "TriggeredFaults"]
+
+Endpoint = Literal[
+    "messages",
+    "count_tokens",
+    "batch_create",
+    "batch_retrieve",
+    "batch_list",
+    "batch_cancel",
+    "batch_delete",
+    "batch_results",
+    "any",
+]
+ENDPOINTS: tuple[str, ...] = Endpoint.__args__  # type: ignore[attr-defined]
+ErrorKind = Literal[
+    "invalid_request_error",
+    "authentication_error",
+    "billing_error",
+    "permission_error",
+    "not_found_error",
+    "request_too_large",
+    "rate_limit_error",
+    "api_error",
+    "timeout_error",
+    "overloaded_error",
+]
+FaultKind = ErrorKind | Literal["slow", "drop"]
+
+_DEFAULT_MESSAGES = {
+    "rate_limit_error": "Number of requests has exceeded your rate limit (emulated fault).",
+    "overloaded_error": "Overloaded",
+    "api_error": "Internal server error",
+}
+
+
+class FaultRule(BaseModel):
+    """One endpoint fault."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    endpoint: Endpoint
+    kind: FaultKind
+    times: int | None = Field(None, ge=1, description="Fire on the next N matching calls.")
+    probability: float | None = Field(None, ge=0.0, le=1.0, description="Fire with this (seeded) probability.")
+    retry_after: float | None = Field(None, ge=0.0, description="`retry-after` seconds (429 defaults to 1).")
+    delay_seconds: float = Field(0.5, ge=0.0, description="Real seconds a `slow` fault waits.")
+    after_lines: int = Field(0, ge=0, description="Result lines sent before a `drop` on batch_results.")
+    message: str | None = None
+
+    def error_message(self) -> str:
+        """Message of the error body."""
+        return self.message or _DEFAULT_MESSAGES.get(self.kind, f"{self.kind} (emulated fault)")
+
+    def headers(self) -> dict[str, str]:
+        """Extra response headers (``retry-after``)."""
+        retry_after = self.retry_after
+        if retry_after is None and self.kind == "rate_limit_error":
+            retry_after = 1.0
+        if retry_after is None:
+            return {}
+        shown = str(int(retry_after)) if float(retry_after).is_integer() else str(retry_after)
+        return {"retry-after": shown}
+
+
+class RequestFault(BaseModel):
+    """A fault applied to chosen requests inside batches."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    outcome: ErrorKind | Literal["expired"]
+    custom_ids: frozenset[str] | None = None
+    rate: float | None = Field(None, ge=0.0, le=1.0)
+    message: str | None = None
+
+    def applies(self, seed: int, position: int, batch_id: str, custom_id: str) -> bool:
+        """Whether this fault (the ``position``-th armed one) hits ``custom_id`` of ``batch_id``."""
+        if self.custom_ids is not None and custom_id not in self.custom_ids:
+            return False
+        if self.rate is not None:
+            return unit_interval(seed, "request-fault", position, batch_id, custom_id) < self.rate
+        return True
+
+
+@dataclass
+class _Armed:
+    rule: FaultRule
+    remaining: int | None
+
+
+@dataclass(frozen=True)
+class TriggeredFaults:
+    """What the faults decided for one call."""
+
+    delay: float = 0.0
+    error: FaultRule | None = None
+    drop: FaultRule | None = None
+
+
+class Faults:
+    """The live fault switches; thread-safe (tests flip them from another thread)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._seed = seed
+        self._rng = random.Random(f"faults:{seed}")
+        self._rules: list[_Armed] = []
+        self._request_faults: list[RequestFault] = []
+        self.triggered = 0
+
+    def add(self, rule: FaultRule) -> FaultRule:
+        """Arm ``rule``."""
+        with self._lock:
+            self._rules.append(_Armed(rule, rule.times))
+        return rule
+
+    def add_request_fault(self, fault: RequestFault) -> RequestFault:
+        """Arm a batch-request fault."""
+        with self._lock:
+            self._request_faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        """Disarm everything and reseed."""
+        with self._lock:
+            self._rules.clear()
+            self._request_faults.clear()
+            self._rng = random.Random(f"faults:{self._seed}")
+            self.triggered = 0
+
+    def fail(
+        self,
+        endpoint: Endpoint,
+        kind: ErrorKind = "overloaded_error",
+        *,
+        times: int | None = 1,
+        probability: float | None = None,
+        retry_after: float | None = None,
+        message: str | None = None,
+    ) -> FaultRule:
+        """Answer ``endpoint`` with an API error of ``kind`` (next ``times`` calls, or with ``probability``)."""
+        return self.add(
+            FaultRule(
+                endpoint=endpoint,
+                kind=kind,
+                times=None if probability is not None else times,
+                probability=probability,
+                retry_after=retry_after,
+                message=message,
+            )
+        )
+
+    def slow(self, endpoint: Endpoint, seconds: float, *, times: int | None = 1) -> FaultRule:
+        """Delay ``endpoint`` responses by ``seconds`` of real time."""
+        return self.add(FaultRule(endpoint=endpoint, kind="slow", delay_seconds=seconds, times=times))
+
+    def drop(self, endpoint: Endpoint = "batch_results", *, after_lines: int = 1, times: int | None = 1) -> FaultRule:
+        """Cut the connection part-way through the response."""
+        return self.add(FaultRule(endpoint=endpoint, kind="drop", after_lines=after_lines, times=times))
+
+    def error_requests(
+        self,
+        outcome: ErrorKind | Literal["expired"] = "api_error",
+        *,
+        custom_ids: set[str] | frozenset[str] | None = None,
+        rate: float | None = None,
+        message: str | None = None,
+    ) -> RequestFault:
+        """End chosen batch requests ``errored`` with ``outcome`` (or ``expired``)."""
+        ids = frozenset(custom_ids) if custom_ids is not None else None
+        return self.add_request_fault(RequestFault(outcome=outcome, custom_ids=ids, rate=rate, message=message))
+
+    def expire_requests(
+        self, *, custom_ids: set[str] | frozenset[str] | None = None, rate: float | None = None
+    ) -> RequestFault:
+        """Force chosen batch requests to end ``expired``."""
+        return self.error_requests("expired", custom_ids=custom_ids, rate=rate)
+
+    def take(self, endpoint: str) -> TriggeredFaults:
+        """Decide (and consume) the faults for one call to ``endpoint``."""
+        delay, error, drop = 0.0, None, None
+        with self._lock:
+            for armed in self._rules:
+                rule = armed.rule
+                if rule.endpoint not in (endpoint, "any") or armed.remaining == 0:
+                    continue
+                if rule.probability is not None and self._rng.random() >= rule.probability:
+                    continue
+                if rule.kind == "slow":
+                    delay += rule.delay_seconds
+                elif rule.kind == "drop":
+                    if drop is not None or error is not None:
+                        continue
+                    drop = rule
+                elif error is None:
+                    error = rule
+                else:
+                    continue
+                if armed.remaining is not None:
+                    armed.remaining -= 1
+                self.triggered += 1
+            self._rules = [a for a in self._rules if a.remaining != 0]
+        return TriggeredFaults(delay, error, drop)
+
+    def request_outcome(self, batch_id: str, custom_id: str) -> RequestFault | None:
+        """The first request fault hitting this batch request, if any."""
+        with self._lock:
+            faults = list(self._request_faults)
+        for position, fault in enumerate(faults):
+            if fault.applies(self._seed, position, batch_id, custom_id):
+                return fault
+        return None
+
+    def snapshot(self) -> dict[str, object]:
+        """Armed rules and request faults, as JSON-able data."""
+        with self._lock:
+            return {
+                "rules": [{**a.rule.model_dump(mode="json"), "remaining": a.remaining} for a in self._rules],
+                "request_faults": [f.model_dump(mode="json") for f in self._request_faults],
+                "triggered": self.triggered,
+            }
