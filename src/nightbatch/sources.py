@@ -17,7 +17,7 @@ from nightbatch.db.models import Task, TaskStatus
 from nightbatch.errors import InputError
 from nightbatch.queue.enqueue import EnqueueReport, enqueue_jsonl
 from nightbatch.services import Services
-from nightbatch.storage import open_store
+from nightbatch.storage import open_store, open_uri
 
 __all__ = ["EnqueueSummary", "enqueue_source", "queued_count"]
 
@@ -54,6 +54,14 @@ def enqueue_source(services: Services, source: str, *, default_task_type: str | 
     """Enqueue every task file in ``source`` (a file, a folder, or ``s3://bucket/prefix``)."""
     summary = EnqueueSummary()
     known = services.registry.names() or None
+    if source.startswith("s3://") and source.endswith(_SUFFIXES):
+        with open_uri(source, endpoint_url=services.settings.s3_endpoint_url) as stream:
+            summary.add(
+                enqueue_jsonl(
+                    services.engine, stream, default_task_type=default_task_type, source_name=source, task_types=known
+                )
+            )
+        return summary
     if source.startswith("s3://"):
         store = open_store(source, endpoint_url=services.settings.s3_endpoint_url, sse=services.settings.s3_sse)
         for info in store.list(""):

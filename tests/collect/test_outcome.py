@@ -23,7 +23,7 @@ def errored(kind: str) -> dict[str, object]:
 def test_succeeded_with_valid_output():
     d = decide({"type": "succeeded", "message": message('{"date": "2024-01-02"}')}, attempts=0, max_attempts=3,
                user_canceled=False, task_type=JSON_TYPE)  # fmt: skip
-    assert (d.status, d.attempts, d.output, d.billed) == (TaskStatus.SUCCEEDED, 1, {"date": "2024-01-02"}, True)
+    assert (d.status, d.attempts, d.output, d.billed) == (TaskStatus.SUCCEEDED, 0, {"date": "2024-01-02"}, True)
 
 
 @pytest.mark.parametrize("text", ["not json", '{"day": 3}', "[1, 2]"])
@@ -45,9 +45,9 @@ def test_invalid_request_fails_at_once():
 
 @pytest.mark.parametrize("kind", ["api_error", "overloaded_error", "rate_limit_error", "timeout_error"])
 def test_other_errors_retry_until_the_limit(kind: str):
-    first = decide(errored(kind), attempts=0, max_attempts=3, user_canceled=False, task_type=None)
+    first = decide(errored(kind), attempts=1, max_attempts=3, user_canceled=False, task_type=None)
     assert (first.status, first.attempts, first.error_type) == (TaskStatus.QUEUED, 1, kind)
-    last = decide(errored(kind), attempts=2, max_attempts=3, user_canceled=False, task_type=None)
+    last = decide(errored(kind), attempts=3, max_attempts=3, user_canceled=False, task_type=None)
     assert (last.status, last.attempts) == (TaskStatus.FAILED, 3)
 
 
@@ -55,6 +55,6 @@ def test_expired_retries_and_canceled_requeues_unless_the_user_canceled():
     expired = decide({"type": "expired"}, attempts=0, max_attempts=3, user_canceled=False, task_type=None)
     assert (expired.status, expired.error_type) == (TaskStatus.QUEUED, "expired")
     canceled = decide({"type": "canceled"}, attempts=1, max_attempts=3, user_canceled=False, task_type=None)
-    assert (canceled.status, canceled.attempts) == (TaskStatus.QUEUED, 1)
+    assert (canceled.status, canceled.attempts) == (TaskStatus.QUEUED, 0)
     by_user = decide({"type": "canceled"}, attempts=1, max_attempts=3, user_canceled=True, task_type=None)
     assert by_user.status == TaskStatus.CANCELED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import tracemalloc
@@ -124,3 +125,12 @@ def test_a_large_file_streams_in_bounded_memory(engine: Engine) -> None:
     assert _count(engine) == n
     # 100k parsed tasks and their row dicts alone would take well over 100 MB; one chunk takes ~2 MB.
     assert peak < 20 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_chunks_are_also_bounded_by_bytes(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = importlib.import_module("nightbatch.queue.enqueue")  # the package re-exports a function by that name
+    monkeypatch.setattr(module, "MAX_CHUNK_BYTES", 3000)
+    lines = [json.dumps({"i": i, "text": "x" * 1000}) for i in range(7)] + [json.dumps({"i": 0, "text": "x" * 1000})]
+    report = enqueue_jsonl(engine, lines, default_task_type="t", chunk_size=1000)
+    assert (report.tasks, report.inserted, report.duplicates) == (8, 7, 1)
+    assert sorted(t.payload["i"] for t in _tasks(engine)) == list(range(7))

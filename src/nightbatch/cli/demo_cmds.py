@@ -45,9 +45,9 @@ def demo(
     settings = load_settings()
     with ExitStack() as stack:
         if settings.simulated:
-            from nightbatch.emulator import EmulatorConfig, run_in_thread
+            from nightbatch.emulator import EmulatorConfig, run_emulator
 
-            emulator = stack.enter_context(run_in_thread(EmulatorConfig(time_scale=time_scale)))
+            emulator = stack.enter_context(run_emulator(EmulatorConfig(time_scale=time_scale)))
             export_to_environment({"ANTHROPIC_BASE_URL": emulator.base_url})
             console.print(Panel.fit(
                 f"[bold yellow]SIMULATED RUN[/]: no ANTHROPIC_API_KEY, so requests go to nightbatch's local emulator "

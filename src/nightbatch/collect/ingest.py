@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlmodel import Session, col
@@ -107,7 +107,7 @@ class _Shards:
 
     def __init__(self, services: Services, stack: ExitStack, batch_id: int, day: date) -> None:
         self._services, self._stack, self._batch_id, self._day = services, stack, batch_id, day
-        self._open: dict[str, tuple[IO[bytes], str, list[int]]] = {}
+        self._open: dict[str, tuple[BinaryIO, str, list[int]]] = {}
 
     def append(self, task_type: str, record: dict[str, Any]) -> tuple[str, int]:
         if task_type not in self._open:
@@ -294,8 +294,8 @@ def ingest_batch(services: Services, batch_id: int) -> IngestReport:
                     {
                         "b_id": m.id,
                         "b_batch": batch_id,
-                        "b_status": TaskStatus.FAILED if m.attempts + 1 >= max_attempts else TaskStatus.QUEUED,
-                        "b_attempts": m.attempts + 1,
+                        "b_status": TaskStatus.FAILED if m.attempts >= max_attempts else TaskStatus.QUEUED,
+                        "b_attempts": m.attempts,
                         "b_error_type": "missing_result",
                         "b_error_message": f"batch {row.provider_batch_id} returned no result for this task",
                         "b_output_uri": None,

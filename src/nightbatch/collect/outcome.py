@@ -6,10 +6,13 @@ result                             task
 succeeded, output passes checks    ``succeeded``
 succeeded, output fails checks     ``failed`` (``error_type`` = ``output_check``)
 errored ``invalid_request_error``  ``failed``: the request itself must be fixed
-errored, any other type            ``queued`` again with attempts + 1, ``failed`` at the limit
-expired                            ``queued`` again with attempts + 1, ``failed`` at the limit
+errored, any other type            ``queued`` again, ``failed`` once attempts reach the limit
+expired                            ``queued`` again, ``failed`` once attempts reach the limit
 canceled                           ``canceled`` if the user canceled it, else ``queued`` again
 =================================  ============================================================
+
+``attempts`` counts claims (the queue increments it on every claim), so it already includes the attempt
+being decided. A request canceled before it ran was not the task's fault: its attempt is given back.
 """
 
 from __future__ import annotations
@@ -65,22 +68,22 @@ def decide(
     if kind == "succeeded":
         output, problem = extract_output(result.get("message") or {}, task_type)
         if problem:
-            return Decision(TaskStatus.FAILED, attempts + 1, "output_check", problem, output, billed=True)
-        return Decision(TaskStatus.SUCCEEDED, attempts + 1, output=output, billed=True)
+            return Decision(TaskStatus.FAILED, attempts, "output_check", problem, output, billed=True)
+        return Decision(TaskStatus.SUCCEEDED, attempts, output=output, billed=True)
     if kind == "canceled":
         if user_canceled:
             return Decision(TaskStatus.CANCELED, attempts, "canceled", "canceled by the user")
-        return Decision(TaskStatus.QUEUED, attempts, "canceled", "batch canceled before this request ran")
+        given_back = max(0, attempts - 1)
+        return Decision(TaskStatus.QUEUED, given_back, "canceled", "batch canceled before this request ran")
     if kind == "errored":
         error = (result.get("error") or {}).get("error") or {}
         error_type = str(error.get("type") or "api_error")
         message = str(error.get("message") or "")
         if error_type == "invalid_request_error":
-            return Decision(TaskStatus.FAILED, attempts + 1, error_type, message)
+            return Decision(TaskStatus.FAILED, attempts, error_type, message)
     elif kind == "expired":
         error_type, message = "expired", "request expired before the batch processed it"
     else:
         error_type, message = "unknown_result", f"unrecognised result type {kind!r}"
-    next_attempts = attempts + 1
-    status = TaskStatus.FAILED if next_attempts >= max_attempts else TaskStatus.QUEUED
-    return Decision(status, next_attempts, error_type, message)
+    status = TaskStatus.FAILED if attempts >= max_attempts else TaskStatus.QUEUED
+    return Decision(status, attempts, error_type, message)

@@ -16,10 +16,9 @@ from collections import Counter
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, bindparam, select, text
+from sqlalchemy import Dialect, Engine, Table, bindparam, select, text
 
 from nightbatch.db.engine import dialect_name, insert_ignoring_conflicts
 from nightbatch.db.models import TaskStatus, UTCDateTime, metadata, utcnow
@@ -29,6 +28,7 @@ from nightbatch.queue.taskfile import TaskFileReader, TaskSource, TaskSpec, cano
 __all__ = ["DEFAULT_CHUNK_SIZE", "EnqueueReport", "EnqueueResult", "TypeCounts", "enqueue", "enqueue_jsonl"]
 
 DEFAULT_CHUNK_SIZE = 2000
+MAX_CHUNK_BYTES = 8 * 2**20  # a chunk of big payloads is cut short: memory stays bounded by bytes too
 _TASK: Table = metadata.tables["task"]
 
 
@@ -117,12 +117,6 @@ def enqueue(
     return EnqueueResult(task_id=int(existing), inserted=False, key=spec.key)
 
 
-def _chunks(specs: Iterable[TaskSpec], size: int) -> Iterator[list[TaskSpec]]:
-    iterator = iter(specs)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
 # A chunk travels as ONE parameter, a JSON array of rows that the database unpacks itself. Binding
 # thousands of rows x columns as separate parameters costs far more client CPU (psycopg parses every
 # placeholder of a huge statement in Python) than the database's JSON functions do.
@@ -150,27 +144,40 @@ _BULK_INSERT = {
 }
 
 
-def _chunk_row(spec: TaskSpec, store: Callable[[Any], Any]) -> dict[str, Any]:
+def _encode_row(spec: TaskSpec, store_datetime: Callable[[Any], Any]) -> str:
     deadline = None
     if spec.deadline is not None:  # as the column type stores it: UTC text on SQLite, ISO 8601 for PostgreSQL
-        stored = store(spec.deadline)
+        stored = store_datetime(spec.deadline)
         deadline = stored.isoformat() if isinstance(stored, datetime) else str(stored)
-    return {
-        "t": spec.task_type,
-        "p": spec.payload,
-        "k": spec.key,
-        "pr": spec.priority,
-        "d": deadline,
-        "m": spec.model_override,
-    }
+    return canonical_json(
+        {
+            "t": spec.task_type,
+            "p": spec.payload,
+            "k": spec.key,
+            "pr": spec.priority,
+            "d": deadline,
+            "m": spec.model_override,
+        }
+    )
 
 
-def _insert_chunk(conn: Connection, chunk: list[TaskSpec], source: str, now: datetime) -> Counter[str]:
-    stmt = text(_BULK_INSERT[conn.dialect.name]).bindparams(bindparam("now", type_=UTCDateTime()))
-    store = UTCDateTime().bind_processor(conn.dialect) or (lambda value: value)
-    rows = canonical_json([_chunk_row(spec, store) for spec in chunk])
-    params = {"rows": rows, "status": TaskStatus.QUEUED.value, "source": source, "now": now}
-    return Counter(conn.execute(stmt, params).scalars().all())
+def _encoded_chunks(
+    specs: Iterable[TaskSpec], dialect: Dialect, max_rows: int, max_bytes: int
+) -> Iterator[tuple[list[str], str]]:
+    """Chunks of at most ``max_rows`` rows and about ``max_bytes``: (task types, JSON array of rows)."""
+    store_datetime = UTCDateTime().bind_processor(dialect) or (lambda value: value)
+    types: list[str] = []
+    rows: list[str] = []
+    size = 0
+    for spec in specs:
+        rows.append(_encode_row(spec, store_datetime))
+        types.append(spec.task_type)
+        size += len(rows[-1])
+        if len(rows) >= max_rows or size >= max_bytes:
+            yield types, f"[{','.join(rows)}]"
+            types, rows, size = [], [], 0
+    if rows:
+        yield types, f"[{','.join(rows)}]"
 
 
 def enqueue_jsonl(
@@ -185,7 +192,8 @@ def enqueue_jsonl(
     """Enqueue every task of a JSONL task file, all or nothing.
 
     ``stream_or_path`` is a path or any iterable of ``str``/``bytes`` lines (an open file; for S3,
-    ``body.iter_lines()``). The file is streamed: at most ``chunk_size`` tasks are in memory at once.
+    ``body.iter_lines()``). The file is streamed: at most ``chunk_size`` tasks (and ~8 MiB of them) are in
+    memory at once.
     ``source_name`` names the file in errors and in ``task.source`` (default: the path). With
     ``task_types``, a line naming a type not in it is an error. The first bad line raises
     :class:`~nightbatch.errors.TaskFileError` and nothing from the file is enqueued. Keys already queued,
@@ -200,9 +208,11 @@ def enqueue_jsonl(
     inserted: Counter[str] = Counter()
     now = utcnow()
     with engine.begin() as conn:
-        for chunk in _chunks(reader, chunk_size):
-            seen.update(spec.task_type for spec in chunk)
-            inserted.update(_insert_chunk(conn, chunk, reader.source_name, now))
+        insert = text(_BULK_INSERT[conn.dialect.name]).bindparams(bindparam("now", type_=UTCDateTime()))
+        params = {"status": TaskStatus.QUEUED.value, "source": reader.source_name, "now": now}
+        for types, rows in _encoded_chunks(reader, conn.dialect, chunk_size, MAX_CHUNK_BYTES):
+            seen.update(types)
+            inserted.update(conn.execute(insert, {**params, "rows": rows}).scalars())
     return EnqueueReport(
         source=reader.source_name,
         lines_read=reader.lines_read,

@@ -42,6 +42,11 @@ class PackedBatch:
     requests: list[BuiltRequest] = field(default_factory=list)
     payload_bytes: int = _ENVELOPE_BYTES
 
+    def recount(self) -> None:
+        """Recompute ``payload_bytes`` after requests were removed."""
+        sizes = [len(r.entry_bytes(self.ttl)) for r in self.requests]
+        self.payload_bytes = _ENVELOPE_BYTES + sum(sizes) + max(0, len(sizes) - 1)
+
     def entries(self) -> list[dict[str, object]]:
         return [r.entry(self.ttl) for r in self.requests]
 

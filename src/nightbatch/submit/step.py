@@ -124,6 +124,8 @@ def submit_step(
             later = [r.task_id for b in packed.batches[index + 1 :] for r in b.requests]
             release(services.engine, later, services.worker)
             raise
+        if outcome is None:
+            continue
         report.batches.append(outcome)
         report.submitted_tasks += len(batch.requests) if outcome.provider_batch_id else 0
     return report

@@ -27,8 +27,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import Engine, update
+from sqlalchemy import CursorResult, Engine, update
 from sqlmodel import Session, col
 
 from nightbatch.build.prefix import canonical_json
@@ -64,19 +65,21 @@ def _now() -> datetime:
 
 def write_pending(
     engine: Engine, packed: PackedBatch, *, worker: str, run_id: int | None, cache_decision: dict[str, object] | None
-) -> int:
-    """Step 1: the pending batch row and its task links, in one transaction. Returns the row id."""
+) -> int | None:
+    """Step 1: the pending batch row and its task links, in one transaction. Returns the row id.
+
+    Each task is linked only if this worker still holds its claim (compare-and-set on ``claimed_by``): a
+    task whose lease lapsed and was taken over is dropped from ``packed``, so it can never go out twice.
+    Returns None when no task is left.
+    """
     now = _now()
     with Session(engine) as session:
         batch = Batch(
             model=packed.model,
             status=BatchStatus.PENDING,
-            request_count=len(packed.requests),
-            payload_bytes=packed.payload_bytes,
             prefix_hash=packed.prefix_hash,
             cache_ttl=packed.ttl,
             cache_decision=cache_decision,
-            processing_count=len(packed.requests),
             run_id=run_id,
             claimed_by=worker,
             claimed_at=now,
@@ -85,12 +88,30 @@ def write_pending(
         session.add(batch)
         session.flush()
         assert batch.id is not None
+        kept = []
         for request in packed.requests:
-            session.execute(
+            linked = session.execute(
                 update(Task)
-                .where(col(Task.id) == request.task_id)
+                .where(
+                    col(Task.id) == request.task_id,
+                    col(Task.status) == TaskStatus.CLAIMED,
+                    col(Task.claimed_by) == worker,
+                )
                 .values(batch_id=batch.id, custom_id=request.custom_id, model=request.model, updated_at=now)
             )
+            if cast(CursorResult[Any], linked).rowcount == 1:
+                kept.append(request)
+            else:
+                log.warning("task %s: claim lost to another worker; left out of batch %s", request.task_id, batch.id)
+        if not kept:
+            session.rollback()
+            return None
+        if len(kept) != len(packed.requests):
+            packed.requests = kept
+            packed.recount()
+        batch.request_count = len(kept)
+        batch.processing_count = len(kept)
+        batch.payload_bytes = packed.payload_bytes
         session.commit()
         return batch.id
 
@@ -147,6 +168,7 @@ def mark_create_failed(engine: Engine, batch_id: int, error: str) -> None:
             .where(col(Task.batch_id) == batch_id, col(Task.status) == TaskStatus.CLAIMED)
             .values(
                 status=TaskStatus.QUEUED,
+                attempts=col(Task.attempts) - 1,  # the claim that led nowhere does not count
                 batch_id=None,
                 custom_id=None,
                 claimed_by=None,
@@ -166,13 +188,17 @@ def submit_batch(
     worker: str,
     run_id: int | None = None,
     cache_decision: dict[str, object] | None = None,
-) -> SubmitOutcome:
+) -> SubmitOutcome | None:
     """Steps 1–4 for one packed batch (see the module docstring).
 
     A refused create puts the tasks back and re-raises, so the caller stops submitting and the error is
-    seen. A create whose outcome is unknown leaves the row pending for the reconciler.
+    seen. A create whose outcome is unknown leaves the row pending for the reconciler. None when every
+    task's claim was lost before the batch row was written.
     """
-    batch_id = write_pending(engine, packed, worker=worker, run_id=run_id, cache_decision=cache_decision)
+    written = write_pending(engine, packed, worker=worker, run_id=run_id, cache_decision=cache_decision)
+    if written is None:
+        return None
+    batch_id = written
     task_ids = [r.task_id for r in packed.requests]
     archive_manifest(engine, store, batch_id, packed)
     try:
