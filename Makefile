@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 
 ## run: the main job end to end on embedded defaults (SQLite, local folder, emulator without a key)
 run: $(STAMP)
+	@mkdir -p $(PREFECT_HOME)
 	$(BIN)/nightbatch demo $(ARGS)
 
 ## test: lint, type-check and the whole test suite

@@ -1,5 +1,8 @@
 """Enqueueing from a source: a JSONL file, a folder of them, or every JSONL object under an S3 prefix.
 
+Lines that name no task type take the given default or, failing that, the file's name when it is a
+configured task type (``ticket_triage.jsonl`` holds ``ticket_triage`` tasks).
+
 Each file is enqueued in its own transaction (all of it or, on a bad line, none of it), so a backfill
 over many files is resumable: re-running it skips tasks already enqueued by their idempotency keys.
 """
@@ -50,6 +53,13 @@ def _local_files(path: Path) -> Iterator[Path]:
         raise InputError(f"source {path} does not exist")
 
 
+def _default_for(name: str, given: str | None, known: list[str] | None) -> str | None:
+    if given is not None:
+        return given
+    stem = name.rsplit("/", 1)[-1].split(".", 1)[0]
+    return stem if known and stem in known else None
+
+
 def enqueue_source(services: Services, source: str, *, default_task_type: str | None) -> EnqueueSummary:
     """Enqueue every task file in ``source`` (a file, a folder, or ``s3://bucket/prefix``)."""
     summary = EnqueueSummary()
@@ -58,7 +68,11 @@ def enqueue_source(services: Services, source: str, *, default_task_type: str | 
         with open_uri(source, endpoint_url=services.settings.s3_endpoint_url) as stream:
             summary.add(
                 enqueue_jsonl(
-                    services.engine, stream, default_task_type=default_task_type, source_name=source, task_types=known
+                    services.engine,
+                    stream,
+                    default_task_type=_default_for(source, default_task_type, known),
+                    source_name=source,
+                    task_types=known,
                 )
             )
         return summary
@@ -72,7 +86,7 @@ def enqueue_source(services: Services, source: str, *, default_task_type: str | 
                     enqueue_jsonl(
                         services.engine,
                         stream,
-                        default_task_type=default_task_type,
+                        default_task_type=_default_for(info.key, default_task_type, known),
                         source_name=store.uri(info.key),
                         task_types=known,
                     )
@@ -81,7 +95,11 @@ def enqueue_source(services: Services, source: str, *, default_task_type: str | 
     for path in _local_files(Path(source)):
         summary.add(
             enqueue_jsonl(
-                services.engine, path, default_task_type=default_task_type, source_name=str(path), task_types=known
+                services.engine,
+                path,
+                default_task_type=_default_for(path.name, default_task_type, known),
+                source_name=str(path),
+                task_types=known,
             )
         )
     return summary

@@ -84,7 +84,7 @@ async def _read_json(request: Request, limit: int) -> object:
         if len(body) > limit:
             raise too_large
     try:
-        return await run_in_threadpool(json.loads, bytes(body))
+        return await run_in_threadpool(json.loads, body)
     except ValueError:
         raise ApiError("invalid_request_error", "The request body is not valid JSON.") from None
 
