@@ -43,7 +43,11 @@ def params(
     **extra: Any,
 ) -> dict[str, Any]:
     """Messages-create params."""
-    body: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": [{"role": "user", "content": content}]}
+    body: dict[str, Any] = {
+        "model": model,
+        "max_tokens": max_tokens,
+        "messages": [{"role": "user", "content": content}],
+    }
     if system is not None:
         body["system"] = system
     body.update(extra)

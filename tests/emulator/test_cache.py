@@ -43,7 +43,11 @@ def test_batch_first_wave_writes_later_waves_read(anthropic_client, emulator, tt
     assert all(u.cache_creation_input_tokens == P and u.cache_read_input_tokens == 0 for u in first_wave)
     assert all(u.cache_read_input_tokens == P and u.cache_creation_input_tokens == 0 for u in later)
     for usage in usages.values():
-        written = usage.cache_creation.ephemeral_1h_input_tokens if ttl == "1h" else usage.cache_creation.ephemeral_5m_input_tokens
+        written = (
+            usage.cache_creation.ephemeral_1h_input_tokens
+            if ttl == "1h"
+            else usage.cache_creation.ephemeral_5m_input_tokens
+        )
         assert written == usage.cache_creation_input_tokens
         assert usage.input_tokens == user_tail_tokens("Question number 00000")
     assert totals(usages.values()) == (16 * P, 24 * P)
@@ -147,7 +151,9 @@ def test_prefix_changes_and_other_workspaces_miss(anthropic_client, emulator):
     anthropic_client.messages.create(**request)
     changed = params("hi", system=system_block(PREFIX, seed="other"))
     assert anthropic_client.messages.create(**changed).usage.cache_read_input_tokens == 0
-    assert anthropic_client.messages.create(**{**request, "model": "claude-opus-5-5"}).usage.cache_read_input_tokens == 0
+    assert (
+        anthropic_client.messages.create(**{**request, "model": "claude-opus-5-5"}).usage.cache_read_input_tokens == 0
+    )
     tools = [{"name": "t", "input_schema": {"type": "object"}}]
     with_tools = params("hi", system=system_block(PREFIX), tools=tools)
     anthropic_client.messages.create(**with_tools)

@@ -58,7 +58,9 @@ def test_sdk_retry_honours_retry_after(anthropic_client, emulator):
 def test_sdk_retries_overloaded_until_it_gives_up(anthropic_client, emulator):
     emulator.faults.fail("count_tokens", "overloaded_error", times=3, retry_after=0.01)
     with pytest.raises(anthropic.OverloadedError):
-        sdk(anthropic_client, retries=2).messages.count_tokens(**{k: v for k, v in params().items() if k != "max_tokens"})
+        sdk(anthropic_client, retries=2).messages.count_tokens(
+            **{k: v for k, v in params().items() if k != "max_tokens"}
+        )
     assert [c["status"] for c in emulator.request_log()] == [529, 529, 529]
 
 

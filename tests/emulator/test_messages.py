@@ -154,5 +154,7 @@ def test_unknown_route_is_a_json_not_found(emulator):
 @pytest.mark.anyio
 async def test_async_client_create_and_count(async_anthropic_client):
     message = await async_anthropic_client.messages.create(**params("async hello"))
-    counted = await async_anthropic_client.messages.count_tokens(model=MODEL, messages=params("async hello")["messages"])
+    counted = await async_anthropic_client.messages.count_tokens(
+        model=MODEL, messages=params("async hello")["messages"]
+    )
     assert counted.input_tokens == prompt_tokens(message.usage)

@@ -149,7 +149,8 @@ class ApiApp:
         response.headers["request-id"] = request_id
         response.headers["anthropic-organization-id"] = derived_uuid("org", _api_key(request) or "")
         self._record(request, endpoint, response.status_code, request_id, fault, started)
-        await run_in_threadpool(state.maybe_persist)
+        if state.config.persist_path is not None:
+            await run_in_threadpool(state.maybe_persist)
         return response
 
     def _record(

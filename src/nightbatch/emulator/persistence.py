@@ -27,13 +27,11 @@ _FIELDS = ("batches", "order", "cache", "ledger", "ids")
 
 
 def save_if_due(state: EmulatorState, path: Path, *, force: bool = False) -> bool:
-    """Write the state if it changed and the interval passed (or ``force``); return whether it wrote."""
-    if not state.dirty:
-        return False
-    if not force and time.monotonic() - state.last_saved < state.config.persist_interval_seconds:
+    """Write the state if it changed and the interval passed, or always with ``force``; return whether it wrote."""
+    if not force and (not state.dirty or time.monotonic() - state.last_saved < state.config.persist_interval_seconds):
         return False
     snapshot: dict[str, Any] = {name: getattr(state, name) for name in _FIELDS}
-    snapshot.update(format=_FORMAT, now=state.synced_to)
+    snapshot.update(format=_FORMAT, now=max(state.clock.now(), state.synced_to))
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=path.name, dir=path.parent)
     try:

@@ -1,0 +1,102 @@
+"""Unit tests of the emulator's pieces (no server): tokenizer, prompt layout, cache model, clock, API."""
+
+from __future__ import annotations
+
+import pytest
+
+import nightbatch.emulator as emulator_package
+from nightbatch.emulator.cache import PromptCache
+from nightbatch.emulator.clock import SimClock, format_rfc3339
+from nightbatch.emulator.errors import ERROR_STATUS, ApiError
+from nightbatch.emulator.faults import ErrorKind
+from nightbatch.emulator.ids import IdFactory
+from nightbatch.emulator.prompt import analyse_prompt
+from nightbatch.emulator.tokenizer import REPLY_PRIMER, text_tokens, truncate_to_tokens
+from tests.emulator.support import MODEL, params, system_block, system_prefix_tokens, user_tail_tokens
+
+
+def test_public_api_is_pinned():
+    assert sorted(emulator_package.__all__) == [
+        "ClassifierResponder",
+        "DateResponder",
+        "DefaultResponder",
+        "EmulatorConfig",
+        "EmulatorServer",
+        "EmulatorState",
+        "FaultRule",
+        "Faults",
+        "LedgerEntry",
+        "LedgerView",
+        "RequestFault",
+        "Responder",
+        "ResponderRequest",
+        "VerdictResponder",
+        "run_emulator",
+        "serve",
+        "text_tokens",
+    ]
+
+
+def test_error_kinds_cover_every_status():
+    assert set(ErrorKind.__args__) == set(ERROR_STATUS)
+    with pytest.raises(ValueError, match="unknown API error type"):
+        ApiError("teapot_error", "no")
+
+
+@pytest.mark.parametrize(("text", "tokens"), [("", 0), ("abcd", 1), ("abcde", 2), ("é", 1), ("日本語", 3)])
+def test_text_tokens_are_utf8_bytes_over_four(text, tokens):
+    assert text_tokens(text) == tokens
+
+
+def test_truncate_to_tokens_keeps_valid_utf8():
+    assert text_tokens(truncate_to_tokens("日本語のテキスト", 2)) <= 2
+    assert truncate_to_tokens("abcdefgh", 1) == "abcd"
+
+
+def test_prompt_layout_counts_and_breakpoints():
+    shape = analyse_prompt(params("hi", system=system_block(100)), MODEL)
+    assert shape.prefix_tokens[0] == system_prefix_tokens(100)
+    assert shape.total_tokens == system_prefix_tokens(100) + user_tail_tokens("hi")
+    assert shape.breakpoints == ((0, 300),)
+    string_form = analyse_prompt(params("hi", system=system_block(100)[0]["text"]), MODEL)
+    assert string_form.total_tokens == shape.total_tokens and string_form.breakpoints == ()
+    assert analyse_prompt(params("hi"), MODEL).total_tokens == user_tail_tokens("hi")
+    assert REPLY_PRIMER > 0
+
+
+def test_cache_plan_lookback_finds_an_earlier_entry():
+    cache = PromptCache()
+    first = analyse_prompt(params("x" * 8000, cache_control={"type": "ephemeral"}), MODEL)
+    plan = cache.plan("w", first, 1024, 0.0, 20)
+    cache.commit("w", plan, now=0.0, usable_from=0.0)
+    conversation = {
+        "model": MODEL,
+        "max_tokens": 5,
+        "messages": [
+            {"role": "user", "content": "x" * 8000},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": "more"},
+        ],
+        "cache_control": {"type": "ephemeral"},
+    }
+    longer = analyse_prompt(conversation, MODEL)
+    assert cache.plan("w", longer, 1024, 1.0, 20).cache_read_input_tokens == first.prefix_tokens[0]
+    assert cache.plan("w", longer, 1024, 1.0, 1).cache_read_input_tokens == 0  # outside the lookback window
+    assert cache.plan("other", longer, 1024, 1.0, 20).cache_read_input_tokens == 0
+
+
+def test_clock_advances_scales_and_formats():
+    clock = SimClock(start=1_700_000_000.0, time_scale=0)
+    assert clock.now() == 1_700_000_000.0
+    assert clock.advance(90) == 1_700_000_090.0
+    with pytest.raises(ValueError, match="backwards"):
+        clock.advance(-1)
+    clock.resume_at_least(1_700_000_100.0)
+    assert clock.now() == 1_700_000_100.0
+    assert format_rfc3339(0.5) == "1970-01-01T00:00:00.500000Z"
+
+
+def test_ids_are_seeded_and_shaped_like_the_real_ones():
+    assert IdFactory(7).new("msgbatch") == IdFactory(7).new("msgbatch")
+    assert IdFactory(7).new("msg") != IdFactory(8).new("msg")
+    assert len(IdFactory(1).new("req")) == len("req_011CSHoEeqs5C35K2UUqR7Fy")
