@@ -36,6 +36,7 @@ def nightly(params: NightlyParams | None = None) -> dict[str, Any]:
     services = services_for(params.base_url)
     run_id = start_run(services.engine, "nightly", params.model_dump(mode="json"))
     status = RunStatus.FAILED
+    totals: dict[str, Any] = {}
     try:
         if params.source:
             enqueued = enqueue_from(services, params.source, params.source_task_type)
@@ -63,5 +64,5 @@ def nightly(params: NightlyParams | None = None) -> dict[str, Any]:
         status = RunStatus.SUCCEEDED
         return {"run_id": run_id, **totals}
     finally:
-        finish_run(services.engine, run_id, status, {})
+        finish_run(services.engine, run_id, status, totals)
         services.close()

@@ -15,7 +15,8 @@ def test_clock_endpoints_move_simulated_time(emulator):
     admin = f"{emulator.base_url}/_emulator"
     before = httpx2.get(f"{admin}/clock").json()
     after = httpx2.post(f"{admin}/clock/advance", json={"seconds": 3600}).json()
-    assert after["now_epoch"] - before["now_epoch"] == 3600 and after["time_scale"] == 0
+    assert after["now_epoch"] - before["now_epoch"] == 3600
+    assert after["time_scale"] == 0
     assert httpx2.post(f"{admin}/clock/time_scale", json={"time_scale": 60}).json()["time_scale"] == 60
     assert httpx2.post(f"{admin}/clock/advance", json={}).status_code == 400
 
@@ -38,7 +39,8 @@ def test_ledger_stats_requests_and_reset_endpoints(anthropic_client, emulator):
     only = httpx2.get(f"{admin}/ledger", params={"batch_id": batch.id}).json()
     assert {e["custom_id"] for e in only["entries"]} == {f"r{i}" for i in range(4)}
     stats = httpx2.get(f"{admin}/stats").json()
-    assert stats["batches"] == {"ended": 1} and stats["calls"]["messages"] == 1
+    assert stats["batches"] == {"ended": 1}
+    assert stats["calls"]["messages"] == 1
     log = httpx2.get(f"{admin}/requests", params={"limit": 2}).json()["requests"]
     assert [entry["endpoint"] for entry in log] == ["messages", "batch_create"]
     assert httpx2.patch(f"{admin}/config", json={"batch_concurrency": 2}).json()["batch_concurrency"] == 2
@@ -58,7 +60,8 @@ def test_persistent_emulator_survives_a_restart(tmp_path):
     with run_emulator(config) as second:
         url = f"{second.base_url}/v1/messages/batches/{created['id']}"
         again = httpx2.get(url, headers=HEADERS).json()
-        assert again["processing_status"] == "ended" and again["request_counts"]["succeeded"] == 3
+        assert again["processing_status"] == "ended"
+        assert again["request_counts"]["succeeded"] == 3
         assert again["results_url"].startswith(second.base_url)
         assert len(second.ledger.entries()) == 3
     with run_emulator(EmulatorConfig(time_scale=0)) as forgetful:

@@ -22,14 +22,19 @@ def counts(batch: MessageBatch) -> dict[str, int]:
 
 def test_create_shape_and_counts_stay_processing_until_the_end(anthropic_client, emulator):
     batch = anthropic_client.messages.batches.create(requests=batch_requests(40))
-    assert batch.id.startswith("msgbatch_01") and len(batch.id) == len("msgbatch_") + 24
-    assert batch.processing_status == "in_progress" and batch.results_url is None
+    assert batch.id.startswith("msgbatch_01")
+    assert len(batch.id) == len("msgbatch_") + 24
+    assert batch.processing_status == "in_progress"
+    assert batch.results_url is None
     assert batch.expires_at - batch.created_at == timedelta(hours=24)
-    assert batch.ended_at is None and batch.archived_at is None and batch.cancel_initiated_at is None
+    assert batch.ended_at is None
+    assert batch.archived_at is None
+    assert batch.cancel_initiated_at is None
     assert counts(batch) == {"processing": 40, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
     emulator.advance(8)  # two of three waves done
     middle = anthropic_client.messages.batches.retrieve(batch.id)
-    assert middle.processing_status == "in_progress" and counts(middle)["processing"] == 40
+    assert middle.processing_status == "in_progress"
+    assert counts(middle)["processing"] == 40
     emulator.advance(3)
     done = anthropic_client.messages.batches.retrieve(batch.id)
     assert done.processing_status == "ended"
@@ -71,7 +76,8 @@ def test_cancel_goes_through_canceling_to_ended_with_canceled_results(anthropic_
     batch = anthropic_client.messages.batches.create(requests=batch_requests(40))
     emulator.advance(6)  # the first wave (16 requests) ran
     canceled = anthropic_client.messages.batches.cancel(batch.id)
-    assert canceled.processing_status == "canceling" and canceled.cancel_initiated_at is not None
+    assert canceled.processing_status == "canceling"
+    assert canceled.cancel_initiated_at is not None
     assert counts(canceled)["processing"] == 40
     emulator.advance(1)
     assert anthropic_client.messages.batches.retrieve(batch.id).processing_status == "canceling"
@@ -94,7 +100,8 @@ def test_slow_batches_expire_after_24_hours(anthropic_client, emulator):
     assert anthropic_client.messages.batches.retrieve(batch.id).processing_status == "in_progress"
     emulator.advance(3600)
     ended = anthropic_client.messages.batches.retrieve(batch.id)
-    assert ended.processing_status == "ended" and ended.ended_at == ended.expires_at
+    assert ended.processing_status == "ended"
+    assert ended.ended_at == ended.expires_at
     assert counts(ended) == {"processing": 0, "succeeded": 23, "errored": 0, "canceled": 0, "expired": 7}
     results = {r.custom_id: r.result.type for r in anthropic_client.messages.batches.results(batch.id)}
     assert [results[f"r{i}"] for i in range(22, 25)] == ["succeeded", "expired", "expired"]
@@ -121,7 +128,8 @@ def test_delete_only_ended_batches(anthropic_client, emulator):
         anthropic_client.messages.batches.delete(batch.id)  # still canceling
     emulator.advance(60)
     deleted = anthropic_client.messages.batches.delete(batch.id)
-    assert deleted.id == batch.id and deleted.type == "message_batch_deleted"
+    assert deleted.id == batch.id
+    assert deleted.type == "message_batch_deleted"
     with pytest.raises(anthropic.NotFoundError):
         anthropic_client.messages.batches.retrieve(batch.id)
 
@@ -142,14 +150,18 @@ def test_list_newest_first_with_auto_pagination_both_ways(anthropic_client, emul
     newest_first = ids[::-1]
     assert [b.id for b in anthropic_client.messages.batches.list(limit=2)] == newest_first
     page = anthropic_client.messages.batches.list(limit=2)
-    assert [b.id for b in page.data] == newest_first[:2] and page.has_more
+    assert [b.id for b in page.data] == newest_first[:2]
+    assert page.has_more
     assert (page.first_id, page.last_id) == (newest_first[0], newest_first[1])
     after = anthropic_client.messages.batches.list(limit=2, after_id=newest_first[1])
-    assert [b.id for b in after.data] == newest_first[2:4] and after.has_more
+    assert [b.id for b in after.data] == newest_first[2:4]
+    assert after.has_more
     last = anthropic_client.messages.batches.list(limit=2, after_id=newest_first[3])
-    assert [b.id for b in last.data] == newest_first[4:] and not last.has_more
+    assert [b.id for b in last.data] == newest_first[4:]
+    assert not last.has_more
     before = anthropic_client.messages.batches.list(limit=2, before_id=newest_first[4])
-    assert [b.id for b in before.data] == newest_first[2:4] and before.has_more
+    assert [b.id for b in before.data] == newest_first[2:4]
+    assert before.has_more
     upward = [b.id for b in anthropic_client.messages.batches.list(limit=2, before_id=newest_first[4])]
     assert sorted(upward) == sorted(newest_first[:4])
     with pytest.raises(anthropic.BadRequestError):
@@ -231,7 +243,8 @@ def test_body_over_the_limit_is_413_when_streamed_without_length(emulator):
         content=chunks(),
         headers={"x-api-key": TEST_API_KEY, "anthropic-version": "2026-10-21"},
     )
-    assert answer.status_code == 413 and answer.json()["error"]["type"] == "request_too_large"
+    assert answer.status_code == 413
+    assert answer.json()["error"]["type"] == "request_too_large"
 
 
 def test_invalid_params_become_errored_results(anthropic_client, emulator):
@@ -274,12 +287,14 @@ def test_request_faults_error_and_expire_chosen_requests(anthropic_client, emula
     batch = anthropic_client.messages.batches.create(requests=batch_requests(40))
     emulator.advance(60)
     results = {r.custom_id: r.result for r in anthropic_client.messages.batches.results(batch.id)}
-    assert results["r1"].error.error.type == "overloaded_error" and results["r2"].type == "errored"
+    assert results["r1"].error.error.type == "overloaded_error"
+    assert results["r2"].type == "errored"
     assert results["r3"].type == "expired"
     api_errors = [cid for cid, r in results.items() if r.type == "errored" and r.error.error.type == "api_error"]
     assert 8 <= len(api_errors) <= 32
     ended = anthropic_client.messages.batches.retrieve(batch.id)
-    assert counts(ended)["expired"] == 1 and counts(ended)["errored"] == 2 + len(api_errors)
+    assert counts(ended)["expired"] == 1
+    assert counts(ended)["errored"] == 2 + len(api_errors)
     assert len(emulator.ledger.entries(batch_id=batch.id)) == counts(ended)["succeeded"]
 
 
@@ -297,5 +312,7 @@ def test_batch_usage_matches_model_and_ledger(anthropic_client, emulator):
     billed = {e.custom_id: e for e in emulator.ledger.entries(batch_id=batch.id)}
     for custom_id, message in results.items():
         entry = billed[custom_id]
-        assert entry.service_tier == "batch" and entry.model == MODEL and entry.message_id == message.id
+        assert entry.service_tier == "batch"
+        assert entry.model == MODEL
+        assert entry.message_id == message.id
         assert (entry.input_tokens, entry.output_tokens) == (message.usage.input_tokens, message.usage.output_tokens)

@@ -55,7 +55,8 @@ def test_batch_first_wave_writes_later_waves_read(anthropic_client, emulator, tt
 
 def test_priming_request_makes_the_whole_batch_hit(anthropic_client, emulator):
     primer = anthropic_client.messages.create(**params("prime", system=system_block(PREFIX)))
-    assert primer.usage.cache_creation_input_tokens == P and primer.usage.cache_read_input_tokens == 0
+    assert primer.usage.cache_creation_input_tokens == P
+    assert primer.usage.cache_read_input_tokens == 0
     _, usages = run_batch(anthropic_client, emulator, batch_requests(40, system=system_block(PREFIX)))
     assert totals(usages.values()) == (0, 40 * P)
 
@@ -131,7 +132,8 @@ def test_automatic_cache_control_and_lookback_across_turns(anthropic_client, emu
     turn1 = params(question, cache_control={"type": "ephemeral"})
     first = anthropic_client.messages.create(**turn1).usage
     written = first.cache_creation_input_tokens
-    assert written > 1024 and first.input_tokens == 3  # only the reply primer follows the breakpoint
+    assert written > 1024
+    assert first.input_tokens == 3
     messages = [
         {"role": "user", "content": question},
         {"role": "assistant", "content": "Noted."},
@@ -183,7 +185,8 @@ def test_ledger_matches_the_usage_the_client_saw(anthropic_client, emulator):
     anthropic_client.messages.create(**params("prime", system=system_block(PREFIX)))
     batch_id, usages = run_batch(anthropic_client, emulator, batch_requests(20, system=system_block(PREFIX)))
     [batch_total] = emulator.ledger.totals(batch_id=batch_id)
-    assert batch_total["service_tier"] == "batch" and batch_total["responses"] == 20
+    assert batch_total["service_tier"] == "batch"
+    assert batch_total["responses"] == 20
     assert batch_total["cache_read_input_tokens"] == sum(u.cache_read_input_tokens for u in usages.values())
     assert batch_total["input_tokens"] == sum(u.input_tokens for u in usages.values())
     assert batch_total["output_tokens"] == sum(u.output_tokens for u in usages.values())

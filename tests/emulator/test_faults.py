@@ -32,7 +32,8 @@ def test_error_faults_raise_the_matching_sdk_exception(anthropic_client, emulato
     emulator.faults.fail("messages", kind)
     with pytest.raises(exception) as caught:
         sdk(anthropic_client).messages.create(**params())
-    assert caught.value.status_code == status and caught.value.type == kind
+    assert caught.value.status_code == status
+    assert caught.value.type == kind
     assert caught.value.body["request_id"] == caught.value.request_id
     assert sdk(anthropic_client).messages.create(**params()).type == "message"  # only the next call failed
 
@@ -49,7 +50,8 @@ def test_sdk_retry_honours_retry_after(anthropic_client, emulator):
     emulator.faults.fail("messages", "rate_limit_error", retry_after=0.3)
     started = time.monotonic()
     message = sdk(anthropic_client, retries=1).messages.create(**params())
-    assert message.type == "message" and time.monotonic() - started >= 0.3
+    assert message.type == "message"
+    assert time.monotonic() - started >= 0.3
     calls = [c for c in emulator.request_log() if c["endpoint"] == "messages"]
     assert [(c["status"], c["retry_count"]) for c in calls] == [(429, "0"), (200, "1")]
     assert calls[1]["real_time"] - calls[0]["real_time"] >= 0.3
@@ -93,10 +95,10 @@ def test_dropped_connection_mid_results_stream(anthropic_client, emulator):
     batch = anthropic_client.messages.batches.create(requests=batch_requests(30))
     emulator.advance(60)
     emulator.faults.drop("batch_results", after_lines=5)
-    received = []
+    received: list[str] = []
+    results = anthropic_client.messages.batches.results(batch.id)
     with pytest.raises((httpx2.HTTPError, anthropic.APIConnectionError)):
-        for result in anthropic_client.messages.batches.results(batch.id):
-            received.append(result.custom_id)
+        received.extend(result.custom_id for result in results)
     assert len(received) <= 5  # an abort may also discard lines already in flight
     assert len(list(anthropic_client.messages.batches.results(batch.id))) == 30  # next download is whole
 
@@ -122,7 +124,8 @@ def test_any_endpoint_rule_and_clear(anthropic_client, emulator):
 def test_faults_via_admin_http(anthropic_client, emulator):
     admin = f"{emulator.base_url}/_emulator"
     armed = httpx2.post(f"{admin}/faults", json={"endpoint": "batch_create", "kind": "overloaded_error", "times": 1})
-    assert armed.status_code == 200 and armed.json()["rules"][0]["remaining"] == 1
+    assert armed.status_code == 200
+    assert armed.json()["rules"][0]["remaining"] == 1
     with pytest.raises(anthropic.OverloadedError):
         sdk(anthropic_client).messages.batches.create(requests=batch_requests(1))
     httpx2.post(f"{admin}/faults/requests", json={"outcome": "expired", "custom_ids": ["r0"]})

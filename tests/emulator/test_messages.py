@@ -15,15 +15,21 @@ def test_create_returns_a_valid_message_with_full_usage(anthropic_client, emulat
     raw = anthropic_client.messages.with_raw_response.create(**params("Tell me about batches"))
     message = raw.parse()
     assert isinstance(message, Message)
-    assert message.id.startswith("msg_01") and len(message.id) == len("msg_") + 24
+    assert message.id.startswith("msg_01")
+    assert len(message.id) == len("msg_") + 24
     assert raw.headers["request-id"].startswith("req_011C")
-    assert message.role == "assistant" and message.type == "message" and message.model == MODEL
+    assert message.role == "assistant"
+    assert message.type == "message"
+    assert message.model == MODEL
     assert message.stop_reason in ("end_turn", "max_tokens")
     usage = message.usage
     assert usage.service_tier == "standard"
-    assert usage.cache_creation is not None and usage.cache_creation.ephemeral_5m_input_tokens == 0
-    assert usage.cache_read_input_tokens == 0 and usage.cache_creation_input_tokens == 0
-    assert usage.input_tokens > 0 and 1 <= usage.output_tokens <= 64
+    assert usage.cache_creation is not None
+    assert usage.cache_creation.ephemeral_5m_input_tokens == 0
+    assert usage.cache_read_input_tokens == 0
+    assert usage.cache_creation_input_tokens == 0
+    assert usage.input_tokens > 0
+    assert 1 <= usage.output_tokens <= 64
     body = raw.http_response.json()["usage"]
     assert set(body) >= set(anthropic.types.Usage.model_fields)
 
@@ -31,7 +37,8 @@ def test_create_returns_a_valid_message_with_full_usage(anthropic_client, emulat
 def test_same_request_same_reply(anthropic_client):
     first = anthropic_client.messages.create(**params("Deterministic?", max_tokens=500))
     second = anthropic_client.messages.create(**params("Deterministic?", max_tokens=500))
-    assert first.content == second.content and first.id != second.id
+    assert first.content == second.content
+    assert first.id != second.id
 
 
 def test_max_tokens_truncates_and_reports_max_tokens(anthropic_client):
@@ -46,13 +53,16 @@ def test_stop_sequence_cuts_the_reply(anthropic_client):
     text = full.content[0].text
     marker = text.split()[3]
     cut = anthropic_client.messages.create(**params("Write", max_tokens=2000, stop_sequences=[marker]))
-    assert cut.stop_reason == "stop_sequence" and cut.stop_sequence == marker
+    assert cut.stop_reason == "stop_sequence"
+    assert cut.stop_sequence == marker
     assert cut.content[0].text == text[: text.find(marker)]
 
 
 def test_max_tokens_zero_prewarms_without_output(anthropic_client):
     message = anthropic_client.messages.create(**params("warm", max_tokens=0))
-    assert message.content == [] and message.usage.output_tokens == 0 and message.stop_reason == "max_tokens"
+    assert message.content == []
+    assert message.usage.output_tokens == 0
+    assert message.stop_reason == "max_tokens"
 
 
 def test_count_tokens_matches_prompt_tokens_of_create(anthropic_client):
@@ -91,7 +101,8 @@ def test_invalid_params_are_400_invalid_request_error(emulator, override, fragme
     )
     assert answer.status_code == 400
     error = answer.json()
-    assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+    assert error["type"] == "error"
+    assert error["error"]["type"] == "invalid_request_error"
     assert fragment in error["error"]["message"]
     assert error["request_id"] == answer.headers["request-id"]
 
@@ -100,7 +111,8 @@ def test_sdk_raises_bad_request_for_invalid_params(anthropic_client):
     with pytest.raises(anthropic.BadRequestError) as caught:
         anthropic_client.messages.create(model=MODEL, max_tokens=10, messages=[])
     assert caught.value.type == "invalid_request_error"
-    assert caught.value.request_id and caught.value.request_id.startswith("req_")
+    assert caught.value.request_id
+    assert caught.value.request_id.startswith("req_")
 
 
 def test_unknown_model_is_404(anthropic_client):
@@ -119,7 +131,8 @@ def test_missing_key_is_401_and_both_key_headers_work(emulator):
     body = {"model": HAIKU, "messages": [{"role": "user", "content": "hi"}]}
     version = {"anthropic-version": "2026-10-21"}
     missing = httpx2.post(url, json=body, headers=version)
-    assert missing.status_code == 401 and missing.json()["error"]["type"] == "authentication_error"
+    assert missing.status_code == 401
+    assert missing.json()["error"]["type"] == "authentication_error"
     assert httpx2.post(url, json=body, headers={**version, "x-api-key": "a"}).status_code == 200
     assert httpx2.post(url, json=body, headers={**version, "authorization": "Bearer a"}).status_code == 200
     assert httpx2.post(url, json=body, headers={"x-api-key": "a"}).status_code == 400  # no anthropic-version
@@ -148,7 +161,8 @@ def test_request_too_large_on_messages(anthropic_client, emulator):
 
 def test_unknown_route_is_a_json_not_found(emulator):
     answer = httpx2.get(f"{emulator.base_url}/v1/nothing-here")
-    assert answer.status_code == 404 and answer.json()["error"]["type"] == "not_found_error"
+    assert answer.status_code == 404
+    assert answer.json()["error"]["type"] == "not_found_error"
 
 
 @pytest.mark.anyio

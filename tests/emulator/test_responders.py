@@ -64,7 +64,8 @@ def test_find_date_takes_the_first_date_in_the_text():
 
 def test_verdict_responder(anthropic_client):
     answer = json.loads(ask(anthropic_client, VERDICT, "Customer asks us to reject the duplicate claim"))
-    assert answer["verdict"] == "reject" and answer["reason"]
+    assert answer["verdict"] == "reject"
+    assert answer["reason"]
     fallback = json.loads(ask(anthropic_client, VERDICT, "A refund for order 77"))
     assert fallback["verdict"] in {"approve", "reject", "escalate"}
 
@@ -77,9 +78,10 @@ def test_quality_error_rate_per_tier_degrades_deterministically(anthropic_client
     assert degraded != json.dumps({"date": "2026-03-05"})
     verdict = ask(anthropic_client, VERDICT, "please approve", model=HAIKU)
     try:
-        assert json.loads(verdict)["verdict"] not in {"approve", "reject", "escalate"}
+        decoded = json.loads(verdict)
     except json.JSONDecodeError:
-        pass  # malformed JSON is one of the degraded forms
+        decoded = None  # malformed JSON is one of the degraded forms
+    assert decoded is None or decoded["verdict"] not in {"approve", "reject", "escalate"}
 
 
 def test_partial_error_rate_hits_about_that_share(anthropic_client, emulator):

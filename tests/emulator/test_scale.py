@@ -46,7 +46,8 @@ def test_100k_request_batch_end_to_end(emulator):
     batch_id = created.json()["id"]
     emulator.advance(60)
     ended = httpx2.get(f"{emulator.base_url}/v1/messages/batches/{batch_id}", headers=HEADERS, timeout=120).json()
-    assert ended["processing_status"] == "ended" and ended["request_counts"]["succeeded"] == 100_000
+    assert ended["processing_status"] == "ended"
+    assert ended["request_counts"]["succeeded"] == 100_000
     seen = set()
     with httpx2.stream("GET", ended["results_url"], headers=HEADERS, timeout=120) as stream:
         for line in stream.iter_lines():

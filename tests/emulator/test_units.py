@@ -59,7 +59,8 @@ def test_prompt_layout_counts_and_breakpoints():
     assert shape.total_tokens == system_prefix_tokens(100) + user_tail_tokens("hi")
     assert shape.breakpoints == ((0, 300),)
     string_form = analyse_prompt(params("hi", system=system_block(100)[0]["text"]), MODEL)
-    assert string_form.total_tokens == shape.total_tokens and string_form.breakpoints == ()
+    assert string_form.total_tokens == shape.total_tokens
+    assert string_form.breakpoints == ()
     assert analyse_prompt(params("hi"), MODEL).total_tokens == user_tail_tokens("hi")
     assert REPLY_PRIMER > 0
 

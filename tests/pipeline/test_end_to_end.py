@@ -67,8 +67,7 @@ def test_every_task_goes_out_once_and_comes_back_with_its_exact_cost(services: S
     with Session(services.engine) as session:
         tasks = session.exec(select(Task)).all()
     shards = {
-        services.store.uri(o.key): services.store.get_bytes(o.key).splitlines()
-        for o in services.store.list("outputs/")
+        services.store.uri(o.key): services.store.get_bytes(o.key).splitlines() for o in services.store.list("outputs/")
     }
     assert len(shards) == 4
     for (task,) in tasks:

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import anthropic
+import httpx2
 from anthropic.types.messages import MessageBatch
 
 from nightbatch.errors import PermanentProviderError, ProviderError, RetryableProviderError
@@ -137,6 +138,11 @@ class ClaudeClient:
                 yield (line for line in response.iter_lines() if line)
         except anthropic.AnthropicError as exc:
             raise translate_error(exc, f"downloading results of batch {batch_id}") from exc
+        except httpx2.TransportError as exc:
+            # A connection cut mid-stream surfaces from the transport, after the SDK handed us the body.
+            raise RetryableProviderError(
+                f"downloading results of batch {batch_id}: connection lost mid-stream ({exc})"
+            ) from exc
 
     # -- real time --------------------------------------------------------------------------------
     def create_message(self, params: dict[str, Any]) -> dict[str, Any]:

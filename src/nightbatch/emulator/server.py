@@ -60,12 +60,18 @@ def serve(
     persist_path: Path | None = None,
     log_level: str = "info",
 ) -> None:
-    """Serve the emulator in the foreground until interrupted (the ``nightbatch emulator serve`` command)."""
+    """Serve the emulator in the foreground until interrupted (the ``nightbatch emulator serve`` command).
+
+    ``log_level="debug"`` logs one line per API call. With ``persist_path`` state survives restarts.
+    """
     config = config or EmulatorConfig()
     if persist_path is not None:
         config = config.model_copy(update={"persist_path": persist_path})
     state = EmulatorState(config)
     _quiet_uvicorn()
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.setLevel(log_level.upper())
     log.info("nightbatch emulator on http://%s:%d (state %s)", host, port, config.persist_path or "in memory")
     try:
         uvicorn.run(create_app(state), host=host, port=port, log_level=log_level, access_log=False)

@@ -9,6 +9,7 @@ in time order across batches, so batch waves and real-time calls interleave as t
 from __future__ import annotations
 
 import collections
+import heapq
 import random
 import re
 import threading
@@ -97,13 +98,15 @@ class EmulatorState:
         """Apply every batch event due by now, in time order across batches; return now."""
         with self.lock:
             now = max(self.clock.now(), self.synced_to)
-            while True:
-                due = [(t, b.created_at, b) for b in self.batches.values() if (t := b.next_event()) is not None]
-                due = [item for item in due if item[0] <= now]
-                if not due:
-                    break
-                min(due, key=lambda item: item[:2])[2].step(self._run_wave)
+            order = {batch_id: position for position, batch_id in enumerate(self.order)}
+            queue = [(t, order[b.id], b) for b in self.batches.values() if (t := b.next_event()) is not None]
+            heapq.heapify(queue)
+            while queue and queue[0][0] <= now:
+                _, position, batch = heapq.heappop(queue)
+                batch.step(self._run_wave)
                 self.dirty = True
+                if (moment := batch.next_event()) is not None:
+                    heapq.heappush(queue, (moment, position, batch))
             self.counters["syncs"] += 1
             if self.counters["syncs"] % 256 == 0:
                 self.cache.prune(now)

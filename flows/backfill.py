@@ -1,0 +1,75 @@
+"""Flow ``nightbatch-backfill``: enqueue a whole source -> submit -> collect until done or the deadline.
+
+Enqueueing is resumable: each file is enqueued in its own transaction and tasks are keyed by idempotency
+key, so re-running a backfill that stopped half-way skips everything already queued and carries on.
+The deployment ``classification-backfill`` in ``deployments/prefect.yaml`` runs it on demand.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prefect import flow, get_run_logger
+from pydantic import Field
+
+from flows.collect import collect_results, log_collect
+from flows.nightly import enqueue_from
+from flows.params import SubmitParams
+from flows.runtime import services_for
+from flows.submit import log_submit, submit_batches
+from nightbatch.collect.wait import Backoff
+from nightbatch.db.models import RunStatus
+from nightbatch.report.summary import summarize
+from nightbatch.runs import finish_run, start_run
+from nightbatch.sources import queued_count
+
+
+class BackfillParams(SubmitParams):
+    """A one-off backfill over a source of JSONL task files."""
+
+    source: str = Field(
+        ..., description="JSONL file, local folder of them, s3://bucket/prefix/ or a single s3:// object."
+    )
+    task_type: str | None = Field(None, description="Task type for lines that name none.")
+    deadline_minutes: float = Field(24 * 60, gt=0, description="Stop waiting for batches after this long.")
+    poll_seconds: float = Field(60.0, gt=0, description="Longest pause between polls (backoff starts lower).")
+
+
+@flow(name="nightbatch-backfill")
+def backfill(params: BackfillParams) -> dict[str, Any]:
+    logger = get_run_logger()
+    services = services_for(params.base_url)
+    run_id = start_run(services.engine, "backfill", params.model_dump(mode="json"))
+    status = RunStatus.FAILED
+    totals: dict[str, Any] = {}
+    try:
+        enqueued = enqueue_from(services, params.source, params.task_type)
+        logger.info(enqueued.describe())
+        backoff = Backoff(cap=params.poll_seconds, deadline_seconds=params.deadline_minutes * 60)
+        for _round in range(services.settings.max_attempts + 1):
+            log_submit(submit_batches(services, params, run_id))
+            backoff.reset()
+            while True:
+                collected = log_collect(collect_results(services))
+                if collected["open"] == 0 or backoff.expired:
+                    break
+                time.sleep(backoff.next_delay())
+            if backoff.expired or queued_count(services, params.task_types) == 0:
+                break
+        if backoff.expired:
+            logger.warning("deadline passed with batches still open; the collect flow will finish them")
+        summary = summarize(services.engine, services.prices, run_id=run_id)
+        totals = {
+            "enqueued": enqueued.inserted,
+            "already_queued": enqueued.duplicates,
+            "outcomes": summary.outcomes,
+            "cost_usd": str(summary.cost_usd),
+            "baseline_usd": str(summary.baseline_usd),
+            "cache_hit_rate": summary.cache_hit_rate,
+        }
+        status = RunStatus.SUCCEEDED
+        return {"run_id": run_id, **totals}
+    finally:
+        finish_run(services.engine, run_id, status, totals)
+        services.close()

@@ -1,0 +1,73 @@
+"""The Prefect flows, run for real against the test harness, the emulator and the test database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from flows.collect import collect
+from flows.nightly import nightly
+from flows.params import CollectParams, NightlyParams, SubmitParams
+from flows.submit import submit
+from nightbatch.db.engine import make_engine
+from nightbatch.db.models import Run, RunStatus, Task
+from nightbatch.emulator import EmulatorServer
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture
+def flow_env(monkeypatch: pytest.MonkeyPatch, db_url: str, tmp_path: Path, emulator: EmulatorServer) -> str:
+    """Flows read their settings from the environment, as a deployed worker does."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("NIGHTBATCH_ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.setenv("NIGHTBATCH_DATABASE_URL", db_url)
+    monkeypatch.setenv("NIGHTBATCH_OUTPUT", str(tmp_path / "out"))
+    monkeypatch.setenv("NIGHTBATCH_TASK_CONFIG", str(EXAMPLES / "nightbatch.toml"))
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.base_url)
+    emulator.configure(time_scale=36_000)  # an hour of batch time in a tenth of a second
+    return db_url
+
+
+def task_counts(db_url: str) -> dict[str, int]:
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(Task.status, func.count()).group_by(Task.status)).all()
+    engine.dispose()
+    return {str(s): n for s, n in rows}
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_nightly_flow_enqueues_submits_and_collects_everything(flow_env: str, tmp_path: Path):
+    source = tmp_path / "tasks"
+    source.mkdir()
+    for name in ("ticket_triage", "date_extraction"):
+        lines = (EXAMPLES / "tasks" / f"{name}.jsonl").read_text().splitlines()[:20]
+        (source / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    result = nightly(NightlyParams(source=str(source), poll_seconds=0.2, deadline_minutes=2))
+    assert task_counts(flow_env) == {"succeeded": 40}
+    assert result["outcomes"] == {"succeeded": 40}
+    engine = make_engine(flow_env)
+    with engine.connect() as conn:
+        run = conn.execute(select(Run.kind, Run.status, Run.totals)).one()
+    engine.dispose()
+    assert (run.kind, run.status) == ("nightly", RunStatus.SUCCEEDED)
+    assert run.totals["outcomes"] == {"succeeded": 40}
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_submit_and_collect_flows_run_separately(flow_env: str, emulator: EmulatorServer):
+    from nightbatch.queue.enqueue import enqueue
+
+    engine = make_engine(flow_env)
+    for n in range(5):
+        enqueue(engine, "date_extraction", {"text": f"Paid on 2024-03-0{n + 1}."})
+    engine.dispose()
+    submitted = submit(SubmitParams())
+    assert submitted["submitted"] == 5
+    emulator.advance(3600)
+    collected = collect(CollectParams())
+    assert collected["ingested_batches"] == 1
+    assert task_counts(flow_env) == {"succeeded": 5}
