@@ -28,13 +28,13 @@ test: $(STAMP) lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests flows deployments benchmarks
-	$(BIN)/ruff format --check src tests flows deployments benchmarks
+	$(BIN)/ruff check src tests flows examples
+	$(BIN)/ruff format --check src tests flows examples
 	$(BIN)/mypy src flows
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests flows deployments benchmarks
-	$(BIN)/ruff check --fix src tests flows deployments benchmarks
+	$(BIN)/ruff format src tests flows examples
+	$(BIN)/ruff check --fix src tests flows examples
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -12,7 +12,7 @@ from sqlmodel import Session, col
 
 from nightbatch.collect.ingest import ingest_batch
 from nightbatch.collect.poll import collect_step
-from nightbatch.db.models import Batch, BatchStatus, Task, TaskStatus, UsageRecord
+from nightbatch.db.models import Batch, BatchStatus, Task, UsageRecord
 from nightbatch.emulator import EmulatorServer
 from nightbatch.pricing import Usage, price_usage
 from nightbatch.report.summary import summarize
@@ -84,7 +84,8 @@ def test_every_task_goes_out_once_and_comes_back_with_its_exact_cost(services: S
     # Small outputs are kept inline: a triage label, an extracted date.
     with Session(services.engine) as session:
         triage = session.exec(select(Task).where(col(Task.task_type) == "ticket_triage")).first()
-    assert triage is not None and isinstance(triage[0].output_inline, str)
+    assert triage is not None
+    assert isinstance(triage[0].output_inline, str)
 
     summary = summarize(services.engine, services.prices)
     assert summary.cost_pusd == provider_cost_pusd(services, emulator)
@@ -121,7 +122,8 @@ def test_cache_decisions_are_recorded_per_batch(services: Services, emulator: Em
         decisions = {b.id: (b.cache_ttl, b.cache_decision) for (b,) in session.exec(select(Batch)).all()}
     # The date-extraction prompt is far below Haiku's 4,096-token minimum: not cached, and said why.
     short = [d for ttl, d in decisions.values() if d and d["prefix_tokens"] < 1000]
-    assert short and all(d["ttl"] is None and "minimum" in d["reason"] for d in short)
+    assert short
+    assert all(d["ttl"] is None and "minimum" in d["reason"] for d in short)
     # The long triage guide and the policy document are cached, with a positive expected saving.
     cached = [d for ttl, d in decisions.values() if ttl is not None]
     assert len(cached) == 2

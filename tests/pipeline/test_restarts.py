@@ -78,7 +78,8 @@ def test_killed_after_create_before_recording_is_found_canceled_and_nothing_is_p
     assert any(orphan in line and "not recorded" in line for line in report.reconciled)
     with Session(services.engine) as session:
         recovered = session.exec(select(Batch).where(col(Batch.provider_batch_id) == orphan)).one()[0]
-    assert recovered.error and "not recorded" in recovered.error
+    assert recovered.error
+    assert "not recorded" in recovered.error
     drain(successor, emulator)
     assert statuses(services) == {"succeeded": 12}
     # Every billed response is in our ledger, once: the orphan was canceled before it ran anything.
@@ -160,7 +161,8 @@ def test_a_dropped_results_download_is_retried_by_the_next_collect(services: Ser
     emulator.advance(3600)
     emulator.faults.drop("batch_results", after_lines=1, times=1)
     first = collect_step(services)
-    assert first.errors and "will retry" in first.errors[0]
+    assert first.errors
+    assert "will retry" in first.errors[0]
     second = collect_step(services)
     assert len(first.ingested) + len(second.ingested) == 4
     assert statuses(services) == {"succeeded": 12}
