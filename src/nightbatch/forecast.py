@@ -82,7 +82,7 @@ def forecast_queue(services: Services, task_types: list[str] | None = None) -> F
             requests=group.tasks,
             mode=services.registry.get(type_name).cache.mode,
         )
-        group.prefix_usd = Decimal(decision.cost_usd[decision.ttl or "none"])
+        group.prefix_usd = Decimal(decision.cost_usd[decision.option])
         tail = group.tail_tokens * price.input / _MTOK * BATCH_DISCOUNT
         output = group.max_output_tokens * price.output / _MTOK * BATCH_DISCOUNT
         forecast.total_usd += group.prefix_usd + tail + output

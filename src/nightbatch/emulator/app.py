@@ -261,7 +261,7 @@ class ApiApp:
         async def serve(request: Request) -> Response:
             return await self.call(request, endpoint, handler)
 
-        return Route(path, serve, methods=[method], name=f"{endpoint}")
+        return Route(path, serve, methods=[method], name=endpoint)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

@@ -15,7 +15,7 @@ import re
 import threading
 from collections.abc import Iterator, Mapping
 from datetime import UTC
-from typing import Any
+from typing import Any, cast
 
 from nightbatch.emulator import persistence
 from nightbatch.emulator.batches import ERRORED, EXPIRED, SUCCEEDED, Batch, BatchRequest
@@ -191,8 +191,7 @@ class EmulatorState:
     def count_tokens(self, params: object, api_version: str | None) -> dict[str, int]:
         """``POST /v1/messages/count_tokens``: the prompt's total tokens (free, touches no cache)."""
         info = validate_count_tokens_params(params, api_version=api_version, catalog_path=self.config.catalog_path)
-        assert isinstance(params, Mapping)
-        return {"input_tokens": analyse_prompt(params, info.model).total_tokens}
+        return {"input_tokens": analyse_prompt(cast(Mapping[str, Any], params), info.model).total_tokens}
 
     # ------------------------------------------------------------------ Message Batches
     def create_batch(self, workspace: str, body: object, api_version: str | None) -> Batch:

@@ -17,6 +17,7 @@ from nightbatch.queue.claim import claim, release
 from nightbatch.services import Services
 from nightbatch.submit.pack import pack
 from nightbatch.submit.plan import BuildFailure, PrefixSizer, plan_requests
+from nightbatch.submit.priming import prime_prefix
 from nightbatch.submit.reconcile import reconcile_pending
 from nightbatch.submit.submitter import SubmitOutcome, submit_batch
 
@@ -34,6 +35,7 @@ class SubmitReport:
     reconciled: list[str] = field(default_factory=list)
     decisions: dict[str, dict[str, object]] = field(default_factory=dict)
     trimmed_tokens: int = 0
+    priming_pusd: int = 0
 
 
 def _fail_tasks(services: Services, failures: list[BuildFailure]) -> None:
@@ -86,6 +88,7 @@ def submit_step(
 
     def ttl_for(key: tuple[str, str], members: list[BuiltRequest]) -> CacheTTL | None:
         first = members[0]
+        task_type = services.registry.get(first.task_type)
         decision = decide_ttl(
             model=first.model,
             prices=services.prices,
@@ -93,7 +96,8 @@ def submit_step(
             requests=len(members),
             expected_minutes=expected_minutes,
             concurrency=concurrency,
-            mode=services.registry.get(first.task_type).cache.mode,
+            mode=task_type.cache.mode,
+            allow_priming=task_type.cache.prime,
         )
         decisions[key] = decision
         return decision.ttl
@@ -107,8 +111,13 @@ def submit_step(
     _fail_tasks(services, failures)
     report.failed_tasks = len(failures)
     report.decisions = {f"{k[0]}/{k[1]}": d.as_record() for k, d in decisions.items()}
+    primed: set[tuple[str, str]] = set()
     for index, batch in enumerate(packed.batches):
-        decision = decisions[(batch.model, batch.prefix_hash)].as_record()
+        key = (batch.model, batch.prefix_hash)
+        decision = decisions[key].as_record()
+        if decisions[key].prime and key not in primed:
+            primed.add(key)
+            report.priming_pusd += prime_prefix(services, batch.requests[0], run_id=run_id) or 0
         try:
             outcome = submit_batch(
                 services.engine,

@@ -1,0 +1,1 @@
+"""Turning claimed tasks into Message Batches requests: trim context, render, cache the stable prefix."""

@@ -1,0 +1,96 @@
+"""Building one Messages request per claimed task.
+
+A request is the type's shared :class:`~nightbatch.build.prefix.Prefix` plus a per-task tail
+(``max_tokens`` and ``messages``). The prefix's cache marker is applied later, per group, once the
+packer knows how many requests share it (see :mod:`nightbatch.build.cache_ttl`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nightbatch.build.context import estimate_tokens, trim_payload
+from nightbatch.build.prefix import CacheTTL, Prefix, canonical_json, prefix_for
+from nightbatch.build.template import render
+from nightbatch.tasktypes import TaskType
+
+__all__ = ["BuiltRequest", "RequestBuilder"]
+
+
+@dataclass(frozen=True)
+class BuiltRequest:
+    """One task's request, ready to be packed into a batch."""
+
+    task_id: int
+    custom_id: str
+    task_type: str
+    prefix: Prefix
+    max_tokens: int
+    messages: tuple[dict[str, Any], ...]
+    tail_tokens: int
+    trimmed_tokens: int
+
+    @property
+    def model(self) -> str:
+        return self.prefix.model
+
+    def params(self, ttl: CacheTTL | None) -> dict[str, Any]:
+        """The Messages ``params`` with the prefix cached at ``ttl`` (or not at all)."""
+        return {"model": self.prefix.model, "max_tokens": self.max_tokens, **self.prefix.render(ttl),
+                "messages": list(self.messages)}
+
+    def entry(self, ttl: CacheTTL | None) -> dict[str, Any]:
+        """The batch entry ``{"custom_id", "params"}``."""
+        return {"custom_id": self.custom_id, "params": self.params(ttl)}
+
+    def entry_bytes(self, ttl: CacheTTL | None) -> bytes:
+        return canonical_json(self.entry(ttl))
+
+
+def _messages(payload: dict[str, Any], user_turn: str) -> list[dict[str, Any]]:
+    conversation = payload.get("conversation")
+    turns: list[dict[str, Any]] = []
+    if isinstance(conversation, list) and all(isinstance(t, dict) and "role" in t for t in conversation):
+        turns = [{"role": t["role"], "content": t["content"]} for t in conversation]
+    if not turns or turns[-1]["role"] != "user":
+        turns.append({"role": "user", "content": user_turn})
+    return turns
+
+
+def custom_id_for(task_id: int, attempt: int) -> str:
+    """Our ``custom_id``: short, within ``^[a-zA-Z0-9_-]{1,64}$``, unique per task attempt."""
+    return f"t{task_id}-{attempt}"
+
+
+class RequestBuilder:
+    """Builds requests, sharing one prefix object per (task type, model)."""
+
+    def __init__(self) -> None:
+        self._prefixes: dict[tuple[str, str], Prefix] = {}
+
+    def prefix(self, task_type: TaskType, model: str) -> Prefix:
+        key = (task_type.name, model)
+        if key not in self._prefixes:
+            self._prefixes[key] = prefix_for(task_type, model)
+        return self._prefixes[key]
+
+    def build(
+        self, task_id: int, attempt: int, task_type: TaskType, model: str, payload: dict[str, Any]
+    ) -> BuiltRequest:
+        """Trim ``payload`` by the type's context policy and render it after the shared prefix.
+
+        Raises :class:`~nightbatch.errors.InputError` when the payload lacks a field the template needs.
+        """
+        trimmed = trim_payload(payload, task_type.context)
+        messages = _messages(trimmed.payload, render(task_type.template, trimmed.payload))
+        return BuiltRequest(
+            task_id=task_id,
+            custom_id=custom_id_for(task_id, attempt),
+            task_type=task_type.name,
+            prefix=self.prefix(task_type, model),
+            max_tokens=task_type.max_tokens,
+            messages=tuple(messages),
+            tail_tokens=estimate_tokens(messages),
+            trimmed_tokens=trimmed.tokens_removed,
+        )
