@@ -49,3 +49,19 @@ def test_expected_writes_model():
     assert expected_writes(10, 16, 60, 5) == 10  # everything in the first wave writes
     assert expected_writes(1000, 10, 60, 60) < 10.001
     assert 10 < expected_writes(100, 10, 600, 5) < 100
+
+
+def test_priming_is_chosen_when_the_first_waves_writes_cost_more_than_one_real_time_write():
+    decision = decide_ttl(
+        model="claude-opus-4-8", prices=PRICES, prefix_tokens=10_000, requests=200, concurrency=16, allow_priming=True
+    )
+    assert (decision.ttl, decision.prime, decision.option) == ("1h", True, "1h+priming")
+    # Priming: one real-time 1 h write (2 x $5/MTok) instead of 16 batch 1 h writes (1 x $5/MTok) less reads.
+    assert Decimal(decision.cost_usd["1h+priming"]) < Decimal(decision.cost_usd["1h"])
+
+
+def test_priming_is_not_chosen_when_the_first_wave_is_tiny():
+    decision = decide_ttl(
+        model="claude-opus-4-8", prices=PRICES, prefix_tokens=10_000, requests=200, concurrency=1, allow_priming=True
+    )
+    assert decision.prime is False

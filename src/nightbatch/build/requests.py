@@ -37,8 +37,12 @@ class BuiltRequest:
 
     def params(self, ttl: CacheTTL | None) -> dict[str, Any]:
         """The Messages ``params`` with the prefix cached at ``ttl`` (or not at all)."""
-        return {"model": self.prefix.model, "max_tokens": self.max_tokens, **self.prefix.render(ttl),
-                "messages": list(self.messages)}
+        return {
+            "model": self.prefix.model,
+            "max_tokens": self.max_tokens,
+            **self.prefix.render(ttl),
+            "messages": list(self.messages),
+        }
 
     def entry(self, ttl: CacheTTL | None) -> dict[str, Any]:
         """The batch entry ``{"custom_id", "params"}``."""
