@@ -1,8 +1,8 @@
 """Routing: which model a task goes to.
 
-A task's model is, in order: its per-task override, else (when it is being escalated) the next rung
-of its type's escalation ladder after the model that last failed it, else its type's configured model.
-Defaults live in the task-type config, never here.
+A task's model is, in order: its per-task override; else its ``route_model`` (set when a failed quality
+check escalated it to the next rung of its type's ladder); else the model chosen by the type's latest
+applied calibration; else its type's configured model. Defaults live in the task-type config, never here.
 """
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ def next_rung(task_type: TaskType, current: str) -> str | None:
     return ladder[index + 1] if index + 1 < len(ladder) else None
 
 
-def choose_model(task_type: TaskType, *, override: str | None = None, escalate_from: str | None = None) -> str:
+def choose_model(
+    task_type: TaskType, *, override: str | None = None, route: str | None = None, calibrated: str | None = None
+) -> str:
     """The model for one task (see the module docstring). Unknown models raise a ConfigError."""
-    if override:
-        model_info(override)
-        return override
-    if escalate_from is not None:
-        above = next_rung(task_type, escalate_from)
-        if above is not None:
-            return above
+    for chosen in (override, route, calibrated):
+        if chosen:
+            model_info(chosen)
+            return chosen
     return task_type.model

@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from nightbatch.catalog import load_catalog
 from nightbatch.errors import ConfigError
+from nightbatch.quality.checks import CheckSpec
 
-__all__ = ["CachePolicy", "ContextPolicy", "TaskType", "TaskTypeRegistry", "load_task_types"]
+__all__ = ["CachePolicy", "ContextPolicy", "RoutingPolicy", "TaskType", "TaskTypeRegistry", "load_task_types"]
 
 
 class ContextPolicy(BaseModel):
@@ -44,6 +45,16 @@ class CachePolicy(BaseModel):
     prime: bool = Field(False, description="Allow one real-time request to write the prefix first, when it pays.")
 
 
+class RoutingPolicy(BaseModel):
+    """How a type's route is measured: calibration candidates and bar, and shadow sampling."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold: float | None = Field(None, ge=0, le=1, description="Pass rate a model must reach to be routed to.")
+    candidates: tuple[str, ...] = Field((), description="Models to calibrate; default: the escalation ladder.")
+    shadow_fraction: float = Field(0.0, ge=0, le=1, description="Share of tasks also sent to the next rung up.")
+
+
 class TaskType(BaseModel):
     """One task type, fully resolved (files read, tools looked up)."""
 
@@ -61,7 +72,8 @@ class TaskType(BaseModel):
     context: ContextPolicy = ContextPolicy()
     cache: CachePolicy = CachePolicy()
     escalation: tuple[str, ...] = ()
-    checks: dict[str, Any] = Field(default_factory=dict)
+    checks: CheckSpec = CheckSpec()
+    routing: RoutingPolicy = RoutingPolicy()
 
     @field_validator("escalation")
     @classmethod
@@ -90,7 +102,8 @@ class _TaskTypeFile(BaseModel):
     context: ContextPolicy = ContextPolicy()
     cache: CachePolicy = CachePolicy()
     escalation: list[str] = Field(default_factory=list)
-    checks: dict[str, Any] = Field(default_factory=dict)
+    checks: CheckSpec = CheckSpec()
+    routing: RoutingPolicy = RoutingPolicy()
 
 
 class TaskTypeRegistry:
@@ -165,6 +178,7 @@ def _resolve(name: str, raw: _TaskTypeFile, tools: dict[str, dict[str, Any]], fi
             cache=raw.cache,
             escalation=tuple(raw.escalation),
             checks=raw.checks,
+            routing=raw.routing,
         )
     except ValidationError as exc:
         raise ConfigError(f"{where}: {_describe(exc)}") from exc

@@ -9,7 +9,7 @@ from nightbatch.db.models import TaskStatus
 from nightbatch.tasktypes import TaskType
 
 JSON_TYPE = TaskType(name="dates", model="claude-haiku-4-5", max_tokens=20, output="json",
-                     output_schema={"required": ["date"]})  # fmt: skip
+                     output_schema={"type": "object", "required": ["date"]})  # fmt: skip
 
 
 def message(text: str) -> dict[str, object]:

@@ -34,7 +34,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_creates_exactly_the_models(empty_db_url: str) -> None:
     assert current_revision(empty_db_url) is None
     upgrade(empty_db_url)
-    assert current_revision(empty_db_url) == head_revision() == "0001"
+    assert current_revision(empty_db_url) == head_revision()
     assert _drift(empty_db_url) == []
     assert _tables(empty_db_url) == set(metadata.tables) | {"alembic_version"}
 
@@ -60,3 +60,28 @@ def test_migrations_ship_inside_the_package() -> None:
     folder = resources.files("nightbatch") / "migrations"
     assert (folder / "env.py").is_file()
     assert (folder / "versions" / "0001_initial.py").is_file()
+
+
+def test_0002_keeps_existing_batches_as_routine_ones(empty_db_url: str) -> None:
+    """A database created by 0.1's first schema upgrades in place: old batches become purpose ``task``."""
+    import sqlalchemy as sa
+
+    from nightbatch.db.engine import make_engine
+    from nightbatch.db.migrate import upgrade
+
+    upgrade(empty_db_url, "0001")
+    engine = make_engine(empty_db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO batch (model, status, request_count, payload_bytes, processing_count, succeeded_count,"
+                    " errored_count, canceled_count, expired_count, created_at)"
+                    " VALUES ('claude-haiku-4-5', 'ended', 1, 10, 0, 1, 0, 0, 0, CURRENT_TIMESTAMP)"
+                )
+            )
+        upgrade(empty_db_url)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT purpose FROM batch")).scalar_one() == "task"
+    finally:
+        engine.dispose()

@@ -29,10 +29,12 @@ from typing import IO, Any, BinaryIO
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlmodel import Session, col
 
-from nightbatch.collect.outcome import decide
-from nightbatch.db.models import Batch, BatchStatus, Task, TaskStatus, UsageRecord
+from nightbatch.collect.outcome import check_output, decide
+from nightbatch.db.models import Batch, BatchStatus, Task, TaskAttempt, TaskStatus, UsagePurpose, UsageRecord
 from nightbatch.errors import StateError
 from nightbatch.pricing import Usage, price_usage, pusd_to_usd
+from nightbatch.quality.checks import CheckResult
+from nightbatch.quality.shadow import is_shadow_id, parse_shadow_id
 from nightbatch.services import Services
 from nightbatch.tasktypes import TaskType
 
@@ -125,25 +127,39 @@ def _inline(output: Any) -> Any:
     return output if len(encoded) <= INLINE_LIMIT else None
 
 
+_TASK_COLUMNS = (
+    col(Task.id),
+    col(Task.custom_id),
+    col(Task.task_type),
+    col(Task.attempts),
+    col(Task.status),
+    col(Task.user_canceled),
+    col(Task.model),
+    col(Task.payload),
+    col(Task.route_model),
+)
+
+
 def _lookup_tasks(conn: Connection, batch_id: int, custom_ids: list[str]) -> dict[str, Any]:
     rows = conn.execute(
-        select(
-            col(Task.id),
-            col(Task.custom_id),
-            col(Task.task_type),
-            col(Task.attempts),
-            col(Task.status),
-            col(Task.user_canceled),
-            col(Task.model),
-        ).where(col(Task.batch_id) == batch_id, col(Task.custom_id).in_(custom_ids))
+        select(*_TASK_COLUMNS).where(col(Task.batch_id) == batch_id, col(Task.custom_id).in_(custom_ids))
     ).all()
     return {r.custom_id: r for r in rows}
 
 
-def _billed_already(conn: Connection, batch_id: int, task_ids: list[int]) -> set[int]:
+def _lookup_shadowed(conn: Connection, custom_ids: list[str]) -> dict[str, Any]:
+    """Tasks named by shadow custom_ids (``s<task id>-<attempt>``): they belong to another batch."""
+    ids = {c: parse_shadow_id(c) for c in custom_ids}
+    rows = conn.execute(select(*_TASK_COLUMNS).where(col(Task.id).in_([i for i in ids.values() if i]))).all()
+    by_id = {r.id: r for r in rows}
+    return {c: by_id[i] for c, i in ids.items() if i in by_id}
+
+
+def _already_recorded(conn: Connection, batch_id: int, custom_ids: list[str]) -> set[str]:
+    """custom_ids of this batch whose result is already recorded (its attempt row, written with its ledger row)."""
     rows = conn.execute(
-        select(col(UsageRecord.task_id)).where(
-            col(UsageRecord.batch_id) == batch_id, col(UsageRecord.task_id).in_(task_ids)
+        select(col(TaskAttempt.custom_id)).where(
+            col(TaskAttempt.batch_id) == batch_id, col(TaskAttempt.custom_id).in_(custom_ids)
         )
     ).all()
     return {r[0] for r in rows}
@@ -166,6 +182,7 @@ _TASK_UPDATE = (
         output_inline=bindparam("b_output_inline"),
         batch_id=bindparam("b_new_batch"),
         custom_id=bindparam("b_new_custom_id"),
+        route_model=bindparam("b_route"),
         updated_at=bindparam("b_now"),
     )
 )
@@ -173,6 +190,93 @@ _TASK_UPDATE = (
 
 def _type_or_none(services: Services, name: str) -> TaskType | None:
     return services.registry.get(name) if name in services.registry else None
+
+
+class _Rows:
+    """The rows one chunk of results adds: task updates, usage (ledger) rows and attempt rows."""
+
+    def __init__(self, services: Services, batch: Batch, shards: _Shards, report: IngestReport, now: datetime):
+        self.services, self.batch, self.shards, self.report, self.now = services, batch, shards, report, now
+        self.updates: list[dict[str, Any]] = []
+        self.usage: list[dict[str, Any]] = []
+        self.attempts: list[dict[str, Any]] = []
+
+    def bill(self, task: Any, message: dict[str, Any], purpose: UsagePurpose) -> tuple[str, int]:
+        """One ledger row for a billed result; returns (model, cost in picodollars)."""
+        model = str(message.get("model") or task.model or self.batch.model)
+        usage = Usage.from_api(message.get("usage") or {})
+        cost = price_usage(self.services.prices, model, usage, "batch").total_pusd
+        self.report.cost_pusd += cost
+        self.usage.append({
+            "task_id": task.id, "batch_id": self.batch.id, "run_id": self.batch.run_id, "model": model,
+            "service_tier": "batch", "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+            "cache_write_5m_tokens": usage.cache_write_5m_tokens, "cache_write_1h_tokens": usage.cache_write_1h_tokens,
+            "cache_read_tokens": usage.cache_read_tokens, "price_version": self.services.prices.version,
+            "cost_pusd": cost, "purpose": purpose, "created_at": self.now,
+        })  # fmt: skip
+        return model, cost
+
+    def attempt(self, task: Any, custom_id: str, model: str, purpose: UsagePurpose, result_type: str,
+                check: CheckResult | None, output: Any) -> None:  # fmt: skip
+        self.attempts.append({
+            "task_id": task.id, "task_type": task.task_type, "attempt": task.attempts, "model": model,
+            "purpose": purpose, "batch_id": self.batch.id, "custom_id": custom_id, "calibration_id": None,
+            "result_type": result_type, "check_passed": None if check is None else check.passed,
+            "check_reason": None if check is None else check.reason, "output": _inline(output),
+            "created_at": self.now,
+        })  # fmt: skip
+
+    def routine(self, task: Any, line: dict[str, Any]) -> None:
+        """A result for the task's own request: decide its fate, bill it, write its shard line."""
+        result = line.get("result") or {}
+        task_type = _type_or_none(self.services, task.task_type)
+        message = result.get("message") or {}
+        model = str(message.get("model") or task.model or self.batch.model)
+        decision = decide(
+            result,
+            attempts=task.attempts,
+            max_attempts=self.services.settings.max_attempts,
+            user_canceled=bool(task.user_canceled),
+            task_type=task_type,
+            model=model,
+            payload=task.payload,
+        )
+        self.report.count("escalated" if decision.escalate_to else decision.status.value)
+        output_uri = output_line = inline = None
+        if decision.billed:
+            model, cost = self.bill(task, message, UsagePurpose.TASK)
+            passed = decision.check is not None and decision.check.passed
+            output_uri, output_line = self.shards.append(task.task_type, {
+                "task_id": task.id, "custom_id": task.custom_id, "task_type": task.task_type, "model": model,
+                "batch_id": self.batch.provider_batch_id, "passed": passed,
+                "output": decision.output, "stop_reason": message.get("stop_reason"), "usage": message.get("usage"),
+                "cost_usd": str(pusd_to_usd(cost)),
+            })  # fmt: skip
+            inline = _inline(decision.output)
+        self.attempt(task, line["custom_id"], model, UsagePurpose.TASK, str(result.get("type")), decision.check,
+                     decision.output)  # fmt: skip
+        requeued = decision.status == TaskStatus.QUEUED
+        self.updates.append({
+            "b_id": task.id, "b_batch": self.batch.id, "b_status": decision.status, "b_attempts": decision.attempts,
+            "b_error_type": decision.error_type, "b_error_message": (decision.error_message or "")[:2000] or None,
+            "b_output_uri": output_uri, "b_output_line": output_line, "b_output_inline": inline,
+            "b_new_batch": None if requeued else self.batch.id,
+            "b_new_custom_id": None if requeued else task.custom_id,
+            "b_route": decision.escalate_to or task.route_model, "b_now": self.now,
+        })  # fmt: skip
+
+    def shadow(self, task: Any, line: dict[str, Any]) -> None:
+        """A shadow result (the same task on the next rung up): measured and billed, the task untouched."""
+        result = line.get("result") or {}
+        message = result.get("message") or {}
+        task_type = _type_or_none(self.services, task.task_type)
+        model = str(message.get("model") or self.batch.model)
+        output, check = None, None
+        if result.get("type") == "succeeded":
+            output, check = check_output(message, task_type, task.payload)
+            model, _ = self.bill(task, message, UsagePurpose.SHADOW)
+        self.report.count("shadow")
+        self.attempt(task, line["custom_id"], model, UsagePurpose.SHADOW, str(result.get("type")), check, output)
 
 
 def ingest_batch(services: Services, batch_id: int) -> IngestReport:
@@ -196,94 +300,37 @@ def ingest_batch(services: Services, batch_id: int) -> IngestReport:
         shards = _Shards(services, stack, batch_id, day)
         source = stack.enter_context(services.store.open_read(key))
         for chunk in _chunks(source, report):
-            tasks = _lookup_tasks(conn, batch_id, [line["custom_id"] for line in chunk])
-            billed = _billed_already(conn, batch_id, [t.id for t in tasks.values()])
-            updates: list[dict[str, Any]] = []
-            usage_rows: list[dict[str, Any]] = []
+            custom_ids = [line["custom_id"] for line in chunk]
+            shadow_ids = [c for c in custom_ids if is_shadow_id(c)]
+            tasks = _lookup_tasks(conn, batch_id, [c for c in custom_ids if not is_shadow_id(c)])
+            shadowed = _lookup_shadowed(conn, shadow_ids) if shadow_ids else {}
+            recorded = _already_recorded(conn, batch_id, custom_ids)
+            rows = _Rows(services, row, shards, report, now)
             for line in chunk:
-                task = tasks.get(line["custom_id"])
-                if task is None:
-                    report.unknown_custom_ids.append(line["custom_id"])
+                custom_id = line["custom_id"]
+                if custom_id in shadowed:
+                    if custom_id in recorded:
+                        report.count("already_recorded")
+                    else:
+                        rows.shadow(shadowed[custom_id], line)
                     continue
-                if task.status != TaskStatus.SUBMITTED:
+                task = tasks.get(custom_id)
+                if task is None:
+                    report.unknown_custom_ids.append(custom_id)
+                    continue
+                if task.status != TaskStatus.SUBMITTED or custom_id in recorded:
                     report.count("already_recorded")
                     continue
-                result = line.get("result") or {}
-                task_type = _type_or_none(services, task.task_type)
-                decision = decide(
-                    result,
-                    attempts=task.attempts,
-                    max_attempts=max_attempts,
-                    user_canceled=bool(task.user_canceled),
-                    task_type=task_type,
-                )
-                report.count(decision.status.value)
-                output_uri = output_line = inline = None
-                if decision.billed:
-                    message = result.get("message") or {}
-                    model = str(message.get("model") or task.model or row.model)
-                    usage = Usage.from_api(message.get("usage") or {})
-                    cost = price_usage(services.prices, model, usage, "batch")
-                    report.cost_pusd += cost.total_pusd
-                    output_uri, output_line = shards.append(
-                        task.task_type,
-                        {
-                            "task_id": task.id,
-                            "custom_id": task.custom_id,
-                            "task_type": task.task_type,
-                            "model": model,
-                            "batch_id": row.provider_batch_id,
-                            "passed": decision.status == TaskStatus.SUCCEEDED,
-                            "output": decision.output,
-                            "stop_reason": message.get("stop_reason"),
-                            "usage": message.get("usage"),
-                            "cost_usd": str(pusd_to_usd(cost.total_pusd)),
-                        },
-                    )
-                    inline = _inline(decision.output)
-                    if task.id not in billed:
-                        usage_rows.append(
-                            {
-                                "task_id": task.id,
-                                "batch_id": batch_id,
-                                "run_id": row.run_id,
-                                "model": model,
-                                "service_tier": "batch",
-                                "input_tokens": usage.input_tokens,
-                                "output_tokens": usage.output_tokens,
-                                "cache_write_5m_tokens": usage.cache_write_5m_tokens,
-                                "cache_write_1h_tokens": usage.cache_write_1h_tokens,
-                                "cache_read_tokens": usage.cache_read_tokens,
-                                "price_version": services.prices.version,
-                                "cost_pusd": cost.total_pusd,
-                                "purpose": "task",
-                                "created_at": now,
-                            }
-                        )
-                requeued = decision.status == TaskStatus.QUEUED
-                updates.append(
-                    {
-                        "b_id": task.id,
-                        "b_batch": batch_id,
-                        "b_status": decision.status,
-                        "b_attempts": decision.attempts,
-                        "b_error_type": decision.error_type,
-                        "b_error_message": (decision.error_message or "")[:2000] or None,
-                        "b_output_uri": output_uri,
-                        "b_output_line": output_line,
-                        "b_output_inline": inline,
-                        "b_new_batch": None if requeued else batch_id,
-                        "b_new_custom_id": None if requeued else task.custom_id,
-                        "b_now": now,
-                    }
-                )
-            if usage_rows:
-                conn.execute(insert(UsageRecord), usage_rows)
-            if updates:
-                conn.execute(_TASK_UPDATE, updates)
+                rows.routine(task, line)
+            if rows.usage:
+                conn.execute(insert(UsageRecord), rows.usage)
+            if rows.attempts:
+                conn.execute(insert(TaskAttempt), rows.attempts)
+            if rows.updates:
+                conn.execute(_TASK_UPDATE, rows.updates)
         # Tasks the results never mentioned (a malformed line, a provider bug) must not stay submitted forever.
         missing = conn.execute(
-            select(col(Task.id), col(Task.attempts)).where(
+            select(col(Task.id), col(Task.attempts), col(Task.route_model)).where(
                 col(Task.batch_id) == batch_id, col(Task.status) == TaskStatus.SUBMITTED
             )
         ).all()
@@ -303,6 +350,7 @@ def ingest_batch(services: Services, batch_id: int) -> IngestReport:
                         "b_output_inline": None,
                         "b_new_batch": None,
                         "b_new_custom_id": None,
+                        "b_route": m.route_model,
                         "b_now": now,
                     }
                     for m in missing

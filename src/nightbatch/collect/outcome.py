@@ -4,7 +4,8 @@
 result                             task
 =================================  ============================================================
 succeeded, output passes checks    ``succeeded``
-succeeded, output fails checks     ``failed`` (``error_type`` = ``output_check``)
+succeeded, output fails checks     ``queued`` for the next rung of the type's escalation ladder, or
+                                   ``failed`` (``error_type`` = ``output_check``) on the last rung
 errored ``invalid_request_error``  ``failed``: the request itself must be fixed
 errored, any other type            ``queued`` again, ``failed`` once attempts reach the limit
 expired                            ``queued`` again, ``failed`` once attempts reach the limit
@@ -23,9 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from nightbatch.db.models import TaskStatus
+from nightbatch.quality.checks import CheckResult, run_checks
+from nightbatch.route import next_rung
 from nightbatch.tasktypes import TaskType
 
-__all__ = ["Decision", "decide", "extract_output"]
+__all__ = ["Decision", "check_output", "decide", "extract_output"]
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
@@ -38,10 +41,12 @@ class Decision:
     error_message: str | None = None
     output: Any = None
     billed: bool = False
+    check: CheckResult | None = None
+    escalate_to: str | None = None
 
 
 def extract_output(message: dict[str, Any], task_type: TaskType | None) -> tuple[Any, str | None]:
-    """The task's output from a Message, and the reason it fails the type's output checks (or None)."""
+    """The task's output from a Message, and why it cannot be read as the type's output (or None)."""
     text = "".join(b.get("text", "") for b in message.get("content", []) if b.get("type") == "text")
     if task_type is None or task_type.output == "text":
         return text, None
@@ -50,26 +55,45 @@ def extract_output(message: dict[str, Any], task_type: TaskType | None) -> tuple
     if fenced:
         candidate = fenced.group(1)
     try:
-        value = json.loads(candidate)
+        return json.loads(candidate), None
     except json.JSONDecodeError:
         return text, f"output is not valid JSON: {text[:120]!r}"
-    schema = task_type.output_schema or {}
-    required = schema.get("required", [])
-    if required and (not isinstance(value, dict) or any(k not in value for k in required)):
-        return value, f"output lacks required field(s) {', '.join(required)}: {candidate[:120]!r}"
-    return value, None
+
+
+def check_output(
+    message: dict[str, Any], task_type: TaskType | None, payload: dict[str, Any]
+) -> tuple[Any, CheckResult]:
+    """Read the output and run the type's checks on it."""
+    output, unreadable = extract_output(message, task_type)
+    if unreadable:
+        return output, CheckResult(False, unreadable)
+    if task_type is None:
+        return output, CheckResult(True)
+    return output, run_checks(task_type.checks, output, payload, output_schema=task_type.output_schema)
 
 
 def decide(
-    result: dict[str, Any], *, attempts: int, max_attempts: int, user_canceled: bool, task_type: TaskType | None
+    result: dict[str, Any],
+    *,
+    attempts: int,
+    max_attempts: int,
+    user_canceled: bool,
+    task_type: TaskType | None,
+    model: str | None = None,
+    payload: dict[str, Any] | None = None,
 ) -> Decision:
     """Apply the outcome policy (module docstring) to one result line's ``result`` object."""
     kind = result.get("type")
     if kind == "succeeded":
-        output, problem = extract_output(result.get("message") or {}, task_type)
-        if problem:
-            return Decision(TaskStatus.FAILED, attempts, "output_check", problem, output, billed=True)
-        return Decision(TaskStatus.SUCCEEDED, attempts, output=output, billed=True)
+        output, check = check_output(result.get("message") or {}, task_type, payload or {})
+        if check.passed:
+            return Decision(TaskStatus.SUCCEEDED, attempts, output=output, billed=True, check=check)
+        above = next_rung(task_type, model) if task_type is not None and model else None
+        if above is not None:
+            # Escalation is not a retry of the same request: the claim it cost is given back.
+            return Decision(TaskStatus.QUEUED, max(0, attempts - 1), "output_check", check.reason, output, True,
+                            check, escalate_to=above)  # fmt: skip
+        return Decision(TaskStatus.FAILED, attempts, "output_check", check.reason, output, billed=True, check=check)
     if kind == "canceled":
         if user_canceled:
             return Decision(TaskStatus.CANCELED, attempts, "canceled", "canceled by the user")

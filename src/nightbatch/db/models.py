@@ -41,11 +41,13 @@ __all__ = [
     "WORKER_MAX_LENGTH",
     "Batch",
     "BatchStatus",
+    "Calibration",
     "Run",
     "RunStatus",
     "ServiceTier",
     "StrEnumType",
     "Task",
+    "TaskAttempt",
     "TaskStatus",
     "UTCDateTime",
     "UsagePurpose",
@@ -230,6 +232,7 @@ class Batch(SQLModel, table=True):
     claimed_by: str | None = Field(default=None, sa_type=String(WORKER_MAX_LENGTH))
     claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     error: str | None = Field(default=None, sa_type=Text())
+    purpose: str = Field(default="task", sa_type=String(16), index=True, sa_column_kwargs={"server_default": "task"})
 
 
 class Task(SQLModel, table=True):
@@ -262,6 +265,7 @@ class Task(SQLModel, table=True):
     claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     source: str | None = Field(default=None, sa_type=Text())
     user_canceled: bool = Field(default=False)
+    route_model: str | None = Field(default=None, sa_type=String(MODEL_MAX_LENGTH))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), sa_column_kwargs={"onupdate": utcnow})
 
@@ -291,3 +295,51 @@ class UsageRecord(SQLModel, table=True):
     cost_pusd: int = Field(sa_type=BigInteger())
     purpose: UsagePurpose = Field(default=UsagePurpose.TASK, sa_type=StrEnumType(UsagePurpose))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+class TaskAttempt(SQLModel, table=True):
+    """One result for one task from one model: a routine attempt, a shadow request, or a calibration probe.
+
+    Kept for every attempt, so pass rates per (task type, model) can be queried and a failed task shows
+    every rung it went through.
+    """
+
+    __tablename__ = "task_attempt"
+    __table_args__ = (UniqueConstraint("batch_id", "custom_id", name="uq_task_attempt_batch_id_custom_id"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=_id_type())
+    task_id: int = Field(foreign_key="task.id", sa_type=_id_type(), index=True)
+    task_type: str = Field(sa_type=String(TASK_TYPE_MAX_LENGTH), index=True)
+    attempt: int = Field(default=0, sa_type=Integer())
+    model: str = Field(sa_type=String(MODEL_MAX_LENGTH))
+    purpose: UsagePurpose = Field(default=UsagePurpose.TASK, sa_type=StrEnumType(UsagePurpose))
+    batch_id: int | None = Field(default=None, foreign_key="batch.id", sa_type=_id_type(), index=True)
+    custom_id: str | None = Field(default=None, sa_type=String(CUSTOM_ID_MAX_LENGTH))
+    calibration_id: int | None = Field(default=None, foreign_key="calibration.id", sa_type=_id_type(), index=True)
+    result_type: str = Field(sa_type=String(16))
+    check_passed: bool | None = Field(default=None)
+    check_reason: str | None = Field(default=None, sa_type=Text())
+    output: Any | None = Field(default=None, sa_type=_json(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+class Calibration(SQLModel, table=True):
+    """One calibration of a task type: the same sample sent to every candidate model, and the verdict.
+
+    ``applied_at`` set means its ``recommended_model`` is the type's route from then on (the latest
+    applied calibration of a type wins over its configured model).
+    """
+
+    __tablename__ = "calibration"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=_id_type())
+    task_type: str = Field(sa_type=String(TASK_TYPE_MAX_LENGTH), index=True)
+    sample_size: int = Field(default=0, sa_type=Integer())
+    models: list[str] = Field(default_factory=list, sa_type=_json())
+    threshold: float | None = Field(default=None)
+    status: str = Field(default="running", sa_type=String(16))
+    results: dict[str, Any] | None = Field(default=None, sa_type=_json(nullable=True))
+    recommended_model: str | None = Field(default=None, sa_type=String(MODEL_MAX_LENGTH))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    applied_at: datetime | None = Field(default=None, sa_type=UTCDateTime())

@@ -57,6 +57,7 @@ class ClaimedTask:
     source: str | None
     claimed_by: str
     claimed_at: datetime
+    route_model: str | None = None  # set when a failed quality check escalated the task to a higher rung
 
 
 _RETURNED = (
@@ -71,6 +72,7 @@ _RETURNED = (
     _TASK.c.source,
     _TASK.c.claimed_by,
     _TASK.c.claimed_at,
+    _TASK.c.route_model,
 )
 
 

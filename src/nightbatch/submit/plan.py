@@ -70,7 +70,7 @@ def plan_requests(tasks: Iterable[ClaimedTask], registry: TaskTypeRegistry, buil
     for task in tasks:
         try:
             task_type = registry.get(task.task_type)
-            model = choose_model(task_type, override=task.model_override, escalate_from=None)
+            model = choose_model(task_type, override=task.model_override, route=task.route_model)
             request = builder.build(task.id, task.attempts, task_type, model, task.payload)
         except InputError as exc:
             plan.failures.append(BuildFailure(task.id, "invalid_task", str(exc)))
