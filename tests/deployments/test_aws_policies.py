@@ -9,8 +9,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 from moto import mock_aws
+from moto.iam.policy_validation import BaseIAMPolicyValidator
 
 from nightbatch.collect.ingest import results_key, shard_key
 from nightbatch.submit.submitter import manifest_key
@@ -19,6 +21,10 @@ from tests.deployments.support import ROOT, load_json
 BUCKET = "example-nightbatch-bucket"
 PREFIX = "nightbatch/"
 ALLOWED_ACTIONS = {"s3:PutObject", "s3:GetObject", "s3:ListBucket", "s3:AbortMultipartUpload"}
+
+
+def _text(relative: str) -> str:
+    return (ROOT / relative).read_text(encoding="utf-8")
 
 
 def _as_list(value: str | list[str]) -> list[str]:
@@ -103,13 +109,26 @@ def test_lifecycle_prefixes_match_the_keys_nightbatch_writes():
 
 @pytest.mark.usefixtures("aws")
 def test_s3_and_iam_accept_the_documents():
+    # moto's S3 parses the lifecycle (after botocore checked its shape against S3's API model); moto's IAM
+    # rejects a malformed identity policy with MalformedPolicyDocument, as IAM does.
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=BUCKET)
-    # botocore checks the lifecycle against S3's API model before sending; moto parses all three documents.
     lifecycle = load_json("infra/aws/lifecycle.json")
     s3.put_bucket_lifecycle_configuration(Bucket=BUCKET, LifecycleConfiguration=lifecycle)
     assert len(s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]) == len(lifecycle["Rules"])
-    s3.put_bucket_policy(Bucket=BUCKET, Policy=(ROOT / "infra/aws/bucket-policy.json").read_text(encoding="utf-8"))
     iam = boto3.client("iam")
-    document = (ROOT / "infra/aws/iam-policy.json").read_text(encoding="utf-8")
-    iam.create_policy(PolicyName="nightbatch-worker", PolicyDocument=document)
+    iam.create_policy(PolicyName="nightbatch-worker", PolicyDocument=_text("infra/aws/iam-policy.json"))
+    iam.create_policy(PolicyName="nightbatch-minio-worker", PolicyDocument=_text("infra/minio/worker-policy.json"))
+
+
+def test_bucket_policy_grammar():
+    # S3 itself does not check the grammar here (moto stores any text), so use IAM's checker, which allows Principal.
+    BaseIAMPolicyValidator(_text("infra/aws/bucket-policy.json")).validate()
+
+
+def test_lifecycle_storage_classes_exist():
+    model = botocore.session.get_session().get_service_model("s3")
+    known = set(model.shape_for("TransitionStorageClass").enum)
+    for rule in load_json("infra/aws/lifecycle.json")["Rules"]:
+        for transition in rule.get("Transitions", []):
+            assert transition["StorageClass"] in known, transition

@@ -74,7 +74,8 @@ def test_every_image_is_pinned(resolved):
         image = service.get("image")
         assert image, f"{name}: name the image (and tag) even when it is built"
         repository, _, tag = image.rpartition(":")
-        assert repository and "/" not in tag, f"{name}: image {image!r} has no tag"
+        assert repository, f"{name}: image {image!r} has no tag"
+        assert "/" not in tag, f"{name}: image {image!r} has no tag"
         assert tag != "latest", f"{name}: image {image!r} is not pinned"
 
 
@@ -88,7 +89,7 @@ def test_services_we_build_use_the_worker_dockerfile(resolved):
 
 def test_long_running_services_have_health_checks(resolved):
     services = resolved["services"]
-    assert LONG_RUNNING | ONE_SHOT == set(services)
+    assert set(services) == LONG_RUNNING | ONE_SHOT
     for name in LONG_RUNNING:
         assert services[name].get("healthcheck", {}).get("test"), f"{name} has no health check"
 
@@ -194,20 +195,13 @@ def _dockerfile_instructions() -> list[tuple[str, str]]:
 
 
 def _pip_install_targets(command: str) -> list[str]:
-    """The positional arguments of ``pip install`` in ``command`` (options and their values dropped)."""
+    """The positional arguments of ``pip install`` in ``command`` (flags such as ``-e`` and ``--quiet`` dropped)."""
     words = shlex.split(command.replace("$(BIN)/", ""))
-    start = words.index("install") + 1
-    targets, skip = [], False
-    for word in words[start:]:
-        if skip:
-            skip = False
-        elif word in ("-r", "--requirement", "-c", "--constraint", "-i", "--index-url"):
+    targets = []
+    for word in words[words.index("install") + 1 :]:
+        if word in ("-r", "--requirement", "-c", "--constraint", "-i", "--index-url"):
             raise AssertionError(f"install from pyproject.toml only, not {word}: {command}")
-        elif word == "-e":
-            continue
-        elif word.startswith("-"):
-            continue
-        else:
+        if not word.startswith("-"):
             targets.append(word)
     return targets
 
@@ -263,7 +257,8 @@ def test_the_image_copies_what_exists_and_runs_unprivileged():
     for source in copied:
         assert source in allowed, f"{source} is copied but excluded by infra/Dockerfile.dockerignore"
     users = [rest for keyword, rest in instructions if keyword == "USER"]
-    assert users and users[-1] not in ("root", "0")
+    assert users, "run as an unprivileged user"
+    assert users[-1] not in ("root", "0")
 
 
 def test_the_image_starts_a_worker_on_the_deployments_pool(deployments_by_name):

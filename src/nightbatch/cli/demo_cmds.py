@@ -25,7 +25,6 @@ from nightbatch.report.summary import summarize
 from nightbatch.services import Services
 from nightbatch.sources import enqueue_source
 
-
 # Simulated wrong answers per model tier, so the demo shows quality checks and escalation at work.
 DEMO_ERROR_RATES = {1: 0.04, 2: 0.02, 3: 0.01}
 
@@ -51,7 +50,9 @@ def demo(
         if settings.simulated:
             from nightbatch.emulator import EmulatorConfig, run_emulator
 
-            emulator = stack.enter_context(run_emulator(EmulatorConfig(time_scale=time_scale, quality_error_rates=DEMO_ERROR_RATES)))
+            emulator = stack.enter_context(
+                run_emulator(EmulatorConfig(time_scale=time_scale, quality_error_rates=DEMO_ERROR_RATES))
+            )
             export_to_environment({"ANTHROPIC_BASE_URL": emulator.base_url})
             console.print(Panel.fit(
                 f"[bold yellow]SIMULATED RUN[/]: no ANTHROPIC_API_KEY, so requests go to nightbatch's local emulator "

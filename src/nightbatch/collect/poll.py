@@ -98,8 +98,11 @@ def collect_step(services: Services) -> CollectReport:
         if info.processing_status != "ended":
             report.still_open += 1
     with services.engine.connect() as conn:
+        # Calibration batches are ingested by the calibration that made them, not here.
         ended = conn.execute(
-            select(col(Batch.id)).where(col(Batch.status) == BatchStatus.ENDED).order_by(col(Batch.id))
+            select(col(Batch.id))
+            .where(col(Batch.status) == BatchStatus.ENDED, col(Batch.purpose) == "task")
+            .order_by(col(Batch.id))
         ).all()
     for (batch_id,) in ended:
         if not _claim_for_ingest(services, batch_id):

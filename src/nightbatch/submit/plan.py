@@ -6,16 +6,17 @@ rest go on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from nightbatch.build.context import estimate_tokens
 from nightbatch.build.prefix import Prefix
 from nightbatch.build.requests import BuiltRequest, RequestBuilder
 from nightbatch.claude import ClaudeClient
 from nightbatch.errors import InputError, ProviderError
+from nightbatch.quality.shadow import in_shadow_sample, shadow_custom_id
 from nightbatch.queue.claim import ClaimedTask
-from nightbatch.route import choose_model
+from nightbatch.route import choose_model, next_rung
 from nightbatch.tasktypes import TaskTypeRegistry
 
 __all__ = ["BuildFailure", "Plan", "PrefixSizer", "plan_requests"]
@@ -62,19 +63,40 @@ class Plan:
     requests: list[BuiltRequest] = field(default_factory=list)
     failures: list[BuildFailure] = field(default_factory=list)
     trimmed_tokens: int = 0
+    shadows: int = 0
 
 
-def plan_requests(tasks: Iterable[ClaimedTask], registry: TaskTypeRegistry, builder: RequestBuilder) -> Plan:
-    """Route and build a request for each task."""
+def plan_requests(
+    tasks: Iterable[ClaimedTask],
+    registry: TaskTypeRegistry,
+    builder: RequestBuilder,
+    *,
+    calibrated: Mapping[str, str] | None = None,
+) -> Plan:
+    """Route and build a request for each task (plus a shadow request for the types' shadow samples).
+
+    ``calibrated`` maps a task type to the model its latest applied calibration chose.
+    """
     plan = Plan()
+    calibrated = calibrated or {}
     for task in tasks:
         try:
             task_type = registry.get(task.task_type)
-            model = choose_model(task_type, override=task.model_override, route=task.route_model)
+            model = choose_model(
+                task_type,
+                override=task.model_override,
+                route=task.route_model,
+                calibrated=calibrated.get(task.task_type),
+            )
             request = builder.build(task.id, task.attempts, task_type, model, task.payload)
         except InputError as exc:
             plan.failures.append(BuildFailure(task.id, "invalid_task", str(exc)))
             continue
         plan.requests.append(request)
         plan.trimmed_tokens += request.trimmed_tokens
+        above = next_rung(task_type, model)
+        if above is not None and in_shadow_sample(task.id, task_type.routing.shadow_fraction):
+            shadow = builder.build(task.id, task.attempts, task_type, above, task.payload)
+            plan.requests.append(replace(shadow, custom_id=shadow_custom_id(task.id, task.attempts)))
+            plan.shadows += 1
     return plan

@@ -13,6 +13,8 @@ from nightbatch.build.cache_ttl import CacheDecision, decide_ttl
 from nightbatch.build.prefix import CacheTTL
 from nightbatch.build.requests import BuiltRequest, RequestBuilder
 from nightbatch.db.models import Task, TaskStatus
+from nightbatch.quality.routes import calibrated_routes
+from nightbatch.quality.shadow import is_shadow_id
 from nightbatch.queue.claim import claim, release
 from nightbatch.services import Services
 from nightbatch.submit.pack import pack
@@ -36,6 +38,7 @@ class SubmitReport:
     decisions: dict[str, dict[str, object]] = field(default_factory=dict)
     trimmed_tokens: int = 0
     priming_pusd: int = 0
+    shadow_requests: int = 0
 
 
 def _fail_tasks(services: Services, failures: list[BuildFailure]) -> None:
@@ -81,7 +84,8 @@ def submit_step(
     report.claimed = len(claimed)
     if not claimed:
         return report
-    plan = plan_requests(claimed, services.registry, RequestBuilder())
+    plan = plan_requests(claimed, services.registry, RequestBuilder(), calibrated=calibrated_routes(services.engine))
+    report.shadow_requests = plan.shadows
     report.trimmed_tokens = plan.trimmed_tokens
     sizer = PrefixSizer(services.client)
     decisions: dict[tuple[str, str], CacheDecision] = {}
@@ -136,5 +140,6 @@ def submit_step(
         if outcome is None:
             continue
         report.batches.append(outcome)
-        report.submitted_tasks += len(batch.requests) if outcome.provider_batch_id else 0
+        if outcome.provider_batch_id:
+            report.submitted_tasks += sum(not is_shadow_id(r.custom_id) for r in batch.requests)
     return report

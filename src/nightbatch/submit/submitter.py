@@ -36,6 +36,7 @@ from nightbatch.build.prefix import canonical_json
 from nightbatch.claude import BatchInfo, ClaudeClient
 from nightbatch.db.models import Batch, BatchStatus, Task, TaskStatus
 from nightbatch.errors import ProviderError
+from nightbatch.quality.shadow import is_shadow_id
 from nightbatch.storage import ObjectStore
 from nightbatch.submit.pack import PackedBatch
 
@@ -64,7 +65,13 @@ def _now() -> datetime:
 
 
 def write_pending(
-    engine: Engine, packed: PackedBatch, *, worker: str, run_id: int | None, cache_decision: dict[str, object] | None
+    engine: Engine,
+    packed: PackedBatch,
+    *,
+    worker: str,
+    run_id: int | None,
+    cache_decision: dict[str, object] | None,
+    purpose: str = "task",
 ) -> int | None:
     """Step 1: the pending batch row and its task links, in one transaction. Returns the row id.
 
@@ -84,12 +91,16 @@ def write_pending(
             claimed_by=worker,
             claimed_at=now,
             created_at=now,
+            purpose=purpose,
         )
         session.add(batch)
         session.flush()
         assert batch.id is not None
         kept = []
         for request in packed.requests:
+            if purpose != "task" or is_shadow_id(request.custom_id):
+                kept.append(request)  # a probe, not the task's own request: the task stays where it is
+                continue
             linked = session.execute(
                 update(Task)
                 .where(

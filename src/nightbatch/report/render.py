@@ -1,0 +1,316 @@
+"""A :class:`~nightbatch.report.build.Report` as plain rows, JSON, CSV and Markdown.
+
+Money leaves as exact decimal strings of dollars (``"0.001250000000"``, 12 places: picodollars), never
+floats; :func:`usd_text` is the rounded form for people. Rates are floats in [0, 1] (or None).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from nightbatch.pricing import pusd_to_usd
+from nightbatch.report.build import Report
+from nightbatch.report.cache import TypeCache, hit_rate
+from nightbatch.report.costs import CostRow
+
+__all__ = [
+    "COST_COLUMNS",
+    "TextTable",
+    "batch_text_table",
+    "cost_table_rows",
+    "cost_text_table",
+    "headline",
+    "percent_text",
+    "provenance",
+    "report_csv",
+    "report_markdown",
+    "report_to_dict",
+    "savings_text_table",
+    "type_cache_text_table",
+    "usd",
+    "usd_text",
+]
+
+Scalar = str | int | float | None
+
+COST_COLUMNS = (
+    "task_type",
+    "model",
+    "tasks",
+    "responses",
+    "input_tokens",
+    "output_tokens",
+    "cache_write_tokens",
+    "cache_read_tokens",
+    "cost_usd",
+    "cost_per_task_usd",
+    "cost_per_success_usd",
+    "pass_rate",
+    "naive_usd",
+)
+"""Columns of :func:`cost_table_rows` and of the CSV, in order."""
+
+
+def usd(pusd: int | None) -> str | None:
+    """Exact dollars as a string (12 decimal places); None stays None."""
+    return None if pusd is None else str(pusd_to_usd(pusd))
+
+
+def usd_text(pusd: int | None) -> str:
+    """Dollars rounded for reading: cents from $1, then 4 and 6 decimal places for small amounts."""
+    if pusd is None:
+        return "–"
+    value = pusd_to_usd(pusd)
+    places = 2 if abs(value) >= 1 else 4 if abs(value) >= Decimal("0.01") else 6
+    return f"${value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN):,}"
+
+
+def percent_text(rate: float | None) -> str:
+    return "–" if rate is None else f"{rate:.1%}"
+
+
+def _cost_row(row: CostRow, naive_pusd: int | None) -> dict[str, Scalar]:
+    return {
+        "task_type": row.task_type,
+        "model": row.model,
+        "tasks": row.tasks,
+        "responses": row.responses,
+        "input_tokens": row.usage.input_tokens,
+        "output_tokens": row.usage.output_tokens,
+        "cache_write_tokens": row.cache_write_tokens,
+        "cache_read_tokens": row.usage.cache_read_tokens,
+        "cost_usd": usd(row.cost_pusd),
+        "cost_per_task_usd": usd(row.cost_per_task_pusd),
+        "cost_per_success_usd": usd(row.cost_per_success_pusd),
+        "pass_rate": row.pass_rate,
+        "naive_usd": usd(naive_pusd),
+    }
+
+
+def cost_table_rows(report: Report, *, total: bool = True) -> list[dict[str, Scalar]]:
+    """Cost per task type × model as plain dicts (keys :data:`COST_COLUMNS`), plus a ``total`` row.
+
+    ``naive_usd`` is the naive cost of the row's task responses (None for overhead rows); the total's is
+    the whole naive baseline.
+    """
+    naive = report.savings.naive_by_group
+    rows = [_cost_row(r, naive.get((r.task_type, r.model)) if r.purpose == "task" else None) for r in report.costs.rows]
+    if total:
+        rows.append(_cost_row(report.costs.total, report.savings.naive_pusd))
+    return rows
+
+
+def _type_cache(t: TypeCache) -> dict[str, Scalar]:
+    return {
+        "task_type": t.task_type,
+        "hit_rate": t.hit_rate,
+        "cache_read_tokens": t.cache_read_tokens,
+        "cache_write_tokens": t.cache_write_tokens,
+        "rolling_hit_rate": t.rolling_hit_rate,
+        "rolling_runs": t.rolling_runs,
+        "drop_points": t.drop_points,
+        "flagged": t.flagged,
+    }
+
+
+def report_to_dict(report: Report) -> dict[str, Any]:
+    """The whole report as JSON-ready data (``json.dumps`` it as is)."""
+    s, c, sel = report.savings, report.cache, report.selection
+    shares = s.shares()
+    return {
+        "selection": {
+            "kind": sel.kind,
+            "label": sel.label,
+            "run_id": sel.run_id,
+            "since": sel.since.isoformat() if sel.since else None,
+            "until": sel.until.isoformat() if sel.until else None,
+        },
+        "generated_at": report.generated_at.isoformat(),
+        "price_versions": report.price_versions,
+        "repriced_with": report.repriced_with,
+        "costs": {"rows": cost_table_rows(report, total=False), "total": cost_table_rows(report)[-1]},
+        "cache": {
+            "definition": "cache_read_tokens / (cache_read_tokens + cache_write_tokens)",
+            "hit_rate": c.hit_rate,
+            "cache_read_tokens": c.cache_read_tokens,
+            "cache_write_tokens": c.cache_write_tokens,
+            "window_runs": c.window,
+            "drop_points_threshold": c.drop_points,
+            "min_history_runs": c.min_runs,
+            "by_type": [_type_cache(t) for t in c.by_type],
+            "by_batch": [
+                {
+                    "batch_id": b.batch_id,
+                    "provider_batch_id": b.provider_batch_id,
+                    "model": b.model,
+                    "task_type": b.task_type,
+                    "cache_ttl": b.cache_ttl,
+                    "responses": b.responses,
+                    "cache_read_tokens": b.cache_read_tokens,
+                    "cache_write_tokens": b.cache_write_tokens,
+                    "hit_rate": hit_rate(b.cache_read_tokens, b.cache_write_tokens),
+                    "cost_usd": usd(b.cost_pusd),
+                }
+                for b in c.by_batch
+            ],
+            "history": [
+                {
+                    "run_id": p.run_id,
+                    "started_at": p.started_at.isoformat(),
+                    "task_type": p.task_type,
+                    "hit_rate": p.hit_rate,
+                    "in_selection": p.in_selection,
+                }
+                for p in c.history
+            ],
+        },
+        "savings": {
+            "baseline_model": s.baseline_model,
+            "naive_usd": usd(s.naive_pusd),
+            "routed_usd": usd(s.routed_pusd),
+            "batched_usd": usd(s.batched_pusd),
+            "actual_usd": usd(s.actual_pusd),
+            "saving_usd": usd(s.saving_pusd),
+            "saving_fraction": s.saving_fraction,
+            "levers": [
+                {"lever": name, "saving_usd": usd(value), "share": shares[name]} for name, value in s.levers().items()
+            ],
+        },
+        "daily_costs": [
+            {"day": d.day.isoformat(), "model": d.model, "cost_usd": usd(d.cost_pusd)} for d in report.daily_costs
+        ],
+        "warnings": report.warnings,
+    }
+
+
+def report_csv(report: Report) -> str:
+    """The cost table as CSV (header :data:`COST_COLUMNS`, last row ``total``). JSON has the rest."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COST_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in cost_table_rows(report):
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return out.getvalue()
+
+
+# -- text tables: the same rows for Markdown, HTML and the terminal ---------------------------------
+
+TextTable = tuple[list[str], list[list[str]]]
+"""A header and rows of display strings."""
+
+
+def cost_text_table(report: Report) -> TextTable:
+    """Cost per task type × model for reading; the last row is the total."""
+    header = ["task type", "model", "tasks", "input", "output", "cache write", "cache read", "cost", "per task",
+              "per success", "pass rate"]  # fmt: skip
+    rows = [
+        [
+            r.task_type,
+            r.model,
+            f"{r.tasks:,}",
+            f"{r.usage.input_tokens:,}",
+            f"{r.usage.output_tokens:,}",
+            f"{r.cache_write_tokens:,}",
+            f"{r.usage.cache_read_tokens:,}",
+            usd_text(r.cost_pusd),
+            usd_text(r.cost_per_task_pusd),
+            usd_text(r.cost_per_success_pusd),
+            percent_text(r.pass_rate),
+        ]
+        for r in [*report.costs.rows, report.costs.total]
+    ]
+    return header, rows
+
+
+def savings_text_table(report: Report) -> TextTable:
+    """The cost levels, then each lever's saving and share; the last row is naive − actual."""
+    s = report.savings
+    shares = s.shares()
+    rows = [
+        [f"naive: real-time {s.baseline_model}, no caching", usd_text(s.naive_pusd), ""],
+        ["routed: real-time on the models used, no caching", usd_text(s.routed_pusd), ""],
+        ["routed + batched, no caching", usd_text(s.batched_pusd), ""],
+        ["actual", usd_text(s.actual_pusd), ""],
+    ]
+    rows += [[f"{name} saved", usd_text(value), percent_text(shares[name])] for name, value in s.levers().items()]
+    rows.append(["total saved (naive − actual)", usd_text(s.saving_pusd), percent_text(s.saving_fraction)])
+    return ["", "cost", "share of saving"], rows
+
+
+def type_cache_text_table(report: Report) -> TextTable:
+    """Hit rate per task type against its rolling rate."""
+    header = ["task type", "hit rate", f"rolling ({report.cache.window} runs)", "runs", "read", "write", "flag"]
+    rows = [
+        [
+            t.task_type,
+            percent_text(t.hit_rate),
+            percent_text(t.rolling_hit_rate),
+            str(t.rolling_runs),
+            f"{t.cache_read_tokens:,}",
+            f"{t.cache_write_tokens:,}",
+            f"DROP {t.drop_points:.1f} pts" if t.flagged and t.drop_points is not None else "",
+        ]
+        for t in report.cache.by_type
+    ]
+    return header, rows
+
+
+def batch_text_table(report: Report, *, limit: int | None = None) -> TextTable:
+    """Hit rate per batch (the first ``limit`` batches when given)."""
+    header = ["batch", "provider id", "task type", "model", "TTL", "responses", "hit rate", "cost"]
+    batches = report.cache.by_batch if limit is None else report.cache.by_batch[:limit]
+    rows = [
+        [
+            str(b.batch_id),
+            b.provider_batch_id or "–",
+            b.task_type or "–",
+            b.model,
+            b.cache_ttl or "–",
+            f"{b.responses:,}",
+            percent_text(hit_rate(b.cache_read_tokens, b.cache_write_tokens)),
+            usd_text(b.cost_pusd),
+        ]
+        for b in batches
+    ]
+    return header, rows
+
+
+def headline(report: Report) -> str:
+    """One sentence: tasks, cost, per task, pass rate, naive cost, saving, hit rate."""
+    s, total = report.savings, report.costs.total
+    return (
+        f"{total.tasks:,} tasks for {usd_text(total.cost_pusd)} ({usd_text(total.cost_per_task_pusd)} per task, "
+        f"{usd_text(total.cost_per_success_pusd)} per successful task, pass rate {percent_text(total.pass_rate)}); "
+        f"naive cost {usd_text(s.naive_pusd)} (all real-time {s.baseline_model}, no caching): saving "
+        f"{percent_text(s.saving_fraction)}; cache hit rate {percent_text(report.cache.hit_rate)}."
+    )
+
+
+def provenance(report: Report) -> str:
+    """Which price tables the figures come from."""
+    versions = ", ".join(report.price_versions) or "–"
+    return f"Costs as recorded with price table {versions}; baselines re-priced with {report.repriced_with}."
+
+
+def _md_table(table: TextTable) -> list[str]:
+    header, rows = table
+    align = ["---" if i == 0 else "---:" for i in range(len(header))]
+    return [f"| {' | '.join(header)} |", f"| {' | '.join(align)} |", *(f"| {' | '.join(r)} |" for r in rows)]
+
+
+def report_markdown(report: Report) -> str:
+    """A Markdown summary: headline, warnings, savings by lever, cost per task type × model, hit rates."""
+    lines = [f"# nightbatch cost report: {report.selection.label}", ""]
+    if report.empty:
+        return "\n".join([*lines, "No billed usage in this selection."]) + "\n"
+    lines.append(headline(report))
+    lines += ["", *(f"> **Warning:** {w}" for w in report.warnings)] if report.warnings else []
+    lines += ["", "## Savings by lever", "", *_md_table(savings_text_table(report))]
+    lines += ["", "## Cost per task", "", *_md_table(cost_text_table(report))]
+    if report.cache.by_type:
+        lines += ["", "## Cache hit rate by task type", "", *_md_table(type_cache_text_table(report))]
+    lines += ["", f"_{provenance(report)}_"]
+    return "\n".join(lines) + "\n"

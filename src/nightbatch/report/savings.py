@@ -1,0 +1,122 @@
+"""Savings, honestly: the same usage re-priced without each lever, and each lever's share of the saving.
+
+Four cost levels, each an exact integer of picodollars, every token re-priced with the price table in
+effect on the day it was billed:
+
+(a) **naive**: every task response real-time (standard tier) on the top model (``claude-opus-4-8`` by
+    default) with no caching: all its prompt tokens (uncached input + cache writes + cache reads) at the
+    top model's input price, its output at the top model's output price;
+(b) **routed**: the same, on the models actually used;
+(c) **routed + batched**: the same, at the tier each response was actually billed at (batch for batch
+    results), still without caching;
+(d) **actual**: what the ledger recorded (``usage_record.cost_pusd``), everything included.
+
+The levers are the steps between them, in that order: **routing** = a − b, **batching** = b − c,
+**caching** = c − d. They telescope, so routing + batching + caching = naive − actual exactly. A lever's
+value depends on the order (batching halves what routing left), and a lever can be negative (a cache
+written and never read costs more than no cache).
+
+Rows that serve no single task: **priming** requests exist only because of caching, so they are in (d)
+only and land in the caching lever; **calibration** and **shadow** requests exist to choose models, so
+they enter (b), (c) and (d) at their recorded cost and land in the routing lever. (a) has neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import cast
+
+from nightbatch.db.models import UsagePurpose
+from nightbatch.pricing import PriceTable, ServiceTier, Usage, price_usage
+from nightbatch.report.query import LedgerGroup
+
+__all__ = ["BASELINE_MODEL", "LEVERS", "Savings", "savings"]
+
+BASELINE_MODEL = "claude-opus-4-8"
+"""The top model of the naive baseline."""
+
+LEVERS = ("routing", "batching", "caching")
+
+
+@dataclass(frozen=True)
+class Savings:
+    """The four cost levels (picodollars) and the three levers between them."""
+
+    naive_pusd: int = 0
+    routed_pusd: int = 0
+    batched_pusd: int = 0
+    actual_pusd: int = 0
+    baseline_model: str = BASELINE_MODEL
+    naive_by_group: dict[tuple[str, str], int] = field(default_factory=dict, compare=False)
+    """The naive cost of each (task type, model)'s task responses."""
+
+    @property
+    def routing_pusd(self) -> int:
+        return self.naive_pusd - self.routed_pusd
+
+    @property
+    def batching_pusd(self) -> int:
+        return self.routed_pusd - self.batched_pusd
+
+    @property
+    def caching_pusd(self) -> int:
+        return self.batched_pusd - self.actual_pusd
+
+    @property
+    def saving_pusd(self) -> int:
+        """naive − actual, which the three levers sum to exactly."""
+        return self.naive_pusd - self.actual_pusd
+
+    @property
+    def saving_fraction(self) -> float | None:
+        """The saving as a fraction of the naive cost."""
+        return self.saving_pusd / self.naive_pusd if self.naive_pusd else None
+
+    def levers(self) -> dict[str, int]:
+        """Each lever's saving in picodollars, in the order they are applied."""
+        return {"routing": self.routing_pusd, "batching": self.batching_pusd, "caching": self.caching_pusd}
+
+    def shares(self) -> dict[str, float | None]:
+        """Each lever's share of the saving (they sum to 1); None when there is no saving to share."""
+        total = self.saving_pusd
+        return {name: (value / total if total > 0 else None) for name, value in self.levers().items()}
+
+
+def _tier(value: str) -> ServiceTier:
+    if value not in ("batch", "standard"):
+        raise ValueError(f"usage billed at unknown service tier {value!r}; expected batch or standard")
+    return cast(ServiceTier, value)
+
+
+def savings(groups: Iterable[LedgerGroup], prices: PriceTable, *, baseline_model: str = BASELINE_MODEL) -> Savings:
+    """The cost levels of the selection's ledger groups (module docstring).
+
+    Raises :class:`~nightbatch.errors.UnknownModelError` if the table cannot price a model (or the
+    baseline model) on a day the ledger has usage for.
+    """
+    naive = routed = batched = actual = 0
+    by_group: dict[tuple[str, str], int] = {}
+    for g in groups:
+        actual += g.cost_pusd
+        if g.purpose == UsagePurpose.PRIMING:
+            continue
+        if g.purpose != UsagePurpose.TASK:
+            routed += g.cost_pusd
+            batched += g.cost_pusd
+            continue
+        uncached = Usage(input_tokens=g.usage.prompt_tokens, output_tokens=g.usage.output_tokens)
+        top = price_usage(prices, baseline_model, uncached, "standard", at=g.day).total_pusd
+        naive += top
+        routed += price_usage(prices, g.model, uncached, "standard", at=g.day).total_pusd
+        batched += price_usage(prices, g.model, uncached, _tier(g.service_tier), at=g.day).total_pusd
+        key = (g.task_type or "(task)", g.model)
+        by_group[key] = by_group.get(key, 0) + top
+    return Savings(
+        naive_pusd=naive,
+        routed_pusd=routed,
+        batched_pusd=batched,
+        actual_pusd=actual,
+        baseline_model=baseline_model,
+        naive_by_group=by_group,
+    )
