@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
 
 from flows.params import SubmitParams
 from flows.runtime import services_for
@@ -14,15 +16,21 @@ from nightbatch.submit.step import SubmitReport, submit_step
 
 
 @task(name="submit-batches", cache_policy=NO_CACHE)
-def submit_batches(services: Services, params: SubmitParams, run_id: int | None) -> SubmitReport:
+def submit_batches(
+    services: Services, params: SubmitParams, run_id: int | None, budget_usd: Decimal | None = None
+) -> SubmitReport:
     # No Prefect retries: submitting is made safe by the database (reconcile), not by re-running blindly.
-    return submit_step(
-        services,
-        limit=params.limit,
-        task_types=params.task_types,
-        run_id=run_id,
-        expected_minutes=params.expected_batch_minutes,
-    )
+    # One submitter at a time across workers when the global limit `nightbatch-submit` exists (see
+    # docs/production.md); without it Prefect warns and goes on, and the database still keeps us safe.
+    with concurrency("nightbatch-submit", occupy=1, strict=False):
+        return submit_step(
+            services,
+            limit=params.limit,
+            task_types=params.task_types,
+            run_id=run_id,
+            expected_minutes=params.expected_batch_minutes,
+            budget_usd=budget_usd if budget_usd is not None else params.budget_usd,
+        )
 
 
 def log_submit(report: SubmitReport) -> dict[str, Any]:
@@ -30,13 +38,22 @@ def log_submit(report: SubmitReport) -> dict[str, Any]:
     for line in report.reconciled:
         logger.warning(line)
     logger.info(
-        "claimed %d tasks, submitted %d in %d batches, %d failed before sending",
+        "claimed %d tasks, submitted %d in %d batches (forecast at most $%s), %d failed before sending",
         report.claimed,
         report.submitted_tasks,
         len(report.batches),
+        f"{report.forecast_usd:.4f}",
         report.failed_tasks,
     )
-    return {"claimed": report.claimed, "submitted": report.submitted_tasks, "batches": len(report.batches)}
+    if report.budget_stopped:
+        logger.warning("budget stop: %s; the rest stays queued", report.budget_stopped)
+    return {
+        "claimed": report.claimed,
+        "submitted": report.submitted_tasks,
+        "batches": len(report.batches),
+        "forecast_usd": str(report.forecast_usd),
+        "budget_stopped": report.budget_stopped,
+    }
 
 
 @flow(name="nightbatch-submit")

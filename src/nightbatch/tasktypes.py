@@ -143,11 +143,13 @@ def _config_files(path: Path) -> list[Path]:
 
 
 def _read_text(base: Path, relative: str, where: str) -> str:
-    target = (base / relative).resolve()
     try:
+        target = (base / relative).resolve()
         return target.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{where}: cannot read {target}: {exc.strerror}") from exc
+        raise ConfigError(f"{where}: cannot read {base / relative}: {exc.strerror}") from exc
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{where}: cannot read {relative!r}: {exc}") from exc
 
 
 def _resolve(name: str, raw: _TaskTypeFile, tools: dict[str, dict[str, Any]], file: Path) -> TaskType:
@@ -191,9 +193,17 @@ def _describe(exc: ValidationError) -> str:
     return f"field `{field}`: {first['msg']}{more}"
 
 
+def _tables(data: dict[str, Any], name: str, file: Path) -> dict[str, Any]:
+    """``data[name]``, which must be a table of tables (``[name.<entry>]``)."""
+    section = data.get(name, {})
+    if not isinstance(section, dict) or not all(isinstance(v, dict) for v in section.values()):
+        raise ConfigError(f"{file}: `{name}` must be a table of tables, like [{name}.<name>]")
+    return section
+
+
 def _tool_library(data: dict[str, Any], file: Path) -> dict[str, dict[str, Any]]:
     library: dict[str, dict[str, Any]] = {}
-    for name, tool in data.get("tools", {}).items():
+    for name, tool in _tables(data, "tools", file).items():
         if not isinstance(tool, dict) or "input_schema" not in tool:
             raise ConfigError(f"{file}: tool {name!r}: needs at least `input_schema` (and usually `description`)")
         library[name] = {"name": name, **tool}
@@ -208,14 +218,14 @@ def load_task_types(path: Path) -> TaskTypeRegistry:
     for file in files:
         try:
             data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{file}: cannot parse: {exc}") from exc
         parsed.append((file, data))
         tools.update(_tool_library(data, file))
     types: list[TaskType] = []
     sources: dict[str, Path] = {}
     for file, data in parsed:
-        for name, table in data.get("task_types", {}).items():
+        for name, table in _tables(data, "task_types", file).items():
             if name in sources:
                 raise ConfigError(f"{file}: task type {name!r} is also defined in {sources[name]}")
             try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import func, select, update
 from sqlmodel import col
 
@@ -35,10 +34,6 @@ def lapse(services: Services, table: type[Task] | type[Batch]) -> None:
         conn.execute(update(table).where(col(table.claimed_at).is_not(None)).values(claimed_at=old))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="claim() takes over tasks linked to a pending batch once their lease lapses: sent and billed twice",
-)
 def test_tasks_of_an_unrecorded_batch_are_not_sent_again(services: Services, emulator: EmulatorServer):
     enqueue_examples(services.engine, per_type=3)
     claimed = claim(services.engine, 100, services.worker)

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import IO, Any, BinaryIO
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Dialect, TextClause, bindparam, select, text, update
 from sqlmodel import Session, col
 
 from nightbatch.collect.outcome import check_output, decide
-from nightbatch.db.models import Batch, BatchStatus, Task, TaskAttempt, TaskStatus, UsagePurpose, UsageRecord
+from nightbatch.db.models import Batch, BatchStatus, Task, TaskAttempt, TaskStatus, UsagePurpose, UTCDateTime
 from nightbatch.errors import StateError
 from nightbatch.pricing import Usage, price_usage, pusd_to_usd
 from nightbatch.quality.checks import CheckResult
@@ -61,6 +61,7 @@ class IngestReport:
     cost_pusd: int = 0
     unknown_custom_ids: list[str] = field(default_factory=list)
     bad_lines: list[str] = field(default_factory=list)
+    problems: dict[str, str] = field(default_factory=dict)
     already_ingested: bool = False
 
     def count(self, key: str) -> None:
@@ -122,9 +123,13 @@ class _Shards:
         return uri, counter[0]
 
 
-def _inline(output: Any) -> Any:
-    encoded = json.dumps(output, ensure_ascii=False)
-    return output if len(encoded) <= INLINE_LIMIT else None
+def _inline(output: Any) -> str | None:
+    """``output`` as a JSON column stores it (JSON text), when short enough to keep inline; else None."""
+    if output is None or (isinstance(output, str) and len(output) + 2 > INLINE_LIMIT):
+        return None  # a string's JSON is at least two characters longer than the string
+    if len(json.dumps(output, ensure_ascii=False)) > INLINE_LIMIT:
+        return None
+    return json.dumps(output)  # exactly what SQLAlchemy's JSON type would have stored
 
 
 _TASK_COLUMNS = (
@@ -147,6 +152,14 @@ def _lookup_tasks(conn: Connection, batch_id: int, custom_ids: list[str]) -> dic
     return {r.custom_id: r for r in rows}
 
 
+def _lookup_by_task_id(conn: Connection, custom_ids: list[str]) -> dict[str, Any]:
+    """Tasks named by routine custom_ids (``t<task id>-<attempt>``) regardless of the batch they point at."""
+    ids = {c: int(c[1:].split("-", 1)[0]) for c in custom_ids if c[:1] == "t" and c[1:].split("-", 1)[0].isdigit()}
+    rows = conn.execute(select(*_TASK_COLUMNS).where(col(Task.id).in_(list(ids.values())))).all()
+    by_id = {r.id: r for r in rows}
+    return {c: by_id[i] for c, i in ids.items() if i in by_id}
+
+
 def _lookup_shadowed(conn: Connection, custom_ids: list[str]) -> dict[str, Any]:
     """Tasks named by shadow custom_ids (``s<task id>-<attempt>``): they belong to another batch."""
     ids = {c: parse_shadow_id(c) for c in custom_ids}
@@ -165,27 +178,133 @@ def _already_recorded(conn: Connection, batch_id: int, custom_ids: list[str]) ->
     return {r[0] for r in rows}
 
 
-_TASK_UPDATE = (
-    update(Task)
-    .where(
-        col(Task.id) == bindparam("b_id"),
-        col(Task.batch_id) == bindparam("b_batch"),
-        col(Task.status) == TaskStatus.SUBMITTED,
+# A chunk's rows travel as ONE JSON parameter per statement and the database unpacks them itself (as in
+# nightbatch.queue.enqueue): binding thousands of rows x columns one by one costs far more client CPU
+# (SQLAlchemy's per-row parameter processing; on PostgreSQL one pipelined statement per row) than the
+# JSON functions cost the database. Each column: (name, key in the row dict, PostgreSQL type). JSON
+# columns arrive as JSON text (see _inline); timestamps are the one ``:now`` of the ingest.
+_USAGE_COLUMNS = tuple((c, c, t) for c, t in (
+    ("task_id", "bigint"), ("batch_id", "bigint"), ("run_id", "bigint"), ("model", "text"),
+    ("service_tier", "text"), ("input_tokens", "integer"), ("output_tokens", "integer"),
+    ("cache_write_5m_tokens", "integer"), ("cache_write_1h_tokens", "integer"), ("cache_read_tokens", "integer"),
+    ("price_version", "text"), ("cost_pusd", "bigint"), ("purpose", "text"),
+))  # fmt: skip
+_ATTEMPT_COLUMNS = tuple((c, c, t) for c, t in (
+    ("task_id", "bigint"), ("task_type", "text"), ("attempt", "integer"), ("model", "text"), ("purpose", "text"),
+    ("batch_id", "bigint"), ("custom_id", "text"), ("calibration_id", "bigint"), ("result_type", "text"),
+    ("check_passed", "boolean"), ("check_reason", "text"), ("output", "json"),
+))  # fmt: skip
+_UPDATE_COLUMNS = (
+    ("status", "b_status", "text"), ("attempts", "b_attempts", "integer"), ("error_type", "b_error_type", "text"),
+    ("error_message", "b_error_message", "text"), ("output_uri", "b_output_uri", "text"),
+    ("output_line", "b_output_line", "integer"), ("output_inline", "b_output_inline", "json"),
+    ("batch_id", "b_new_batch", "bigint"), ("custom_id", "b_new_custom_id", "text"), ("route_model", "b_route", "text"),
+)  # fmt: skip
+_UPDATE_KEYS = (("id", "b_id", "bigint"), ("batch", "b_batch", "bigint"))
+Columns = tuple[tuple[str, str, str], ...]
+
+
+def _unpacked_rows(dialect: str, columns: Columns) -> tuple[str, dict[str, str]]:
+    """A FROM item unpacking the ``:rows`` JSON array, and the SQL expression of each column from it."""
+    if dialect == "postgresql":
+        declared = ", ".join(f"{key} {'text' if kind == 'json' else kind}" for _, key, kind in columns)
+        exprs = {name: f"CAST(r.{key} AS json)" if kind == "json" else f"r.{key}" for name, key, kind in columns}
+        return f"json_to_recordset(CAST(:rows AS json)) AS r({declared})", exprs
+    picked = ", ".join(f"json_extract(value, '$.{key}') AS {key}" for _, key, _ in columns)
+    return f"(SELECT {picked} FROM json_each(:rows)) AS r", {name: f"r.{key}" for name, key, _ in columns}
+
+
+def _bulk_insert(dialect: str, table: str, columns: Columns) -> TextClause:
+    source, exprs = _unpacked_rows(dialect, columns)
+    sql = f"INSERT INTO {table} ({', '.join(exprs)}, created_at) SELECT {', '.join(exprs.values())}, :now FROM {source}"
+    return text(sql).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+def _bulk_update(dialect: str) -> TextClause:
+    """Each row's decision, guarded by ``status = submitted AND batch_id = <this batch>``."""
+    source, exprs = _unpacked_rows(dialect, _UPDATE_COLUMNS + _UPDATE_KEYS)
+    sets = ", ".join(f"{name} = {exprs[name]}" for name, _, _ in _UPDATE_COLUMNS)
+    # SQLite would otherwise walk every submitted task (index on status) and scan the chunk for each: unary
+    # "+" (a no-op on any value) keeps those columns out of the plan, so each row finds its task by id.
+    plus = "+" if dialect == "sqlite" else ""
+    sql = (
+        f"UPDATE task SET {sets}, updated_at = :now FROM {source} WHERE task.id = {exprs['id']}"
+        f" AND {plus}task.batch_id = {exprs['batch']} AND {plus}task.status = :submitted"
     )
-    .values(
-        status=bindparam("b_status"),
-        attempts=bindparam("b_attempts"),
-        error_type=bindparam("b_error_type"),
-        error_message=bindparam("b_error_message"),
-        output_uri=bindparam("b_output_uri"),
-        output_line=bindparam("b_output_line"),
-        output_inline=bindparam("b_output_inline"),
-        batch_id=bindparam("b_new_batch"),
-        custom_id=bindparam("b_new_custom_id"),
-        route_model=bindparam("b_route"),
-        updated_at=bindparam("b_now"),
-    )
-)
+    return text(sql).bindparams(bindparam("now", type_=UTCDateTime()), submitted=TaskStatus.SUBMITTED.value)
+
+
+@dataclass(frozen=True)
+class _Statements:
+    usage: TextClause
+    attempts: TextClause
+    updates: TextClause
+
+    @classmethod
+    def of(cls, dialect: Dialect) -> _Statements:
+        return cls(
+            _bulk_insert(dialect.name, "usage_record", _USAGE_COLUMNS),
+            _bulk_insert(dialect.name, "task_attempt", _ATTEMPT_COLUMNS),
+            _bulk_update(dialect.name),
+        )
+
+
+def _no_timestamps(value: Any) -> None:
+    """Timestamps in a row are left out (null): every row's timestamp is the statement's ``:now``."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _execute(conn: Connection, statement: TextClause, rows: list[dict[str, Any]], now: datetime) -> None:
+    if rows:
+        encoded = json.dumps(rows, ensure_ascii=False, separators=(",", ":"), default=_no_timestamps)
+        conn.execute(statement, {"rows": encoded, "now": now})
+
+
+_RESULT_TYPES = frozenset({"succeeded", "errored", "canceled", "expired"})
+_USAGE_COUNTS = ("input_tokens", "output_tokens")
+_OPTIONAL_COUNTS = ("cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def line_problem(services: Services, line: dict[str, Any], fallback_model: str) -> str | None:
+    """Why a result line cannot be trusted (None when it can): checked before it may touch a task or the ledger."""
+    result = line.get("result")
+    if not isinstance(result, dict) or result.get("type") not in _RESULT_TYPES:
+        return "result is not an object with a known type"
+    if result["type"] == "errored":
+        error = result.get("error")
+        if error is not None and (not isinstance(error, dict) or not isinstance(error.get("error", {}), dict)):
+            return "errored result with a malformed error object"
+    if result["type"] != "succeeded":
+        return None
+    message = result.get("message")
+    if not isinstance(message, dict):
+        return "succeeded result without a message object"
+    content = message.get("content")
+    if not isinstance(content, list) or not all(isinstance(block, dict) for block in content):
+        return "message content is not a list of blocks"
+    usage = message.get("usage")
+    if not isinstance(usage, dict):
+        return "succeeded result without usage: it cannot be priced"
+    for name in _USAGE_COUNTS:
+        if not isinstance(usage.get(name), int) or isinstance(usage.get(name), bool) or usage[name] < 0:
+            return f"usage.{name} is not a non-negative integer"
+    for name in _OPTIONAL_COUNTS:
+        value = usage.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            return f"usage.{name} is not a non-negative integer"
+    creation = usage.get("cache_creation")
+    if creation is not None and (
+        not isinstance(creation, dict)
+        or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in creation.values() if v is not None
+        )
+    ):
+        return "usage.cache_creation is malformed"
+    model = message.get("model") or fallback_model
+    if not isinstance(model, str) or model not in services.prices.models():
+        return f"model {model!r} has no price in {services.prices.path}"
+    return None
 
 
 def _type_or_none(services: Services, name: str) -> TaskType | None:
@@ -200,12 +319,15 @@ class _Rows:
         self.updates: list[dict[str, Any]] = []
         self.usage: list[dict[str, Any]] = []
         self.attempts: list[dict[str, Any]] = []
+        self._costs: dict[tuple[str, Usage], int] = {}
 
     def bill(self, task: Any, message: dict[str, Any], purpose: UsagePurpose) -> tuple[str, int]:
         """One ledger row for a billed result; returns (model, cost in picodollars)."""
         model = str(message.get("model") or task.model or self.batch.model)
         usage = Usage.from_api(message.get("usage") or {})
-        cost = price_usage(self.services.prices, model, usage, "batch").total_pusd
+        cost = self._costs.get((model, usage))
+        if cost is None:  # the results of a batch share few usage shapes: price each once
+            cost = self._costs[model, usage] = price_usage(self.services.prices, model, usage, "batch").total_pusd
         self.report.cost_pusd += cost
         self.usage.append({
             "task_id": task.id, "batch_id": self.batch.id, "run_id": self.batch.run_id, "model": model,
@@ -265,6 +387,15 @@ class _Rows:
             "b_route": decision.escalate_to or task.route_model, "b_now": self.now,
         })  # fmt: skip
 
+    def orphan(self, task: Any, line: dict[str, Any]) -> None:
+        """A result of a batch no task points at any more: billed all the same, so it is recorded and reported."""
+        result = line.get("result") or {}
+        model = self.batch.model
+        if result.get("type") == "succeeded":
+            model, _ = self.bill(task, result.get("message") or {}, UsagePurpose.ORPHAN)
+        self.report.count("orphan")
+        self.attempt(task, line["custom_id"], model, UsagePurpose.ORPHAN, str(result.get("type")), None, None)
+
     def shadow(self, task: Any, line: dict[str, Any]) -> None:
         """A shadow result (the same task on the next rung up): measured and billed, the task untouched."""
         result = line.get("result") or {}
@@ -297,17 +428,33 @@ def ingest_batch(services: Services, batch_id: int) -> IngestReport:
     now = datetime.now(UTC)
     max_attempts = services.settings.max_attempts
     with ExitStack() as stack, services.engine.begin() as conn:
+        statements = _Statements.of(conn.dialect)
         shards = _Shards(services, stack, batch_id, day)
         source = stack.enter_context(services.store.open_read(key))
         for chunk in _chunks(source, report):
             custom_ids = [line["custom_id"] for line in chunk]
+            orphaned = row.purpose == "orphan"
             shadow_ids = [c for c in custom_ids if is_shadow_id(c)]
             tasks = _lookup_tasks(conn, batch_id, [c for c in custom_ids if not is_shadow_id(c)])
             shadowed = _lookup_shadowed(conn, shadow_ids) if shadow_ids else {}
+            if orphaned:
+                shadowed = _lookup_by_task_id(conn, custom_ids)
             recorded = _already_recorded(conn, batch_id, custom_ids)
             rows = _Rows(services, row, shards, report, now)
+            seen: set[str] = set()
             for line in chunk:
                 custom_id = line["custom_id"]
+                problem = "duplicate result line" if custom_id in seen else line_problem(services, line, row.model)
+                seen.add(custom_id)
+                if problem is not None:
+                    report.bad_lines.append(f"batch {row.provider_batch_id} custom_id {custom_id}: {problem}")
+                    if custom_id not in report.problems:
+                        report.problems[custom_id] = problem
+                    continue
+                if orphaned:
+                    if custom_id in shadowed and custom_id not in recorded:
+                        rows.orphan(shadowed[custom_id], line)
+                    continue
                 if custom_id in shadowed:
                     if custom_id in recorded:
                         report.count("already_recorded")
@@ -322,29 +469,31 @@ def ingest_batch(services: Services, batch_id: int) -> IngestReport:
                     report.count("already_recorded")
                     continue
                 rows.routine(task, line)
-            if rows.usage:
-                conn.execute(insert(UsageRecord), rows.usage)
-            if rows.attempts:
-                conn.execute(insert(TaskAttempt), rows.attempts)
-            if rows.updates:
-                conn.execute(_TASK_UPDATE, rows.updates)
+            _execute(conn, statements.usage, rows.usage, now)
+            _execute(conn, statements.attempts, rows.attempts, now)
+            _execute(conn, statements.updates, rows.updates, now)
         # Tasks the results never mentioned (a malformed line, a provider bug) must not stay submitted forever.
         missing = conn.execute(
-            select(col(Task.id), col(Task.attempts), col(Task.route_model)).where(
+            select(col(Task.id), col(Task.attempts), col(Task.route_model), col(Task.custom_id)).where(
                 col(Task.batch_id) == batch_id, col(Task.status) == TaskStatus.SUBMITTED
             )
         ).all()
         if missing:
-            conn.execute(
-                _TASK_UPDATE,
+            _execute(
+                conn,
+                statements.updates,
                 [
                     {
                         "b_id": m.id,
                         "b_batch": batch_id,
                         "b_status": TaskStatus.FAILED if m.attempts >= max_attempts else TaskStatus.QUEUED,
                         "b_attempts": m.attempts,
-                        "b_error_type": "missing_result",
-                        "b_error_message": f"batch {row.provider_batch_id} returned no result for this task",
+                        "b_error_type": "bad_result" if m.custom_id in report.problems else "missing_result",
+                        "b_error_message": (
+                            f"batch {row.provider_batch_id}: {report.problems[m.custom_id]}"
+                            if m.custom_id in report.problems
+                            else f"batch {row.provider_batch_id} returned no result for this task"
+                        ),
                         "b_output_uri": None,
                         "b_output_line": None,
                         "b_output_inline": None,
@@ -355,6 +504,7 @@ def ingest_batch(services: Services, batch_id: int) -> IngestReport:
                     }
                     for m in missing
                 ],
+                now,
             )
             report.outcomes["missing_result"] = len(missing)
         stack.close()  # publish the shards before the transaction commits

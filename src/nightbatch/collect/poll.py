@@ -101,7 +101,7 @@ def collect_step(services: Services) -> CollectReport:
         # Calibration batches are ingested by the calibration that made them, not here.
         ended = conn.execute(
             select(col(Batch.id))
-            .where(col(Batch.status) == BatchStatus.ENDED, col(Batch.purpose) == "task")
+            .where(col(Batch.status) == BatchStatus.ENDED, col(Batch.purpose).in_(["task", "orphan"]))
             .order_by(col(Batch.id))
         ).all()
     for (batch_id,) in ended:

@@ -174,6 +174,7 @@ class UsagePurpose(StrEnum):
     PRIMING = "priming"
     CALIBRATION = "calibration"
     SHADOW = "shadow"
+    ORPHAN = "orphan"  # billed by a batch no task pointed at any more (reported; see submit.submitter)
 
 
 class RunStatus(StrEnum):

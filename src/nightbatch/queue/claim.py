@@ -110,7 +110,9 @@ def claim(
     claimable: list[ColumnElement[bool]] = [
         or_(
             _TASK.c.status == TaskStatus.QUEUED,
-            and_(_TASK.c.status == TaskStatus.CLAIMED, _TASK.c.claimed_at < cutoff),
+            # A stale claim is taken over only before it was linked to a batch: once linked, the task may
+            # already be at the provider, and only the batch's reconciliation may free it.
+            and_(_TASK.c.status == TaskStatus.CLAIMED, _TASK.c.claimed_at < cutoff, _TASK.c.batch_id.is_(None)),
         )
     ]
     if task_types is not None:

@@ -101,6 +101,8 @@ def make_task_spec(
             raise ValueError(f"deadline {deadline.isoformat()} has no time zone; give an aware datetime")
         if model_override is not None and not 0 < len(model_override) <= MODEL_MAX_LENGTH:
             raise ValueError(f"model must be 1 to {MODEL_MAX_LENGTH} characters")
+        _check_storable(payload, key, task_type, model_override, priority=priority)
+        utc_deadline = _utc(deadline) if deadline else None
     except ValueError as exc:
         raise InputError(f"task of type {task_type!r}: {exc}") from exc
     return TaskSpec(
@@ -108,7 +110,7 @@ def make_task_spec(
         payload=payload,
         key=resolved_key,
         priority=priority,
-        deadline=deadline.astimezone(UTC) if deadline else None,
+        deadline=utc_deadline,
         model_override=model_override,
     )
 
@@ -147,6 +149,35 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
+_INT32 = 2**31 - 1
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether a NUL character hides anywhere in a JSON value (PostgreSQL cannot store one in text or JSON)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _check_storable(payload: dict[str, Any], *strings: str | None, priority: int) -> None:
+    """Refuse what one of the two databases would refuse, so both accept exactly the same files."""
+    if _has_nul(payload) or any(s is not None and "\x00" in s for s in strings):
+        raise ValueError("contains a NUL character (\\u0000), which the database cannot store")
+    if not -_INT32 - 1 <= priority <= _INT32:
+        raise ValueError(f"priority {priority} is outside the 32-bit range")
+
+
+def _utc(deadline: datetime) -> datetime:
+    try:
+        return deadline.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"deadline {deadline.isoformat()} is out of range in UTC") from None
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -157,22 +188,27 @@ def parse_line(text: str, *, default_task_type: str | None, task_types: Containe
         obj = json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:
         raise ValueError(f"not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise ValueError("not valid JSON: nested too deeply") from None
     if not isinstance(obj, dict):
         raise ValueError(f"a task line must be a JSON object, got {type(obj).__name__}")
     if not isinstance(obj.get("payload"), dict):  # a bare payload
         task_type = _resolve_task_type(None, default_task_type, task_types)
+        if "\\u0000" in text:
+            _check_storable(obj, priority=0)
         return TaskSpec(task_type=task_type, payload=obj, key=default_key(task_type, obj))
     try:
         envelope = _Envelope.model_validate(obj)
     except ValidationError as exc:
         raise ValueError(_describe(exc)) from None
     task_type = _resolve_task_type(envelope.task_type, default_task_type, task_types)
+    _check_storable(envelope.payload, envelope.key, task_type, envelope.model, priority=envelope.priority)
     return TaskSpec(
         task_type=task_type,
         payload=envelope.payload,
         key=envelope.key if envelope.key is not None else default_key(task_type, envelope.payload),
         priority=envelope.priority,
-        deadline=envelope.deadline.astimezone(UTC) if envelope.deadline else None,
+        deadline=_utc(envelope.deadline) if envelope.deadline else None,
         model_override=envelope.model,
     )
 

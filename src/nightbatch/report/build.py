@@ -43,6 +43,8 @@ class Report:
     """Version of the price table the baselines were re-priced with."""
     daily_costs: list[DayModelCost] = field(default_factory=list)
     """Cost per (UTC day, model) over the chart window."""
+    chart_days: tuple[date, date] | None = None
+    """The first and last UTC day of the chart window."""
 
     @property
     def empty(self) -> bool:
@@ -99,4 +101,5 @@ def build_report(
         price_versions=price_versions(engine, selection),
         repriced_with=prices.version,
         daily_costs=daily_model_costs(engine, first, last),
+        chart_days=(first, last),
     )

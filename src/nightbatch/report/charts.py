@@ -67,8 +67,9 @@ def cost_chart(report: Report) -> bytes:
         per_day[d.model][d.day.isoformat()] = float(pusd_to_usd(d.cost_pusd))
     days = sorted({d.day for d in report.daily_costs})
     if days:
-        span = (days[-1] - days[0]).days + 1
-        labels = [(days[0] + timedelta(days=i)).isoformat() for i in range(span)]
+        first, last = report.chart_days or (days[0], days[-1])
+        span = (last - first).days + 1
+        labels = [(first + timedelta(days=i)).isoformat() for i in range(span)]
         bottom = [0.0] * span
         for model in sorted(per_day):
             heights = [per_day[model].get(day, 0.0) for day in labels]
@@ -101,7 +102,7 @@ def hit_rate_chart(report: Report) -> bytes:
         ax.axvspan(selected[0] - 0.5, selected[-1] + 0.5, alpha=0.12, label="selection")
     if runs:
         ax.set_xticks(range(len(runs)), [f"#{rid}\n{start:%m-%d}" for start, rid in runs], fontsize="small")
-        ax.legend(loc="lower left", fontsize="small")
+        ax.legend(loc="best", fontsize="small")
     else:
         ax.text(0.5, 0.5, "no cacheable usage", ha="center", va="center", transform=ax.transAxes)
     ax.set_ylim(0, 100)

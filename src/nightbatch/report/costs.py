@@ -5,9 +5,10 @@ Definitions (also in ``docs/reports.md``):
 - **tasks**: distinct tasks with at least one billed task response on that model in the selection. A
   task escalated from one model to another counts once under each; the totals count it once.
 - **passed**: the task's newest billed response is this one and the task ended ``succeeded``.
-- **failed its check**: the task's newest billed response is this one and the task ended ``failed`` with
-  ``error_type = output_check``; or the task was billed again later (a response was only ever re-done
-  because its output was not accepted, e.g. escalated to a higher model).
+- **failed its check**: the task's newest billed response is this one and the task has
+  ``error_type = output_check`` (it ended ``failed``, or is queued for the next rung of its escalation
+  ladder); or the task was billed again later (a billed response is only ever re-done because its
+  output was not accepted: escalated to a higher model).
 - **pass rate** = passed / (passed + failed its check). Tasks still in flight, or that failed without
   a billed response to judge, count in neither.
 - **cost per successful task** = all the group's cost / passed tasks: failures are paid for by successes.
@@ -93,8 +94,8 @@ def _verdicts(billed: Iterable[BilledTask]) -> tuple[dict[tuple[str, str], dict[
         if row.latest:
             if row.status == TaskStatus.SUCCEEDED:
                 verdict = "passed"
-            elif row.status == TaskStatus.FAILED and row.error_type == CHECK_FAILED:
-                verdict = "failed"
+            elif row.error_type == CHECK_FAILED:
+                verdict = "failed"  # ended failed, or waiting to be escalated
             else:
                 verdict = "open"
         else:

@@ -87,12 +87,11 @@ class ReportPage:
 def write_report_page(report: Report, directory: Path) -> ReportPage:
     """Write ``report.html`` and the chart PNGs into ``directory`` (created if needed)."""
     directory.mkdir(parents=True, exist_ok=True)
+    skipped: str | None = None
     try:
         charts = render_charts(report)
     except ChartsUnavailableError as exc:
         charts, skipped = {}, f"charts skipped: {exc}"
-    else:
-        skipped = None
     written = []
     for name, png in charts.items():
         path = directory / name

@@ -63,9 +63,9 @@ def usd_text(pusd: int | None) -> str:
     """Dollars rounded for reading: cents from $1, then 4 and 6 decimal places for small amounts."""
     if pusd is None:
         return "–"
-    value = pusd_to_usd(pusd)
-    places = 2 if abs(value) >= 1 else 4 if abs(value) >= Decimal("0.01") else 6
-    return f"${value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN):,}"
+    value = abs(pusd_to_usd(pusd))
+    places = 2 if value >= 1 else 4 if value >= Decimal("0.01") else 6
+    return f"{'-' if pusd < 0 else ''}${value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN):,}"
 
 
 def percent_text(rate: float | None) -> str:
@@ -236,8 +236,10 @@ def savings_text_table(report: Report) -> TextTable:
         ["actual", usd_text(s.actual_pusd), ""],
     ]
     rows += [[f"{name} saved", usd_text(value), percent_text(shares[name])] for name, value in s.levers().items()]
-    rows.append(["total saved (naive − actual)", usd_text(s.saving_pusd), percent_text(s.saving_fraction)])
-    return ["", "cost", "share of saving"], rows
+    everything = percent_text(1.0 if s.saving_pusd > 0 else None)
+    rows.append([f"total saved (naive − actual): {percent_text(s.saving_fraction)} of naive", usd_text(s.saving_pusd),
+                 everything])  # fmt: skip
+    return ["level / lever", "cost", "share of saving"], rows
 
 
 def type_cache_text_table(report: Report) -> TextTable:

@@ -16,9 +16,12 @@ The levers are the steps between them, in that order: **routing** = a − b, **b
 value depends on the order (batching halves what routing left), and a lever can be negative (a cache
 written and never read costs more than no cache).
 
-Rows that serve no single task: **priming** requests exist only because of caching, so they are in (d)
-only and land in the caching lever; **calibration** and **shadow** requests exist to choose models, so
-they enter (b), (c) and (d) at their recorded cost and land in the routing lever. (a) has neither.
+Responses that are not a task's own are charged to the lever that caused them (:data:`OVERHEAD_LEVER`),
+at their recorded cost, by entering every level after that lever's step: **priming** requests exist
+only because of caching (in (d) only: caching lever); **orphan** results (a batch billed after its tasks
+were moved on, see ``submit.submitter``) come with batching (in (c) and (d): batching lever);
+**calibration** and **shadow** requests exist to choose models (in (b), (c) and (d): routing lever).
+(a) has none of them.
 """
 
 from __future__ import annotations
@@ -31,12 +34,20 @@ from nightbatch.db.models import UsagePurpose
 from nightbatch.pricing import PriceTable, ServiceTier, Usage, price_usage
 from nightbatch.report.query import LedgerGroup
 
-__all__ = ["BASELINE_MODEL", "LEVERS", "Savings", "savings"]
+__all__ = ["BASELINE_MODEL", "LEVERS", "OVERHEAD_LEVER", "Savings", "savings"]
 
 BASELINE_MODEL = "claude-opus-4-8"
 """The top model of the naive baseline."""
 
 LEVERS = ("routing", "batching", "caching")
+
+OVERHEAD_LEVER = {
+    UsagePurpose.PRIMING: "caching",
+    UsagePurpose.ORPHAN: "batching",
+    UsagePurpose.CALIBRATION: "routing",
+    UsagePurpose.SHADOW: "routing",
+}
+"""The lever each non-task purpose is a cost of; a purpose not listed is charged to routing."""
 
 
 @dataclass(frozen=True)
@@ -99,11 +110,10 @@ def savings(groups: Iterable[LedgerGroup], prices: PriceTable, *, baseline_model
     by_group: dict[tuple[str, str], int] = {}
     for g in groups:
         actual += g.cost_pusd
-        if g.purpose == UsagePurpose.PRIMING:
-            continue
         if g.purpose != UsagePurpose.TASK:
-            routed += g.cost_pusd
-            batched += g.cost_pusd
+            lever = OVERHEAD_LEVER.get(UsagePurpose(g.purpose), "routing")
+            routed += g.cost_pusd if lever == "routing" else 0
+            batched += g.cost_pusd if lever in ("routing", "batching") else 0
             continue
         uncached = Usage(input_tokens=g.usage.prompt_tokens, output_tokens=g.usage.output_tokens)
         top = price_usage(prices, baseline_model, uncached, "standard", at=g.day).total_pusd

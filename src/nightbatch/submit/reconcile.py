@@ -118,7 +118,7 @@ def reconcile_pending(
                 canceled = True
             except ProviderError as exc:
                 log.warning("batch %s: could not cancel unrecorded %s: %s", row.id, match.id, exc)
-        record_created(engine, row.id, info)
+        record_created(engine, row.id, info, worker=worker)
         with Session(engine) as session:
             note = f"created as {match.id} but not recorded (worker died around create); recovered"
             session.execute(update(Batch).where(col(Batch.id) == row.id).values(error=note))

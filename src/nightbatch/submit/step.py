@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from sqlalchemy import update
 from sqlmodel import Session, col
@@ -17,7 +18,8 @@ from nightbatch.quality.routes import calibrated_routes
 from nightbatch.quality.shadow import is_shadow_id
 from nightbatch.queue.claim import claim, release
 from nightbatch.services import Services
-from nightbatch.submit.pack import pack
+from nightbatch.submit.budget import Budget, request_bound_usd, spent_today_usd
+from nightbatch.submit.pack import PackedBatch, pack
 from nightbatch.submit.plan import BuildFailure, PrefixSizer, plan_requests
 from nightbatch.submit.priming import prime_prefix
 from nightbatch.submit.reconcile import reconcile_pending
@@ -39,6 +41,8 @@ class SubmitReport:
     trimmed_tokens: int = 0
     priming_pusd: int = 0
     shadow_requests: int = 0
+    forecast_usd: Decimal = Decimal(0)
+    budget_stopped: str | None = None
 
 
 def _fail_tasks(services: Services, failures: list[BuildFailure]) -> None:
@@ -62,6 +66,18 @@ def _fail_tasks(services: Services, failures: list[BuildFailure]) -> None:
         session.commit()
 
 
+def _fit_budget(services: Services, batch: PackedBatch, decision: CacheDecision, budget: Budget) -> bool:
+    """Keep the requests of ``batch`` that fit the budget (in order); release the rest. False if any was cut."""
+    for position, request in enumerate(batch.requests):
+        if not budget.admit(request_bound_usd(services.prices, request, decision)):
+            cut = batch.requests[position:]
+            batch.requests = batch.requests[:position]
+            batch.recount()
+            release(services.engine, [r.task_id for r in cut if not is_shadow_id(r.custom_id)], services.worker)
+            return False
+    return True
+
+
 def submit_step(
     services: Services,
     *,
@@ -70,10 +86,21 @@ def submit_step(
     run_id: int | None = None,
     expected_minutes: float = 60.0,
     concurrency: int = 16,
+    budget_usd: Decimal | None = None,
 ) -> SubmitReport:
-    """Send up to ``limit`` queued tasks out as batches. Safe to run concurrently and to re-run."""
+    """Send up to ``limit`` queued tasks out as batches. Safe to run concurrently and to re-run.
+
+    ``budget_usd`` caps this run (default: ``budget_per_run_usd``); ``budget_per_day_usd`` caps the day.
+    What would exceed a cap stays queued (see :mod:`nightbatch.submit.budget`).
+    """
     report = SubmitReport()
     settings = services.settings
+    budget = Budget(
+        per_run_usd=budget_usd if budget_usd is not None else settings.budget_per_run_usd,
+        per_day_usd=settings.budget_per_day_usd,
+    )
+    if budget.per_day_usd is not None:
+        budget.spent_today_usd = spent_today_usd(services.engine)
     for recovered in reconcile_pending(
         services.engine, services.client, worker=services.worker, lease_seconds=settings.lease_seconds
     ):
@@ -118,6 +145,12 @@ def submit_step(
     primed: set[tuple[str, str]] = set()
     for index, batch in enumerate(packed.batches):
         key = (batch.model, batch.prefix_hash)
+        if not _fit_budget(services, batch, decisions[key], budget):
+            later = [r.task_id for b in packed.batches[index + 1 :] for r in b.requests]
+            release(services.engine, later, services.worker)
+            report.budget_stopped = budget.stopped
+            if not batch.requests:
+                break
         decision = decisions[key].as_record()
         if decisions[key].prime and key not in primed:
             primed.add(key)
@@ -142,4 +175,9 @@ def submit_step(
         report.batches.append(outcome)
         if outcome.provider_batch_id:
             report.submitted_tasks += sum(not is_shadow_id(r.custom_id) for r in batch.requests)
+        if report.budget_stopped:
+            break
+    report.forecast_usd = budget.committed_usd
+    if report.budget_stopped:
+        log.warning("budget: %s; the rest stays queued", report.budget_stopped)
     return report

@@ -108,7 +108,10 @@ def write_pending(
                     col(Task.status) == TaskStatus.CLAIMED,
                     col(Task.claimed_by) == worker,
                 )
-                .values(batch_id=batch.id, custom_id=request.custom_id, model=request.model, updated_at=now)
+                # claimed_at=now: the task's lease is never older than its batch row's.
+                .values(
+                    batch_id=batch.id, custom_id=request.custom_id, model=request.model, claimed_at=now, updated_at=now
+                )
             )
             if cast(CursorResult[Any], linked).rowcount == 1:
                 kept.append(request)
@@ -141,13 +144,18 @@ def archive_manifest(engine: Engine, store: ObjectStore, batch_id: int, packed: 
     return uri
 
 
-def record_created(engine: Engine, batch_id: int, info: BatchInfo) -> None:
-    """Step 4: the provider id, and the tasks move to ``submitted``, in one transaction."""
+def record_created(engine: Engine, batch_id: int, info: BatchInfo, *, worker: str) -> bool:
+    """Step 4: the provider id, and the tasks move to ``submitted``, in one transaction.
+
+    Guarded: only while the row is still ``pending`` and leased by ``worker``. A create that outlived its
+    lease may find its row given up by a reconciler (tasks re-queued); then it returns False and the
+    caller must deal with the batch it just created (see :func:`record_orphan`).
+    """
     now = _now()
     with Session(engine) as session:
-        session.execute(
+        taken = session.execute(
             update(Batch)
-            .where(col(Batch.id) == batch_id)
+            .where(col(Batch.id) == batch_id, col(Batch.status) == BatchStatus.PENDING, col(Batch.claimed_by) == worker)
             .values(
                 provider_batch_id=info.id,
                 status=BatchStatus(info.processing_status),
@@ -157,12 +165,42 @@ def record_created(engine: Engine, batch_id: int, info: BatchInfo) -> None:
                 claimed_at=None,
             )
         )
+        if cast(CursorResult[Any], taken).rowcount != 1:
+            session.rollback()
+            return False
         session.execute(
             update(Task)
             .where(col(Task.batch_id) == batch_id, col(Task.status) == TaskStatus.CLAIMED)
             .values(status=TaskStatus.SUBMITTED, claimed_by=None, claimed_at=None, updated_at=now)
         )
         session.commit()
+        return True
+
+
+def record_orphan(engine: Engine, client: ClaudeClient, info: BatchInfo, *, model: str, reason: str) -> int:
+    """A batch exists at the provider that no task points at: cancel it and record it, so that whatever it
+    billed before the cancel lands in the ledger (purpose ``orphan``) and the run reports it."""
+    try:
+        info = client.cancel_batch(info.id)
+    except ProviderError as exc:
+        log.error("could not cancel orphan batch %s: %s", info.id, exc)
+    with Session(engine) as session:
+        batch = Batch(
+            provider_batch_id=info.id,
+            model=model,
+            status=BatchStatus(info.processing_status),
+            request_count=info.counts.total,
+            processing_count=info.counts.processing,
+            submitted_at=info.created_at,
+            expires_at=info.expires_at,
+            error=reason,
+            purpose="orphan",
+        )
+        session.add(batch)
+        session.commit()
+        assert batch.id is not None
+        log.error("batch %s: %s", info.id, reason)
+        return batch.id
 
 
 def mark_create_failed(engine: Engine, batch_id: int, error: str) -> None:
@@ -220,7 +258,10 @@ def submit_batch(
             return SubmitOutcome(batch_id, None, BatchStatus.PENDING, str(exc), task_ids)
         mark_create_failed(engine, batch_id, str(exc))
         raise
-    record_created(engine, batch_id, info)
+    if not record_created(engine, batch_id, info, worker=worker):
+        reason = f"created after its row {batch_id} was given up by another worker (lease lapsed); canceled"
+        record_orphan(engine, client, info, model=packed.model, reason=reason)
+        return SubmitOutcome(batch_id, None, BatchStatus.CREATE_FAILED, reason, task_ids)
     log.info("batch %s: created %s with %d requests", batch_id, info.id, len(packed.requests))
     return SubmitOutcome(batch_id, info.id, BatchStatus(info.processing_status), None, task_ids)
 

@@ -1,0 +1,56 @@
+"""The submit -> collect rounds shared by the nightly and backfill flows (wiring only)."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+from prefect import get_run_logger
+
+from flows.collect import collect_results, log_collect
+from flows.params import SubmitParams
+from flows.submit import log_submit, submit_batches
+from nightbatch.collect.wait import Backoff
+from nightbatch.report.summary import summarize
+from nightbatch.services import Services
+from nightbatch.sources import queued_count
+
+
+def submit_and_collect(
+    services: Services, params: SubmitParams, run_id: int, *, deadline_minutes: float, poll_seconds: float
+) -> dict[str, Any]:
+    """Submit, then collect until no batch is open; again while retryable tasks wait, up to the deadline.
+
+    The run's budget spans its rounds (each gets what the earlier ones left); a budget stop ends the
+    submitting but not the collecting of what already went out. Returns the run's totals.
+    """
+    logger = get_run_logger()
+    backoff = Backoff(cap=poll_seconds, deadline_seconds=deadline_minutes * 60)
+    forecast = Decimal(0)
+    budget_stopped: str | None = None
+    for _round in range(services.settings.max_attempts + 1):
+        remaining = None if params.budget_usd is None else max(Decimal(0), params.budget_usd - forecast)
+        submitted = submit_batches(services, params, run_id, remaining)
+        forecast += submitted.forecast_usd
+        budget_stopped = budget_stopped or submitted.budget_stopped
+        log_submit(submitted)
+        backoff.reset()
+        while True:
+            collected = log_collect(collect_results(services))
+            if collected["open"] == 0 or backoff.expired:
+                break
+            time.sleep(backoff.next_delay())
+        if budget_stopped or backoff.expired or queued_count(services, params.task_types) == 0:
+            break
+    if backoff.expired:
+        logger.warning("deadline passed with batches still open; the collect flow will finish them")
+    summary = summarize(services.engine, services.prices, run_id=run_id)
+    return {
+        "outcomes": summary.outcomes,
+        "cost_usd": str(summary.cost_usd),
+        "baseline_usd": str(summary.baseline_usd),
+        "cache_hit_rate": summary.cache_hit_rate,
+        "forecast_usd": str(forecast),
+        "budget_stopped": budget_stopped,
+    }

@@ -1,0 +1,148 @@
+"""``nightbatch report``: cost per task, cache hit rates and savings of a run, a day or a date range."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import ExitStack
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import TextIO
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nightbatch.cli.app import err_console, handle_errors, load_settings
+from nightbatch.db.engine import make_engine
+from nightbatch.db.migrate import upgrade
+from nightbatch.errors import InputError
+from nightbatch.pricing import load_price_table
+from nightbatch.report.build import Report, build_report
+from nightbatch.report.cache import DEFAULT_DROP_POINTS, DEFAULT_WINDOW
+from nightbatch.report.html import write_report_page
+from nightbatch.report.query import resolve_selection
+from nightbatch.report.render import (
+    TextTable,
+    batch_text_table,
+    cost_text_table,
+    headline,
+    provenance,
+    report_csv,
+    report_to_dict,
+    savings_text_table,
+    type_cache_text_table,
+)
+from nightbatch.report.savings import BASELINE_MODEL
+
+PIPE_WIDTH = 160
+BATCHES_SHOWN = 20
+"""Batches listed in the terminal table; JSON lists them all."""
+
+
+class ReportFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+
+
+def _day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{option} {value!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-20") from None
+
+
+def _rich(table: TextTable, title: str, *, text_cols: int = 1, total_last: bool = False) -> Table:
+    header, rows = table
+    out = Table(title=title, title_justify="left")
+    for i, name in enumerate(header):
+        out.add_column(name, justify="left" if i < text_cols else "right")
+    for i, row in enumerate(rows):
+        out.add_row(*row, end_section=total_last and i == len(rows) - 2)
+    return out
+
+
+def print_report(report: Report, console: Console) -> None:
+    """The report as rich tables, with warnings as highlighted lines."""
+    console.print(f"[bold]nightbatch cost report: {report.selection.label}[/]", highlight=False)
+    if report.empty:
+        console.print("no billed usage in this selection")
+        return
+    console.print(headline(report), highlight=False)
+    for warning in report.warnings:
+        console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+    console.print(_rich(cost_text_table(report), "Cost per task", text_cols=2, total_last=True))
+    console.print(_rich(savings_text_table(report), "Savings: each lever in turn", total_last=True))
+    if report.cache.by_type:
+        console.print(_rich(type_cache_text_table(report), "Cache hit rate by task type: read / (read + write)"))
+    if report.cache.by_batch:
+        console.print(_rich(batch_text_table(report, limit=BATCHES_SHOWN), "Cache hit rate by batch", text_cols=5))
+        hidden = len(report.cache.by_batch) - BATCHES_SHOWN
+        if hidden > 0:
+            console.print(f"… and {hidden} more batches (--format json lists them all)")
+    console.print(provenance(report), style="dim", highlight=False)
+
+
+@handle_errors
+def report(
+    run: int | None = typer.Option(
+        None, "--run", help="Report on this run (default: the latest run that billed anything)."
+    ),
+    day: str | None = typer.Option(None, "--day", help="Report on usage billed on this UTC day (YYYY-MM-DD)."),
+    since: str | None = typer.Option(None, "--since", help="First UTC day of a range (YYYY-MM-DD), inclusive."),
+    until: str | None = typer.Option(None, "--until", help="Last UTC day of a range (YYYY-MM-DD), inclusive."),
+    output_format: ReportFormat = typer.Option(ReportFormat.TABLE, "--format", "-f", help="table, json or csv."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to this file, not stdout."),
+    charts: Path | None = typer.Option(None, "--charts", help="Also write report.html and PNG charts to this folder."),
+    baseline_model: str = typer.Option(BASELINE_MODEL, help="The top model of the naive baseline."),
+    window: int = typer.Option(DEFAULT_WINDOW, min=1, help="Runs in the rolling cache hit rate."),
+    drop_points: float = typer.Option(
+        DEFAULT_DROP_POINTS, min=0, help="Flag a task type whose hit rate is this many points below its rolling rate."
+    ),
+) -> None:
+    """Cost per task by task type × model, cache hit rates, and the savings by routing, batching and caching."""
+    settings = load_settings()
+    url = settings.resolved_database_url
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        selection = resolve_selection(
+            engine, run_id=run, day=_day(day, "--day"), since=_day(since, "--since"), until=_day(until, "--until")
+        )
+        prices = load_price_table(settings.price_table)
+        result = build_report(
+            engine, prices, selection, baseline_model=baseline_model, window=window, drop_points=drop_points
+        )
+    finally:
+        engine.dispose()
+
+    with ExitStack() as stack:
+        out: TextIO = sys.stdout
+        if output is not None:
+            out = stack.enter_context(output.open("w", encoding="utf-8", newline=""))
+        if output_format == ReportFormat.JSON:
+            out.write(json.dumps(report_to_dict(result), indent=2) + "\n")
+        elif output_format == ReportFormat.CSV:
+            out.write(report_csv(result))
+        else:
+            # A pipe or file gets the full width (rich would assume 80 columns and squeeze the cost table).
+            wide = output is not None or not out.isatty()
+            print_report(result, Console(file=out, width=PIPE_WIDTH if wide else None, no_color=output is not None))
+    if output_format != ReportFormat.TABLE or output is not None:
+        for warning in result.warnings:
+            err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+    if output is not None:
+        err_console.print(f"report written to {output}", highlight=False)
+    if charts is not None:
+        page = write_report_page(result, charts)
+        if page.skipped:
+            err_console.print(f"[yellow]{page.skipped}[/]", highlight=False)
+        err_console.print(f"charts and tables written to {page.html}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)
