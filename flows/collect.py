@@ -8,6 +8,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from flows.artifacts import BatchProgress
 from flows.params import CollectParams
 from flows.runtime import services_for
 from nightbatch.collect.poll import CollectReport, collect_step
@@ -42,6 +43,8 @@ def collect(params: CollectParams | None = None) -> dict[str, Any]:
     params = params or CollectParams()
     services = services_for(params.base_url)
     try:
-        return log_collect(collect_results(services))
+        report = collect_results(services)
+        BatchProgress().update(report)
+        return log_collect(report)
     finally:
         services.close()

@@ -8,6 +8,7 @@ from typing import Any
 
 from prefect import get_run_logger
 
+from flows.artifacts import BatchProgress, publish_run_artifacts
 from flows.collect import collect_results, log_collect
 from flows.params import SubmitParams
 from flows.submit import log_submit, submit_batches
@@ -27,6 +28,8 @@ def submit_and_collect(
     """
     logger = get_run_logger()
     backoff = Backoff(cap=poll_seconds, deadline_seconds=deadline_minutes * 60)
+    progress = BatchProgress()
+    notes: list[str] = []
     forecast = Decimal(0)
     budget_stopped: str | None = None
     for _round in range(services.settings.max_attempts + 1):
@@ -34,10 +37,13 @@ def submit_and_collect(
         submitted = submit_batches(services, params, run_id, remaining)
         forecast += submitted.forecast_usd
         budget_stopped = budget_stopped or submitted.budget_stopped
+        notes += submitted.reconciled
         log_submit(submitted)
         backoff.reset()
         while True:
-            collected = log_collect(collect_results(services))
+            report = collect_results(services)
+            progress.update(report)
+            collected = log_collect(report)
             if collected["open"] == 0 or backoff.expired:
                 break
             time.sleep(backoff.next_delay())
@@ -45,6 +51,10 @@ def submit_and_collect(
             break
     if backoff.expired:
         logger.warning("deadline passed with batches still open; the collect flow will finish them")
+        notes.append("deadline passed with batches still open; the collect flow will finish them")
+    if budget_stopped:
+        notes.append(f"budget stop: {budget_stopped}; the rest stays queued")
+    publish_run_artifacts(services, run_id, notes)
     summary = summarize(services.engine, services.prices, run_id=run_id)
     return {
         "outcomes": summary.outcomes,

@@ -22,7 +22,7 @@ from nightbatch.queue.enqueue import EnqueueReport, enqueue_jsonl
 from nightbatch.services import Services
 from nightbatch.storage import open_store, open_uri
 
-__all__ = ["EnqueueSummary", "enqueue_source", "queued_count"]
+__all__ = ["EnqueueSummary", "default_task_type_for", "enqueue_source", "queued_count"]
 
 _SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson")
 
@@ -53,7 +53,7 @@ def _local_files(path: Path) -> Iterator[Path]:
         raise InputError(f"source {path} does not exist")
 
 
-def _default_for(name: str, given: str | None, known: list[str] | None) -> str | None:
+def default_task_type_for(name: str, given: str | None, known: list[str] | None) -> str | None:
     if given is not None:
         return given
     stem = name.rsplit("/", 1)[-1].split(".", 1)[0]
@@ -70,7 +70,7 @@ def enqueue_source(services: Services, source: str, *, default_task_type: str | 
                 enqueue_jsonl(
                     services.engine,
                     stream,
-                    default_task_type=_default_for(source, default_task_type, known),
+                    default_task_type=default_task_type_for(source, default_task_type, known),
                     source_name=source,
                     task_types=known,
                 )
@@ -86,7 +86,7 @@ def enqueue_source(services: Services, source: str, *, default_task_type: str | 
                     enqueue_jsonl(
                         services.engine,
                         stream,
-                        default_task_type=_default_for(info.key, default_task_type, known),
+                        default_task_type=default_task_type_for(info.key, default_task_type, known),
                         source_name=store.uri(info.key),
                         task_types=known,
                     )
@@ -97,7 +97,7 @@ def enqueue_source(services: Services, source: str, *, default_task_type: str | 
             enqueue_jsonl(
                 services.engine,
                 path,
-                default_task_type=_default_for(path.name, default_task_type, known),
+                default_task_type=default_task_type_for(path.name, default_task_type, known),
                 source_name=str(path),
                 task_types=known,
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,37 @@ def test_submit_and_collect_flows_run_separately(flow_env: str, emulator: Emulat
     collected = collect(CollectParams())
     assert collected["ingested_batches"] == 1
     assert task_counts(flow_env) == {"succeeded": 5}
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_nightly_run_publishes_its_cost_table_summary_and_batch_progress(flow_env: str, tmp_path: Path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.artifacts import COST_KEY, SUMMARY_KEY
+
+    source = tmp_path / "tasks"
+    source.mkdir()
+    lines = (EXAMPLES / "tasks" / "policy_judgement.jsonl").read_text().splitlines()[:12]
+    (source / "policy_judgement.jsonl").write_text("\n".join(lines) + "\n")
+    nightly(NightlyParams(source=str(source), poll_seconds=0.2, deadline_minutes=2))
+
+    async def read(key_prefix: str) -> list:
+        async with get_client() as client:
+            return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_=key_prefix)))
+
+    import asyncio
+
+    table = asyncio.run(read(COST_KEY))
+    assert table
+    assert table[0].type == "table"
+    rows = table[0].data if isinstance(table[0].data, list) else json.loads(table[0].data)
+    assert any(r.get("task_type") == "policy_judgement" for r in rows)
+    summary = asyncio.run(read(SUMMARY_KEY))
+    assert summary
+    assert summary[0].type == "markdown"
+    assert "Needs attention" in summary[0].data
+    progress = asyncio.run(read("nightbatch-batch-"))
+    assert progress
+    assert all(p.type == "progress" for p in progress)
+    assert any(float(p.data) == 100.0 for p in progress)

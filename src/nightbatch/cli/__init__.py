@@ -6,10 +6,19 @@ usage or input problem, 1 for a run that failed), never a traceback for an error
 
 from __future__ import annotations
 
-from nightbatch.cli import db_cmds, demo_cmds, emulator_cmds, quality_cmds, queue_cmds, report_cmds, run_cmds
+from nightbatch.cli import (
+    db_cmds,
+    demo_cmds,
+    emulator_cmds,
+    estimate_cmds,
+    quality_cmds,
+    queue_cmds,
+    report_cmds,
+    run_cmds,
+)
 from nightbatch.cli.app import app
 
-for module in (db_cmds, queue_cmds, run_cmds, demo_cmds, emulator_cmds, quality_cmds, report_cmds):
+for module in (db_cmds, queue_cmds, estimate_cmds, run_cmds, demo_cmds, emulator_cmds, quality_cmds, report_cmds):
     module.register(app)
 
 __all__ = ["app"]

@@ -16,6 +16,7 @@ import typer
 from rich.panel import Panel
 
 from nightbatch.cli.app import console, handle_errors, load_settings
+from nightbatch.cli.estimate_cmds import print_forecast
 from nightbatch.cli.summary import print_summary
 from nightbatch.config import export_to_environment
 from nightbatch.db.migrate import upgrade
@@ -68,7 +69,7 @@ def demo(
         summary = enqueue_source(services, str(examples / "tasks"), default_task_type=None)
         console.print(f"[bold]1. queue[/]: {summary.describe()}")
         forecast = forecast_queue(services)
-        console.print(f"[bold]2. forecast[/]: {forecast.describe()}")
+        print_forecast(forecast, title="2. forecast (before anything is sent)")
         if not settings.simulated and not yes and not typer.confirm("Submit to the real API?"):
             raise typer.Exit(1)
         console.print("[bold]3. nightly flow[/]: route -> build cached requests -> pack -> submit -> poll -> ingest")

@@ -1,0 +1,57 @@
+"""``nightbatch estimate``: what a backfill file would cost, before anything is enqueued."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from nightbatch.cli.app import console, handle_errors, load_settings
+from nightbatch.db.migrate import upgrade
+from nightbatch.forecast import Forecast, forecast_tasks
+from nightbatch.queue.taskfile import TaskFileReader
+from nightbatch.services import Services
+from nightbatch.sources import default_task_type_for
+
+
+def print_forecast(forecast: Forecast, *, title: str) -> None:
+    table = Table(title=title)
+    for column in ("task type", "model", "tasks", "prefix tok", "cache", "per-task tok", "output tok (exp/max)",
+                   "expected", "at most"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("task type", "model", "cache") else "right")
+    for g in forecast.groups:
+        table.add_row(
+            g.task_type, g.model, f"{g.tasks:,}", f"{g.prefix_tokens:,}", g.cache_option, f"{g.tail_tokens:,}",
+            f"{g.expected_output_tokens:,} / {g.max_output_tokens:,}", f"${g.expected_usd:,.4f}",
+            f"${g.upper_bound_usd:,.4f}",
+        )  # fmt: skip
+    console.print(table)
+    console.print(forecast.describe())
+    if forecast.skipped:
+        console.print(f"[yellow]{forecast.skipped} tasks of unconfigured types were not priced[/]")
+
+
+@handle_errors
+def estimate(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A JSONL task file."),
+    task_type: str | None = typer.Option(None, "--task-type", "-t", help="Task type for lines that name none."),
+    offline: bool = typer.Option(False, help="Do not call the token-counting endpoint; estimate locally."),
+) -> None:
+    """Forecast the batch cost of a task file before enqueueing it (a bad line is named; nothing is written)."""
+    settings = load_settings()
+    upgrade(settings.resolved_database_url)  # the ledger's history refines the output estimate
+    services = Services.from_settings(settings)
+    try:
+        known = services.registry.names() or None
+        default = default_task_type_for(file.name, task_type, known)
+        reader = TaskFileReader(file, default_task_type=default, source_name=str(file), task_types=known)
+        rows = ((n, spec.task_type, spec.payload, spec.model_override) for n, spec in enumerate(reader, start=1))
+        use_api = not offline and (settings.api_key_value() is not None or services.base_url is not None)
+        print_forecast(forecast_tasks(services, rows, use_api=use_api), title=f"Forecast for {file}")
+    finally:
+        services.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("estimate")(estimate)

@@ -1,0 +1,48 @@
+"""What in a run needs a person's attention: failed tasks, expired batches, budget stops, drift, recoveries."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, func, select
+from sqlmodel import col
+
+from nightbatch.db.models import Batch, Task, TaskStatus
+from nightbatch.quality.measure import shadow_drift
+from nightbatch.tasktypes import TaskTypeRegistry
+
+__all__ = ["attention_items"]
+
+
+def attention_items(
+    engine: Engine, registry: TaskTypeRegistry, run_id: int, *, notes: list[str] | None = None
+) -> list[str]:
+    """One line per thing to look at in run ``run_id`` (plus the run's own ``notes``, e.g. a budget stop)."""
+    items = list(notes or [])
+    with engine.connect() as conn:
+        failed = conn.execute(
+            select(col(Task.error_type), func.count())
+            .join(Batch, col(Batch.id) == col(Task.batch_id))
+            .where(col(Batch.run_id) == run_id, col(Task.status) == TaskStatus.FAILED)
+            .group_by(col(Task.error_type))
+        ).all()
+        batches = conn.execute(
+            select(col(Batch.provider_batch_id), col(Batch.expired_count), col(Batch.error), col(Batch.purpose)).where(
+                col(Batch.run_id) == run_id
+            )
+        ).all()
+    for error_type, count in failed:
+        items.append(f"{count} task(s) failed ({error_type or 'unknown error'})")
+    for provider_id, expired, error, purpose in batches:
+        if expired:
+            items.append(f"batch {provider_id}: {expired} request(s) expired before processing (re-queued)")
+        if error:
+            items.append(f"batch {provider_id}: {error}")
+        if purpose == "orphan":
+            items.append(f"batch {provider_id} was created without a record and canceled; its cost is in the ledger")
+    for drift in shadow_drift(engine, registry):
+        if drift.drifted:
+            items.append(
+                f"{drift.task_type} on {drift.routed_model}: agreement with {drift.shadow_model} "
+                f"{drift.agreement:.0%}, pass rate {drift.routed_pass_rate:.0%} over {drift.pairs} shadowed tasks, "
+                f"below the bar of {drift.threshold:.0%}: recalibrate"
+            )
+    return items
