@@ -28,13 +28,13 @@ test: $(STAMP) lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests flows examples
-	$(BIN)/ruff format --check src tests flows examples
+	$(BIN)/ruff check src tests flows examples deployments
+	$(BIN)/ruff format --check src tests flows examples deployments
 	$(BIN)/mypy src flows
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests flows examples
-	$(BIN)/ruff check --fix src tests flows examples
+	$(BIN)/ruff format src tests flows examples deployments
+	$(BIN)/ruff check --fix src tests flows examples deployments
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
