@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from decimal import Decimal
 from typing import Any
 
@@ -20,9 +21,10 @@ def submit_batches(
     services: Services, params: SubmitParams, run_id: int | None, budget_usd: Decimal | None = None
 ) -> SubmitReport:
     # No Prefect retries: submitting is made safe by the database (reconcile), not by re-running blindly.
-    # One submitter at a time across workers when the global limit `nightbatch-submit` exists (see
-    # docs/production.md); without it Prefect warns and goes on, and the database still keeps us safe.
-    with concurrency("nightbatch-submit", occupy=1, strict=False):
+    # With NIGHTBATCH_SUBMIT_CONCURRENCY_LIMIT set (the deployments set `nightbatch-submit`), one submitter
+    # at a time across workers keeps within the API's queue and rate limits; the database keeps it safe anyway.
+    limit = services.settings.submit_concurrency_limit
+    with concurrency(limit, occupy=1, strict=False) if limit else nullcontext():
         return submit_step(
             services,
             limit=params.limit,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from nightbatch.cli.app import console
+from nightbatch.pricing import pusd_to_usd
 from nightbatch.report.summary import BASELINE_MODEL, RunSummary
 
 
@@ -28,4 +29,10 @@ def print_summary(summary: RunSummary, *, title: str) -> None:
     table.add_row(f"naive cost (all real-time {BASELINE_MODEL}, no cache)", _usd(summary.baseline_usd))
     saving = summary.saving_fraction
     table.add_row("saving", "n/a" if saving is None else f"{saving:.1%}")
+    shares = summary.savings.shares()
+    for lever, pusd in summary.savings.levers().items():
+        share = shares.get(lever)
+        table.add_row(
+            f"  of which {lever}", f"{_usd(pusd_to_usd(pusd))}" + ("" if share is None else f" ({share:.0%})")
+        )
     console.print(table)
