@@ -15,9 +15,7 @@ from pydantic import Field
 from flows.nightly import enqueue_from
 from flows.params import SubmitParams
 from flows.rounds import submit_and_collect
-from flows.runtime import services_for
-from nightbatch.db.models import RunStatus
-from nightbatch.runs import finish_run, start_run
+from flows.runtime import tracked_run
 
 
 class BackfillParams(SubmitParams):
@@ -33,23 +31,18 @@ class BackfillParams(SubmitParams):
 
 @flow(name="nightbatch-backfill")
 def backfill(params: BackfillParams) -> dict[str, Any]:
-    logger = get_run_logger()
-    services = services_for(params.base_url)
-    run_id = start_run(services.engine, "backfill", params.model_dump(mode="json"))
-    status = RunStatus.FAILED
-    totals: dict[str, Any] = {}
-    try:
-        enqueued = enqueue_from(services, params.source, params.task_type)
-        logger.info(enqueued.describe())
-        totals = {
+    with tracked_run("backfill", params, params.base_url) as run:
+        enqueued = enqueue_from(run.services, params.source, params.task_type)
+        get_run_logger().info(enqueued.describe())
+        run.totals = {
             "enqueued": enqueued.inserted,
             "already_queued": enqueued.duplicates,
             **submit_and_collect(
-                services, params, run_id, deadline_minutes=params.deadline_minutes, poll_seconds=params.poll_seconds
+                run.services,
+                params,
+                run.run_id,
+                deadline_minutes=params.deadline_minutes,
+                poll_seconds=params.poll_seconds,
             ),
         }
-        status = RunStatus.SUCCEEDED
-        return {"run_id": run_id, **totals}
-    finally:
-        finish_run(services.engine, run_id, status, totals)
-        services.close()
+        return {"run_id": run.run_id, **run.totals}

@@ -13,9 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.params import NightlyParams
 from flows.rounds import submit_and_collect
-from flows.runtime import services_for
-from nightbatch.db.models import RunStatus
-from nightbatch.runs import finish_run, start_run
+from flows.runtime import tracked_run
 from nightbatch.services import Services
 from nightbatch.sources import EnqueueSummary, enqueue_source
 
@@ -28,20 +26,11 @@ def enqueue_from(services: Services, source: str, task_type: str | None) -> Enqu
 @flow(name="nightbatch-nightly")
 def nightly(params: NightlyParams | None = None) -> dict[str, Any]:
     params = params or NightlyParams()
-    logger = get_run_logger()
-    services = services_for(params.base_url)
-    run_id = start_run(services.engine, "nightly", params.model_dump(mode="json"))
-    status = RunStatus.FAILED
-    totals: dict[str, Any] = {}
-    try:
+    with tracked_run("nightly", params, params.base_url) as run:
         if params.source:
-            enqueued = enqueue_from(services, params.source, params.source_task_type)
-            logger.info(enqueued.describe())
-        totals = submit_and_collect(
-            services, params, run_id, deadline_minutes=params.deadline_minutes, poll_seconds=params.poll_seconds
+            enqueued = enqueue_from(run.services, params.source, params.source_task_type)
+            get_run_logger().info(enqueued.describe())
+        run.totals = submit_and_collect(
+            run.services, params, run.run_id, deadline_minutes=params.deadline_minutes, poll_seconds=params.poll_seconds
         )
-        status = RunStatus.SUCCEEDED
-        return {"run_id": run_id, **totals}
-    finally:
-        finish_run(services.engine, run_id, status, totals)
-        services.close()
+        return {"run_id": run.run_id, **run.totals}

@@ -89,7 +89,8 @@ def test_a_nightly_run_publishes_its_cost_table_summary_and_batch_progress(flow_
 
     async def read(key_prefix: str) -> list:
         async with get_client() as client:
-            return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_=key_prefix)))
+            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_=key_prefix)))
+            return sorted(found, key=lambda a: a.created, reverse=True)  # newest (this run's) first
 
     import asyncio
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import IO, Any, BinaryIO
 
-from sqlalchemy import Connection, Dialect, TextClause, bindparam, select, text, update
+from sqlalchemy import ColumnElement, Connection, Dialect, Text, TextClause, any_, bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col
 
 from nightbatch.collect.outcome import check_output, decide
@@ -145,9 +146,19 @@ _TASK_COLUMNS = (
 )
 
 
+def _one_of(conn: Connection, column: Any, values: list[str]) -> ColumnElement[bool]:
+    """``column IN values`` with the values as one parameter, not thousands (see the bulk statements below)."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(Text())))  # type: ignore[no-any-return]
+    listed = func.json_each(json.dumps(values)).table_valued("value")
+    return column.in_(select(listed.c.value))  # type: ignore[no-any-return]
+
+
 def _lookup_tasks(conn: Connection, batch_id: int, custom_ids: list[str]) -> dict[str, Any]:
+    # "+ 0": the planner must find each task by its custom_id, never by walking the whole batch (which it
+    # would on the stale statistics of a freshly submitted batch, once per chunk).
     rows = conn.execute(
-        select(*_TASK_COLUMNS).where(col(Task.batch_id) == batch_id, col(Task.custom_id).in_(custom_ids))
+        select(*_TASK_COLUMNS).where(col(Task.batch_id) + 0 == batch_id, _one_of(conn, col(Task.custom_id), custom_ids))
     ).all()
     return {r.custom_id: r for r in rows}
 
@@ -172,7 +183,7 @@ def _already_recorded(conn: Connection, batch_id: int, custom_ids: list[str]) ->
     """custom_ids of this batch whose result is already recorded (its attempt row, written with its ledger row)."""
     rows = conn.execute(
         select(col(TaskAttempt.custom_id)).where(
-            col(TaskAttempt.batch_id) == batch_id, col(TaskAttempt.custom_id).in_(custom_ids)
+            col(TaskAttempt.batch_id) == batch_id, _one_of(conn, col(TaskAttempt.custom_id), custom_ids)
         )
     ).all()
     return {r[0] for r in rows}
@@ -224,12 +235,15 @@ def _bulk_update(dialect: str) -> TextClause:
     """Each row's decision, guarded by ``status = submitted AND batch_id = <this batch>``."""
     source, exprs = _unpacked_rows(dialect, _UPDATE_COLUMNS + _UPDATE_KEYS)
     sets = ", ".join(f"{name} = {exprs[name]}" for name, _, _ in _UPDATE_COLUMNS)
-    # SQLite would otherwise walk every submitted task (index on status) and scan the chunk for each: unary
-    # "+" (a no-op on any value) keeps those columns out of the plan, so each row finds its task by id.
-    plus = "+" if dialect == "sqlite" else ""
+    # Each row must find its task by id. On the stale statistics of a freshly submitted batch both databases
+    # would rather walk every submitted task (by the status index) once per chunk: the guards are written so
+    # that no index can serve them (unary "+" is a no-op in SQLite, as are "+ 0" and "|| ''" in PostgreSQL).
+    batch, status = (
+        ("+task.batch_id", "+task.status") if dialect == "sqlite" else ("task.batch_id + 0", "task.status || ''")
+    )
     sql = (
         f"UPDATE task SET {sets}, updated_at = :now FROM {source} WHERE task.id = {exprs['id']}"
-        f" AND {plus}task.batch_id = {exprs['batch']} AND {plus}task.status = :submitted"
+        f" AND {batch} = {exprs['batch']} AND {status} = :submitted"
     )
     return text(sql).bindparams(bindparam("now", type_=UTCDateTime()), submitted=TaskStatus.SUBMITTED.value)
 

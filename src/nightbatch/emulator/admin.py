@@ -9,6 +9,7 @@
 ``POST /_emulator/clock/time_scale``   ``{"time_scale": 60}``
 ``GET|POST|DELETE /_emulator/faults``  list / arm a :class:`FaultRule` / clear all faults
 ``POST /_emulator/faults/requests``    arm a batch :class:`RequestFault`
+``POST /_emulator/faults/results``     arm a result-line :class:`ResultFault` (corrupted lines)
 ``GET  /_emulator/ledger``             billed responses (``?batch_id=``, ``?workspace_id=``) + totals
 ``GET  /_emulator/stats``              counters: batches by status, calls per endpoint, cache
 ``GET  /_emulator/requests``           recent request log (``?limit=``)
@@ -30,7 +31,7 @@ from starlette.routing import Route
 from nightbatch.emulator.clock import format_rfc3339
 from nightbatch.emulator.config import EmulatorConfig
 from nightbatch.emulator.errors import error_body
-from nightbatch.emulator.faults import FaultRule, RequestFault
+from nightbatch.emulator.faults import FaultRule, RequestFault, ResultFault
 from nightbatch.emulator.state import EmulatorState
 
 __all__ = ["admin_routes", "stats"]
@@ -115,6 +116,10 @@ def admin_routes(state: EmulatorState) -> list[Route]:
         state.faults.add_request_fault(RequestFault.model_validate(await body(request)))
         return state.faults.snapshot()
 
+    async def result_faults(request: Request) -> Any:
+        state.faults.add_result_fault(ResultFault.model_validate(await body(request)))
+        return state.faults.snapshot()
+
     async def ledger(request: Request) -> Any:
         with state.lock:
             state.sync()
@@ -139,6 +144,7 @@ def admin_routes(state: EmulatorState) -> list[Route]:
         ("/_emulator/clock/time_scale", ["POST"], time_scale),
         ("/_emulator/faults", ["GET", "POST", "DELETE"], faults),
         ("/_emulator/faults/requests", ["POST"], request_faults),
+        ("/_emulator/faults/results", ["POST"], result_faults),
         ("/_emulator/ledger", ["GET"], ledger),
         ("/_emulator/stats", ["GET"], stats_route),
         ("/_emulator/requests", ["GET"], requests),

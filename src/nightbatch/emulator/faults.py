@@ -10,11 +10,19 @@ happens, as when a real connection drops after the server acted). Each rule fire
 Request faults (:class:`RequestFault`) act inside batches: chosen requests (by ``custom_ids`` or a
 deterministic ``rate``) end ``errored`` with the given error type, or ``expired``.
 
+Result faults (:class:`ResultFault`) corrupt result lines on their way out of ``batch_results``, as a
+buggy proxy, a truncated download or a provider bug would: the batch itself (and what it billed) is
+unchanged, only the bytes sent differ. Kinds: ``truncated`` (the line cut in half: not JSON),
+``unknown_custom_id`` (a custom_id the batch never had), ``missing_usage`` (a succeeded message without
+``usage``), ``wrong_types`` (usage counts as strings, content as a string, a non-object error) and
+``duplicate`` (the line sent twice).
+
 Everything is off by default and switched on by tests (Python API) or ``/_emulator/faults``.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from dataclasses import dataclass
@@ -24,7 +32,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nightbatch.emulator.ids import unit_interval
 
-__all__ = ["ENDPOINTS", "Endpoint", "ErrorKind", "FaultKind", "FaultRule", "Faults", "RequestFault", "TriggeredFaults"]
+__all__ = [
+    "ENDPOINTS",
+    "MALFORMATIONS",
+    "Endpoint",
+    "ErrorKind",
+    "FaultKind",
+    "FaultRule",
+    "Faults",
+    "Malformation",
+    "RequestFault",
+    "ResultFault",
+    "TriggeredFaults",
+    "malform_line",
+]
 
 Endpoint = Literal[
     "messages",
@@ -107,6 +128,62 @@ class RequestFault(BaseModel):
         return True
 
 
+Malformation = Literal["truncated", "unknown_custom_id", "missing_usage", "wrong_types", "duplicate"]
+MALFORMATIONS: tuple[str, ...] = Malformation.__args__  # type: ignore[attr-defined]
+
+
+class ResultFault(BaseModel):
+    """A corruption applied to chosen result lines as ``batch_results`` streams them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Malformation
+    custom_ids: frozenset[str] | None = None
+    rate: float | None = Field(None, ge=0.0, le=1.0)
+
+    def applies(self, seed: int, position: int, batch_id: str, custom_id: str) -> bool:
+        """Whether this fault (the ``position``-th armed one) hits the line of ``custom_id`` in ``batch_id``."""
+        if self.custom_ids is not None and custom_id not in self.custom_ids:
+            return False
+        if self.rate is not None:
+            return unit_interval(seed, "result-fault", position, batch_id, custom_id) < self.rate
+        return True
+
+
+def malform_line(line: bytes, kind: str) -> bytes:
+    """``line`` (one JSONL result line with its newline) corrupted the ``kind`` way (see the module docstring).
+
+    ``missing_usage`` and ``wrong_types`` change a succeeded result's message; on other results they
+    damage what there is (the ``result`` object loses its ``type``; ``error`` becomes a string).
+    """
+    body = line.rstrip(b"\n")
+    if kind == "truncated":
+        return body[: max(1, len(body) // 2)] + b"\n"
+    if kind == "duplicate":
+        return line + line
+    data = json.loads(body)
+    result = data.get("result") or {}
+    message = result.get("message") if isinstance(result.get("message"), dict) else None
+    if kind == "unknown_custom_id":
+        data["custom_id"] = f"zz-unknown-{data.get('custom_id', '')}"[:64]
+    elif kind == "missing_usage":
+        if message is not None:
+            message.pop("usage", None)
+        else:
+            result.pop("type", None)
+    elif kind == "wrong_types":
+        if message is not None:
+            usage = message.get("usage") or {}
+            usage["input_tokens"] = str(usage.get("input_tokens"))
+            usage["output_tokens"] = None
+            message["content"] = "".join(b.get("text", "") for b in message.get("content") or [])
+        else:
+            result["error"] = "an error, as a string"
+    else:
+        raise ValueError(f"unknown result malformation {kind!r} (known: {', '.join(MALFORMATIONS)})")
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
 @dataclass
 class _Armed:
     rule: FaultRule
@@ -131,6 +208,7 @@ class Faults:
         self._rng = random.Random(f"faults:{seed}")
         self._rules: list[_Armed] = []
         self._request_faults: list[RequestFault] = []
+        self._result_faults: list[ResultFault] = []
         self.triggered = 0
 
     def add(self, rule: FaultRule) -> FaultRule:
@@ -145,11 +223,18 @@ class Faults:
             self._request_faults.append(fault)
         return fault
 
+    def add_result_fault(self, fault: ResultFault) -> ResultFault:
+        """Arm a result-line fault."""
+        with self._lock:
+            self._result_faults.append(fault)
+        return fault
+
     def clear(self) -> None:
         """Disarm everything and reseed."""
         with self._lock:
             self._rules.clear()
             self._request_faults.clear()
+            self._result_faults.clear()
             self._rng = random.Random(f"faults:{self._seed}")
             self.triggered = 0
 
@@ -201,6 +286,17 @@ class Faults:
         """Force chosen batch requests to end ``expired``."""
         return self.error_requests("expired", custom_ids=custom_ids, rate=rate)
 
+    def malform_results(
+        self,
+        kind: Malformation,
+        *,
+        custom_ids: set[str] | frozenset[str] | None = None,
+        rate: float | None = None,
+    ) -> ResultFault:
+        """Corrupt chosen result lines (by ``custom_ids``, a deterministic ``rate``, or all) as they stream."""
+        ids = frozenset(custom_ids) if custom_ids is not None else None
+        return self.add_result_fault(ResultFault(kind=kind, custom_ids=ids, rate=rate))
+
     def take(self, endpoint: str) -> TriggeredFaults:
         """Decide (and consume) the faults for one call to ``endpoint``."""
         delay, error, drop = 0.0, None, None
@@ -236,11 +332,26 @@ class Faults:
                 return fault
         return None
 
+    def result_malformation(self, batch_id: str, custom_id: str) -> str | None:
+        """The kind of the first result fault hitting this result line, if any."""
+        with self._lock:
+            faults = list(self._result_faults)
+        for position, fault in enumerate(faults):
+            if fault.applies(self._seed, position, batch_id, custom_id):
+                return fault.kind
+        return None
+
+    def has_result_faults(self) -> bool:
+        """Whether any result fault is armed (lets the results stream skip the check per line)."""
+        with self._lock:
+            return bool(self._result_faults)
+
     def snapshot(self) -> dict[str, object]:
         """Armed rules and request faults, as JSON-able data."""
         with self._lock:
             return {
                 "rules": [{**a.rule.model_dump(mode="json"), "remaining": a.remaining} for a in self._rules],
                 "request_faults": [f.model_dump(mode="json") for f in self._request_faults],
+                "result_faults": [f.model_dump(mode="json") for f in self._result_faults],
                 "triggered": self.triggered,
             }

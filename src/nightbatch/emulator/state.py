@@ -24,7 +24,7 @@ from nightbatch.emulator.clock import SimClock
 from nightbatch.emulator.config import EmulatorConfig
 from nightbatch.emulator.engine import Completion, PreparedRequest, Usage, complete, prepare_request
 from nightbatch.emulator.errors import ApiError
-from nightbatch.emulator.faults import Faults
+from nightbatch.emulator.faults import Faults, malform_line
 from nightbatch.emulator.ids import IdFactory, derived_id, stable_hash
 from nightbatch.emulator.ledger import Ledger
 from nightbatch.emulator.prompt import analyse_prompt
@@ -341,4 +341,12 @@ class EmulatorState:
         shown = order if limit is None else order[:limit]
         for start in range(0, len(shown), size):
             with self.lock:
-                yield b"".join(result_line(batch, i, self.responders, self.config) for i in shown[start : start + size])
+                yield b"".join(self._result_line(batch, i) for i in shown[start : start + size])
+
+    def _result_line(self, batch: Batch, index: int) -> bytes:
+        line = result_line(batch, index, self.responders, self.config)
+        if self.faults.has_result_faults():
+            kind = self.faults.result_malformation(batch.id, batch.requests[index].custom_id)
+            if kind is not None:
+                return malform_line(line, kind)
+        return line

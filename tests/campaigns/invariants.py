@@ -1,0 +1,184 @@
+"""What must hold after any crash, fault or race, once a healthy worker has finished the work.
+
+:func:`check` compares three independent records: our database, the objects we wrote, and what the
+emulated provider says it billed (its ledger). It returns violations as readable sentences; a campaign
+collects them per run and prints the count (which must be 0).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, select, update
+from sqlmodel import col
+
+from nightbatch.db.models import Batch, BatchStatus, Task, TaskStatus, UsageRecord
+from nightbatch.emulator import LedgerEntry
+from nightbatch.pricing import PriceTable, Usage, price_usage
+from nightbatch.storage import ObjectStore
+
+SETTLED_TASK = {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELED, TaskStatus.QUEUED}
+SETTLED_BATCH = {BatchStatus.INGESTED, BatchStatus.CREATE_FAILED}
+OPEN_BATCH = {BatchStatus.PENDING, BatchStatus.IN_PROGRESS, BatchStatus.CANCELING, BatchStatus.ENDED}
+
+
+@dataclass
+class Outcome:
+    """What a finished run left behind, and what is wrong with it."""
+
+    violations: list[str] = field(default_factory=list)
+    tasks: Counter[str] = field(default_factory=Counter)
+    orphans: int = 0
+    billed: int = 0
+
+    def fail(self, message: str) -> None:
+        self.violations.append(message)
+
+
+def expire_leases(engine: Engine, hours: float = 2) -> None:
+    """Make every lease look lapsed: the worker holding it died long ago."""
+    old = datetime.now(UTC) - timedelta(hours=hours)
+    with engine.begin() as conn:
+        conn.execute(update(Batch).where(col(Batch.claimed_at).is_not(None)).values(claimed_at=old))
+        conn.execute(update(Task).where(col(Task.claimed_at).is_not(None)).values(claimed_at=old))
+
+
+def open_work(engine: Engine) -> tuple[int, int]:
+    """(tasks queued/claimed/submitted, batches not yet settled)."""
+    with engine.connect() as conn:
+        tasks = conn.execute(
+            select(col(Task.id)).where(
+                col(Task.status).in_([TaskStatus.QUEUED, TaskStatus.CLAIMED, TaskStatus.SUBMITTED])
+            )
+        ).all()
+        batches = conn.execute(select(col(Batch.id)).where(col(Batch.status).in_(list(OPEN_BATCH)))).all()
+    return len(tasks), len(batches)
+
+
+def _task_of(custom_id: str | None) -> int | None:
+    if not custom_id or custom_id[:1] not in "ts":
+        return None
+    head = custom_id[1:].split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def _emulator_cost(prices: PriceTable, entry: LedgerEntry) -> int:
+    usage = Usage(
+        input_tokens=entry.input_tokens,
+        output_tokens=entry.output_tokens,
+        cache_write_5m_tokens=entry.ephemeral_5m_input_tokens,
+        cache_write_1h_tokens=entry.ephemeral_1h_input_tokens,
+        cache_read_tokens=entry.cache_read_input_tokens,
+    )
+    tier = "batch" if entry.service_tier == "batch" else "standard"
+    return price_usage(prices, entry.model, usage, tier).total_pusd
+
+
+def _shard_lines(store: ObjectStore) -> Iterable[tuple[str, int, dict[str, object]]]:
+    for info in store.list("outputs/"):
+        with store.open_read(info.key) as stream:
+            for number, raw in enumerate(stream, start=1):
+                yield store.uri(info.key), number, json.loads(raw)
+
+
+def check(
+    engine: Engine,
+    store: ObjectStore,
+    billed: list[LedgerEntry],
+    prices: PriceTable,
+    *,
+    max_attempts: int | None = None,
+    errors_recorded: bool = False,
+    settled: bool = True,
+) -> Outcome:
+    """Every invariant of docs/reliability.md, against our database, our objects and the provider's ledger.
+
+    ``settled``: no task may be claimed or submitted and no batch still open. ``max_attempts``: no task
+    was claimed more often. ``errors_recorded``: every failed task, and every re-queued one that was
+    tried, says why.
+    """
+    out = Outcome(billed=len(billed))
+    with engine.connect() as conn:
+        tasks = conn.execute(select(Task)).all()
+        batches = {b.id: b for (b,) in conn.execute(select(Batch)).all()}
+        usage = [u for (u,) in conn.execute(select(UsageRecord)).all()]
+    # 1. every task in exactly one settled state
+    for (task,) in tasks:
+        out.tasks[str(task.status)] += 1
+        if settled and task.status not in SETTLED_TASK:
+            out.fail(f"task {task.id} left {task.status} (batch {task.batch_id})")
+        if max_attempts is not None and task.attempts > max_attempts:
+            out.fail(f"task {task.id} claimed {task.attempts} times, over the limit of {max_attempts}")
+        tried = task.attempts > 0 and task.status == TaskStatus.QUEUED
+        if errors_recorded and (task.status == TaskStatus.FAILED or tried) and not task.error_type:
+            out.fail(f"task {task.id} is {task.status} after {task.attempts} attempts with no error recorded")
+    for batch in batches.values():
+        if settled and batch.status not in SETTLED_BATCH:
+            out.fail(f"batch {batch.id} ({batch.provider_batch_id}) left {batch.status}")
+        if batch.purpose == "orphan":
+            out.orphans += 1
+            if not batch.error:
+                out.fail(f"orphan batch {batch.provider_batch_id} recorded without saying why")
+    # 2. no result written twice; every succeeded task points at its own line
+    seen: Counter[str] = Counter()
+    per_task: Counter[object] = Counter()
+    located: dict[tuple[str, int], object] = {}
+    for uri, number, line in _shard_lines(store):
+        seen[str(line.get("custom_id"))] += 1
+        per_task[line.get("task_id")] += 1
+        located[uri, number] = line.get("task_id")
+    for custom_id, n in seen.items():
+        if n > 1:
+            out.fail(f"result {custom_id} written {n} times to output shards")
+    for (task,) in tasks:
+        if per_task[task.id] > 1:
+            out.fail(f"task {task.id} has {per_task[task.id]} output lines")
+        if task.status == TaskStatus.SUCCEEDED and located.get((task.output_uri, task.output_line)) != task.id:
+            out.fail(f"task {task.id} succeeded but {task.output_uri}:{task.output_line} is not its line")
+    # 3. everything the provider billed is in our ledger, once, at the same price
+    by_provider = {b.provider_batch_id: b for b in batches.values() if b.provider_batch_id}
+    ours: dict[tuple[int | None, int | None], list[UsageRecord]] = defaultdict(list)
+    by_response = {u.response_id: u for u in usage if u.response_id}
+    for u in usage:
+        if u.batch_id is not None:
+            ours[u.batch_id, u.task_id].append(u)
+    matched: set[int] = set()
+    task_bills: Counter[int] = Counter()
+    for entry in billed:
+        if entry.batch_id is None:
+            found = by_response.get(entry.message_id)
+            if found is None:
+                out.fail(f"real-time response {entry.message_id} billed but not in our ledger")
+            else:
+                matched.add(id(found))
+            continue
+        batch = by_provider.get(entry.batch_id)
+        if batch is None:
+            out.fail(f"batch {entry.batch_id} billed {entry.custom_id} but is unknown to our database")
+            continue
+        task_id = _task_of(entry.custom_id)
+        rows = ours.get((batch.id, task_id), [])
+        if not rows:
+            out.fail(f"{entry.batch_id}/{entry.custom_id} billed but not in our ledger")
+            continue
+        matched.add(id(rows[0]))
+        if batch.purpose == "orphan" and rows[0].purpose != "orphan":
+            out.fail(f"{entry.batch_id}/{entry.custom_id}: result of an orphan batch booked as {rows[0].purpose}")
+        if rows[0].purpose == "task" and task_id is not None:
+            task_bills[task_id] += 1
+    for u in usage:
+        if id(u) not in matched:
+            out.fail(f"ledger row {u.id} (batch {u.batch_id}, task {u.task_id}) matches nothing the provider billed")
+    ours_pusd = sum(u.cost_pusd for u in usage)
+    theirs_pusd = sum(_emulator_cost(prices, e) for e in billed)
+    if ours_pusd != theirs_pusd:
+        out.fail(f"ledger cost {ours_pusd} pUSD != {theirs_pusd} pUSD billed by the provider")
+    # 4. no task billed twice as a task (a second bill must be reported as an orphan)
+    for task_id, n in task_bills.items():
+        if n > 1:
+            out.fail(f"task {task_id} billed {n} times as a task")
+    return out
