@@ -7,16 +7,33 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
+from sqlalchemy.exc import OperationalError
 
 from flows.artifacts import BatchProgress
 from flows.params import CollectParams
 from flows.runtime import services_for
 from nightbatch.collect.poll import CollectReport, collect_step
+from nightbatch.errors import RetryableProviderError, StorageError
 from nightbatch.services import Services
 
 
+def _transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only what may pass on a second try: the API or the object store failing, a locked database."""
+    try:
+        state.result()
+    except (RetryableProviderError, StorageError, OperationalError):
+        return True
+    except Exception:  # anything else is a bug or bad input: retrying cannot help
+        return False
+    return False
+
+
 @task(
-    name="collect-results", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=5)
+    name="collect-results",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_condition_fn=_transient,
 )
 def collect_results(services: Services) -> CollectReport:
     # Polling and ingesting are idempotent (ingest is guarded by batch leases and row status), so retrying is safe.

@@ -14,11 +14,11 @@ A job::
      "steps": ["submit", "advance:3600", "collect"], "chunk": 2, "report": "/tmp/.../report.json"}
 
 or ``{"id": 8, "parallel": [job, job, ...]}`` to run several workers at once. Steps: ``submit``,
-``collect``, ``advance:<seconds>`` (the emulator's clock, over its admin HTTP API) and
-``drain:<seconds>`` (submit and collect until the database has no work left, at most that many real
-seconds). ``chunk`` shrinks the ingest chunk, so a batch is ingested over several statements. The
-answer: ``{"id", "outcome": "killed" | "finished" | "error", "error"}``, per job, or
-``{"id", "workers": [answers]}`` for a parallel job.
+``collect``, ``advance:<seconds>`` (the emulator's clock, over its admin HTTP API), ``sleep:<seconds>``,
+``age`` (every lease in the database made to look lapsed) and ``drain:<seconds>`` (submit and collect
+until the database has no work left, at most that many real seconds). ``chunk`` shrinks the ingest
+chunk, so a batch is ingested over several statements. The answer, per job:
+``{"id", "outcome": "killed" | "finished" | "error", "error"}``, or ``{"id", "workers": [answers]}``.
 
 Generators and context managers are functions too: their ``return`` fires at every ``yield``.
 """
@@ -35,9 +35,11 @@ import sys
 import time
 import traceback
 import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlmodel import col
 
 import nightbatch.collect.ingest as ingest_module
@@ -91,7 +93,7 @@ def services_for(job: dict[str, Any]) -> Services:
         settings=settings,
         engine=make_engine(job["db_url"]),
         store=open_store(job["store"]),
-        registry=load_task_types(job["config"]),
+        registry=load_task_types(Path(job["config"])),
         prices=load_price_table(),
         worker=job["worker"],
         base_url=job["base_url"],
@@ -107,6 +109,14 @@ def _advance(base_url: str, seconds: float) -> None:
     )
     with urllib.request.urlopen(request, timeout=30):
         pass
+
+
+def _age_leases(services: Services) -> None:
+    """Make every lease look lapsed (as if this worker had waited out the lease time)."""
+    old = datetime.now(UTC) - timedelta(hours=2)
+    with services.engine.begin() as conn:
+        conn.execute(update(Batch).where(col(Batch.claimed_at).is_not(None)).values(claimed_at=old))
+        conn.execute(update(Task).where(col(Task.claimed_at).is_not(None)).values(claimed_at=old))
 
 
 def _work_left(services: Services) -> bool:
@@ -153,6 +163,10 @@ def run(job: dict[str, Any]) -> int:
                     report["ingested"] += [r.batch_id for r in collected.ingested if not r.already_ingested]
                 elif name == "advance":
                     _advance(job["base_url"], float(argument))
+                elif name == "sleep":
+                    time.sleep(float(argument))
+                elif name == "age":
+                    _age_leases(services)
                 elif name == "drain":
                     drain(services, float(argument), report, limit=int(job.get("limit", 100_000)))
                 else:

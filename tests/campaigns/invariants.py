@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select, update
-from sqlmodel import col
+from sqlmodel import Session, col
+from sqlmodel import select as sqlmodel_select
 
 from nightbatch.db.models import Batch, BatchStatus, Task, TaskStatus, UsageRecord
 from nightbatch.emulator import LedgerEntry
@@ -102,12 +103,12 @@ def check(
     tried, says why.
     """
     out = Outcome(billed=len(billed))
-    with engine.connect() as conn:
-        tasks = conn.execute(select(Task)).all()
-        batches = {b.id: b for (b,) in conn.execute(select(Batch)).all()}
-        usage = [u for (u,) in conn.execute(select(UsageRecord)).all()]
+    with Session(engine) as session:
+        tasks = list(session.exec(sqlmodel_select(Task)).all())
+        batches = {b.id: b for b in session.exec(sqlmodel_select(Batch)).all()}
+        usage = list(session.exec(sqlmodel_select(UsageRecord)).all())
     # 1. every task in exactly one settled state
-    for (task,) in tasks:
+    for task in tasks:
         out.tasks[str(task.status)] += 1
         if settled and task.status not in SETTLED_TASK:
             out.fail(f"task {task.id} left {task.status} (batch {task.batch_id})")
@@ -134,7 +135,7 @@ def check(
     for custom_id, n in seen.items():
         if n > 1:
             out.fail(f"result {custom_id} written {n} times to output shards")
-    for (task,) in tasks:
+    for task in tasks:
         if per_task[task.id] > 1:
             out.fail(f"task {task.id} has {per_task[task.id]} output lines")
         if task.status == TaskStatus.SUCCEEDED and located.get((task.output_uri, task.output_line)) != task.id:

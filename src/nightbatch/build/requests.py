@@ -3,10 +3,16 @@
 A request is the type's shared :class:`~nightbatch.build.prefix.Prefix` plus a per-task tail
 (``max_tokens`` and ``messages``). The prefix's cache marker is applied later, per group, once the
 packer knows how many requests share it (see :mod:`nightbatch.build.cache_ttl`).
+
+A request's bytes are composed, never re-serialized whole: the prefix (kilobytes, shared by thousands of
+requests) is serialized once per TTL, and each request adds its own few hundred bytes around it, so
+sizing and writing 100,000 requests costs about what their tails cost. The result is byte for byte
+``canonical_json(request.entry(ttl))``.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +55,42 @@ class BuiltRequest:
         return {"custom_id": self.custom_id, "params": self.params(ttl)}
 
     def entry_bytes(self, ttl: CacheTTL | None) -> bytes:
-        return canonical_json(self.entry(ttl))
+        """``canonical_json(self.entry(ttl))``, composed around the prefix serialized once."""
+        head, prefix, tail = self._parts(ttl)
+        return b"".join((head, prefix, tail))
+
+    def entry_size(self, ttl: CacheTTL | None) -> int:
+        """``len(self.entry_bytes(ttl))``, without building the bytes."""
+        head, prefix, tail = self._parts(ttl)
+        return len(head) + len(prefix) + len(tail)
+
+    def _parts(self, ttl: CacheTTL | None) -> tuple[bytes, bytes, bytes]:
+        # The layout of entry(): {"custom_id":…,"params":{"model":…,"max_tokens":…,<prefix>,"messages":[…]}}
+        max_tokens = str(self.max_tokens) if type(self.max_tokens) is int else _dumps(self.max_tokens)
+        head = f'{{"custom_id":{_dumps(self.custom_id)},"params":{{"model":{_dumps(self.prefix.model)},'
+        head += f'"max_tokens":{max_tokens}'
+        tail = f',"messages":{_dumps(self.messages)}}}}}'
+        return head.encode("utf-8"), _prefix_params(self.prefix, ttl), tail.encode("utf-8")
+
+
+# canonical_json's settings, as one shared encoder: json.dumps would build a new one per call.
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+_PREFIX_PARAMS: dict[tuple[str, CacheTTL | None], bytes] = {}
+
+
+def _prefix_params(prefix: Prefix, ttl: CacheTTL | None) -> bytes:
+    """The prefix's params (``,"tools":[…],"system":[…]``) as they sit inside a request, serialized once."""
+    key = (prefix.hash, ttl)  # the hash covers model, tools and system: equal hashes, equal bytes
+    found = _PREFIX_PARAMS.get(key)
+    if found is None:
+        rendered = canonical_json(prefix.render(ttl))  # {"tools":[…],"system":[…]} or {}
+        found = b"," + rendered[1:-1] if len(rendered) > 2 else b""
+        if len(_PREFIX_PARAMS) >= 1024:  # a long-lived worker may see many configurations; keep it small
+            _PREFIX_PARAMS.clear()
+        _PREFIX_PARAMS[key] = found
+    return found
 
 
 def _messages(payload: dict[str, Any], user_turn: str) -> list[dict[str, Any]]:

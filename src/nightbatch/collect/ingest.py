@@ -231,10 +231,15 @@ def _bulk_insert(dialect: str, table: str, columns: Columns) -> TextClause:
     return text(sql).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
-def _bulk_update(dialect: str) -> TextClause:
-    """Each row's decision, guarded by ``status = submitted AND batch_id = <this batch>``."""
+def _bulk_update(dialect: str, *, leaving: bool) -> TextClause:
+    """Each row's decision, guarded by ``status = submitted AND batch_id = <this batch>``.
+
+    Only for tasks ``leaving`` the batch (requeued) are ``batch_id`` and ``custom_id`` set: the others keep
+    theirs, and not naming them spares SQLite rewriting three index entries per task.
+    """
     source, exprs = _unpacked_rows(dialect, _UPDATE_COLUMNS + _UPDATE_KEYS)
-    sets = ", ".join(f"{name} = {exprs[name]}" for name, _, _ in _UPDATE_COLUMNS)
+    changed = [name for name, _, _ in _UPDATE_COLUMNS if leaving or name not in ("batch_id", "custom_id")]
+    sets = ", ".join(f"{name} = {exprs[name]}" for name in changed)
     # Each row must find its task by id. On the stale statistics of a freshly submitted batch both databases
     # would rather walk every submitted task (by the status index) once per chunk: the guards are written so
     # that no index can serve them (unary "+" is a no-op in SQLite, as are "+ 0" and "|| ''" in PostgreSQL).
@@ -252,14 +257,16 @@ def _bulk_update(dialect: str) -> TextClause:
 class _Statements:
     usage: TextClause
     attempts: TextClause
-    updates: TextClause
+    staying: TextClause
+    leaving: TextClause
 
     @classmethod
     def of(cls, dialect: Dialect) -> _Statements:
         return cls(
             _bulk_insert(dialect.name, "usage_record", _USAGE_COLUMNS),
             _bulk_insert(dialect.name, "task_attempt", _ATTEMPT_COLUMNS),
-            _bulk_update(dialect.name),
+            _bulk_update(dialect.name, leaving=False),
+            _bulk_update(dialect.name, leaving=True),
         )
 
 
@@ -273,6 +280,13 @@ def _execute(conn: Connection, statement: TextClause, rows: list[dict[str, Any]]
     if rows:
         encoded = json.dumps(rows, ensure_ascii=False, separators=(",", ":"), default=_no_timestamps)
         conn.execute(statement, {"rows": encoded, "now": now})
+
+
+def _update_tasks(conn: Connection, statements: _Statements, rows: list[dict[str, Any]], now: datetime) -> None:
+    # A task that stays was found by this batch's id and its custom_id: the row repeats both unchanged.
+    leaving = [row for row in rows if row["b_new_batch"] is None]
+    _execute(conn, statements.staying, [row for row in rows if row["b_new_batch"] is not None], now)
+    _execute(conn, statements.leaving, leaving, now)
 
 
 _RESULT_TYPES = frozenset({"succeeded", "errored", "canceled", "expired"})
@@ -485,7 +499,7 @@ def ingest_batch(services: Services, batch_id: int) -> IngestReport:
                 rows.routine(task, line)
             _execute(conn, statements.usage, rows.usage, now)
             _execute(conn, statements.attempts, rows.attempts, now)
-            _execute(conn, statements.updates, rows.updates, now)
+            _update_tasks(conn, statements, rows.updates, now)
         # Tasks the results never mentioned (a malformed line, a provider bug) must not stay submitted forever.
         missing = conn.execute(
             select(col(Task.id), col(Task.attempts), col(Task.route_model), col(Task.custom_id)).where(
@@ -493,9 +507,9 @@ def ingest_batch(services: Services, batch_id: int) -> IngestReport:
             )
         ).all()
         if missing:
-            _execute(
+            _update_tasks(
                 conn,
-                statements.updates,
+                statements,
                 [
                     {
                         "b_id": m.id,

@@ -4,7 +4,10 @@ Requests are grouped by (model, prefix hash) so each group's requests sit contig
 batches as possible (cache entries are per model and prefix; a shared prefix processed together hits).
 Groups are then cut into batches of at most 100,000 requests and at most the byte budget. Sizes are
 measured on the exact bytes the SDK sends (compact JSON, UTF-8: see :func:`canonical_json`), plus the
-``{"requests":[...]}`` envelope and commas, with a safety margin under the API's 256 MB limit.
+``{"requests":[...]}`` envelope and commas, with a safety margin under the API's 256 MB limit. Measuring
+costs only each request's own tail: the shared prefix is serialized once (see
+:meth:`~nightbatch.build.requests.BuiltRequest.entry_size`), and :meth:`PackedBatch.body_chunks` streams
+the body from the same pieces, never holding it whole.
 
 A request too large for any batch on its own is returned in ``too_large`` so its task can fail with a
 clear error instead of breaking a batch.
@@ -12,7 +15,7 @@ clear error instead of breaking a batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from nightbatch.build.prefix import CacheTTL
@@ -44,11 +47,23 @@ class PackedBatch:
 
     def recount(self) -> None:
         """Recompute ``payload_bytes`` after requests were removed."""
-        sizes = [len(r.entry_bytes(self.ttl)) for r in self.requests]
+        sizes = [r.entry_size(self.ttl) for r in self.requests]
         self.payload_bytes = _ENVELOPE_BYTES + sum(sizes) + max(0, len(sizes) - 1)
 
     def entries(self) -> list[dict[str, object]]:
         return [r.entry(self.ttl) for r in self.requests]
+
+    def body_chunks(self) -> Iterator[bytes]:
+        """The create body ``{"requests":[…]}``, byte for byte as the SDK would send it, one entry at a time.
+
+        Their lengths add up to ``payload_bytes``; nothing bigger than one entry is held in memory.
+        """
+        yield b'{"requests":['
+        for index, request in enumerate(self.requests):
+            if index:
+                yield b","
+            yield request.entry_bytes(self.ttl)
+        yield b"]}"
 
 
 @dataclass
@@ -74,7 +89,7 @@ def pack(
         ttl = ttl_for_group(key, members)
         current = PackedBatch(model=key[0], prefix_hash=key[1], ttl=ttl)
         for request in members:
-            size = len(request.entry_bytes(ttl))
+            size = request.entry_size(ttl)
             if _ENVELOPE_BYTES + size > max_bytes:
                 too_large.append((request, size))
                 continue

@@ -117,8 +117,11 @@ def submit_step(
     sizer = PrefixSizer(services.client)
     decisions: dict[tuple[str, str], CacheDecision] = {}
 
+    trimmed: dict[tuple[str, str], int] = {}
+
     def ttl_for(key: tuple[str, str], members: list[BuiltRequest]) -> CacheTTL | None:
         first = members[0]
+        trimmed[key] = sum(m.trimmed_tokens for m in members)
         task_type = services.registry.get(first.task_type)
         decision = decide_ttl(
             model=first.model,
@@ -151,7 +154,8 @@ def submit_step(
             report.budget_stopped = budget.stopped
             if not batch.requests:
                 break
-        decision = decisions[key].as_record()
+        # What trimming removed (estimated) is kept with the cache decision, per group.
+        decision = {**decisions[key].as_record(), "trimmed_tokens_estimated": trimmed.get(key, 0)}
         if decisions[key].prime and key not in primed:
             primed.add(key)
             report.priming_pusd += prime_prefix(services, batch.requests[0], run_id=run_id) or 0

@@ -1,0 +1,208 @@
+"""Crash campaign: a worker SIGKILLed anywhere loses no task and pays nothing twice or unrecorded.
+
+Each run: a fresh database and store, 9 tasks of three types (a share of their requests made to fail
+at the provider, so some are re-queued and re-sent), and a worker subprocess doing two rounds of
+submit -> an hour of provider time -> collect, killed at one point (see ``KILL_POINTS``). Some runs kill
+a second worker during the recovery too. Then a healthy worker, under another name, finishes the work
+once the dead workers' leases have lapsed, and :func:`tests.campaigns.invariants.check` compares the
+database, the objects written and the emulator's billed ledger.
+
+``NIGHTBATCH_CAMPAIGN_SCALE=1`` runs every kill point at every depth; the default runs a share of the
+transaction-boundary sweep (a different share on each database) so the suite stays fast.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nightbatch.emulator import EmulatorServer
+from tests.campaigns.crashing_worker import ForkServer
+from tests.campaigns.harness import PRICES, Run, Sandbox, finish, reset_emulator
+from tests.campaigns.invariants import check, expire_leases
+from tests.campaigns.workload import enqueue_workload, scale, write_config
+
+SUBMITTER = "nightbatch.submit.submitter"
+INGEST = "nightbatch.collect.ingest"
+CLIENT = "nightbatch.claude.client:ClaudeClient"
+COMMIT = "sqlalchemy.engine.base:Connection._commit_impl"
+PUBLISH = "builtin:os.replace"  # the local store publishes an object by renaming its temp file
+SEND = "httpx2:Client.send"
+
+
+@dataclass(frozen=True)
+class KillPoint:
+    target: str
+    event: str
+    nth: int
+    why: str
+    scenario: str | None = None  # "create-429": the first create is refused; "orphan": see run_plan()
+
+    def job(self) -> dict[str, Any]:
+        return {"target": self.target, "event": self.event, "nth": self.nth}
+
+    def __str__(self) -> str:
+        short = self.target.rsplit(":", 1)[-1].rsplit(".", 1)[-1] if ":" in self.target else self.target
+        tag = f" [{self.scenario}]" if self.scenario else ""
+        return f"{self.event:<8} #{self.nth:<2} {short:<22} {self.why}{tag}"
+
+
+def _points(target: str, event: str, nths: list[int], why: str, scenario: str | None = None) -> list[KillPoint]:
+    return [KillPoint(target, event, n, why, scenario) for n in nths]
+
+
+NAMED: list[KillPoint] = [
+    *_points("nightbatch.queue.claim:claim", "return", [1, 2], "tasks claimed, nothing linked"),
+    *_points(f"{SUBMITTER}:write_pending", "call", [2, 4], "before a batch row is written"),
+    *_points(f"{SUBMITTER}:write_pending", "return", [1, 3, 4], "batch row written, no manifest"),
+    *_points(f"{SUBMITTER}:archive_manifest", "return", [1, 2], "manifest archived, create not called"),
+    *_points(f"{CLIENT}.create_batch", "call", [1, 3, 4], "before create"),
+    *_points(f"{CLIENT}.create_batch", "return", [1, 2, 3, 4], "create returned, provider id not recorded"),
+    *_points(f"{SUBMITTER}:record_created", "return", [1, 3], "create recorded"),
+    *_points(f"{SUBMITTER}:mark_create_failed", "call", [1], "create refused, before the requeue", "create-429"),
+    *_points(f"{SUBMITTER}:mark_create_failed", "return", [1], "create refused, tasks requeued", "create-429"),
+    *_points("nightbatch.queue.claim:release", "call", [1], "releasing the rest after a refusal", "create-429"),
+    *_points(f"{SUBMITTER}:record_orphan", "call", [1], "create outlived its lease, before cancel", "orphan"),
+    *_points(f"{CLIENT}.cancel_batch", "return", [1], "orphan canceled, not recorded", "orphan"),
+    *_points(f"{SUBMITTER}:record_orphan", "return", [1], "orphan recorded", "orphan"),
+    *_points(f"{CLIENT}.retrieve_batch", "return", [1, 3], "polled, status not recorded"),
+    *_points("nightbatch.collect.poll:_claim_for_ingest", "return", [1, 2], "ingest lease taken"),
+    *_points(f"{INGEST}:archive_results", "call", [1], "before downloading results"),
+    *_points(f"{INGEST}:archive_results", "return", [1, 3], "results archived and recorded"),
+    *_points(f"{INGEST}:_Rows.routine", "call", [1, 2, 5, 8], "between result lines"),
+    *_points(f"{INGEST}:_Shards.append", "return", [1, 4], "a shard line written, unpublished"),
+    *_points(f"{INGEST}:_execute", "call", [1, 2, 4, 7], "mid-transaction, between chunk statements"),
+    *_points(f"{INGEST}:ingest_batch", "return", [1, 3], "ingest committed, not returned"),
+    *_points("nightbatch.collect.poll:collect_step", "return", [1], "a collect round done"),
+    *_points("nightbatch.submit.step:submit_step", "return", [1], "a submit round done"),
+]
+SWEEP_DEPTH = 48
+SWEEPS: list[KillPoint] = [
+    *_points(COMMIT, "call", list(range(1, SWEEP_DEPTH + 1)), "before the N-th commit"),
+    *_points(COMMIT, "return", list(range(1, SWEEP_DEPTH + 1)), "after the N-th commit"),
+    *_points(PUBLISH, "c_call", list(range(1, 13)), "object written, before it is published"),
+    *_points(PUBLISH, "c_return", list(range(1, 13)), "object published, its row not committed"),
+    *_points(SEND, "call", list(range(1, 16)), "before the N-th API call"),
+    *_points(SEND, "return", list(range(1, 16)), "API answered, answer not used"),
+]
+# A second worker dies while recovering from the first.
+RECOVERY: list[KillPoint] = [
+    *_points("nightbatch.submit.reconcile:reconcile_pending", "call", [1], "before reconciling"),
+    *_points("nightbatch.submit.reconcile:_take_lease", "return", [1], "reconcile lease taken"),
+    *_points(f"{CLIENT}.cancel_batch", "return", [1], "unrecorded batch canceled, not recorded"),
+    *_points(f"{SUBMITTER}:record_created", "return", [1], "unrecorded batch adopted"),
+    *_points(f"{SUBMITTER}:mark_create_failed", "return", [1], "pending row given up"),
+    *_points(COMMIT, "return", [2, 5, 9], "after the N-th commit of the recovery"),
+]
+
+STEPS = ["submit", "advance:3600", "collect", "submit", "advance:3600", "collect"]
+
+
+def selected(backend: str) -> tuple[list[KillPoint], list[tuple[KillPoint, KillPoint]]]:
+    """The kill points of this campaign size; the sweep is split between the databases unless scaled up."""
+    if scale() >= 1:
+        sweeps = SWEEPS
+    else:
+        offset = 0 if backend == "sqlite" else 3
+        sweeps = [p for i, p in enumerate(SWEEPS) if i % 6 == offset]  # a different sixth on each database
+    rng = random.Random(f"pairs-{backend}")
+    firsts = [p for p in NAMED if p.scenario is None and "create" in p.target and p.event == "return"]
+    pairs = [(rng.choice(firsts), second) for second in RECOVERY]
+    only = os.environ.get("NIGHTBATCH_CAMPAIGN_ONLY")  # a substring of kill points, to replay a few
+    if only:
+        return [p for p in NAMED + SWEEPS if only in str(p)], [p for p in pairs if any(only in str(k) for k in p)]
+    return NAMED + sweeps, pairs
+
+
+def arm(emulator: EmulatorServer, scenario: str | None) -> None:
+    emulator.faults.error_requests("api_error", rate=0.3)  # some results come back errored: re-queued, re-sent
+    if scenario == "create-429":
+        emulator.faults.fail("batch_create", "rate_limit_error", times=1, retry_after=0.01)
+    elif scenario == "orphan":
+        emulator.faults.slow("batch_create", 1.5, times=1)
+
+
+def worker_job(run: Run, emulator: EmulatorServer, config: Path, worker: str, **job: Any) -> dict[str, Any]:
+    return {
+        "db_url": run.url,
+        "store": str(run.store_root),
+        "base_url": emulator.base_url,
+        "config": str(config),
+        "worker": worker,
+        "steps": STEPS,
+        "chunk": 2,
+        "error_file": str(run.folder / f"error-{worker}.txt"),
+        **job,
+    }
+
+
+def run_plan(server: ForkServer, run: Run, emulator: EmulatorServer, config: Path, plan: tuple[KillPoint, ...]):
+    """The workers of one run, each killed at its point; yields (point, answer) for the killable ones.
+
+    ``orphan``: worker 0's first create hangs 1.5 s; meanwhile worker "b" waits out its lease, gives
+    its pending batch up (nothing found at the provider: tasks re-queued) and sends the tasks itself;
+    then the create returns and worker 0 must cancel and record the batch it made.
+    """
+    for position, point in enumerate(plan):
+        if position:
+            expire_leases(run.engine)
+        job = worker_job(run, emulator, config, f"crash-{position}", kill=point.job())
+        if point.scenario != "orphan":
+            yield point, server.run(job)
+            continue
+        rival = worker_job(run, emulator, config, "b", steps=["sleep:0.6", "age", "submit"])
+        first, second = server.run({"parallel": [job, rival]})["workers"]
+        yield point, first
+        if second["outcome"] != "finished":
+            yield KillPoint("rival", "-", 0, "the rival worker"), second
+
+
+@pytest.mark.slow
+def test_a_worker_killed_anywhere_loses_nothing_and_pays_nothing_twice(
+    db_url: str, db_backend: str, emulator: EmulatorServer, tmp_path: Path
+):
+    config = write_config(tmp_path)
+    sandbox = Sandbox(db_url, tmp_path, config)
+    singles, pairs = selected(db_backend)
+    workers: Counter[str] = Counter()
+    tasks: Counter[str] = Counter()
+    orphans = 0
+    violations: list[str] = []
+    reached: set[KillPoint] = set()
+    with ForkServer(str(tmp_path / "fork-server.log")) as server:
+        for seed, plan in enumerate(itertools.chain(((p,) for p in singles), pairs)):
+            with sandbox.run() as run:
+                reset_emulator(emulator, seed)
+                enqueue_workload(run.engine, per_type=3)
+                arm(emulator, plan[0].scenario)
+                for point, answer in run_plan(server, run, emulator, config, plan):
+                    workers[answer["outcome"]] += 1
+                    if answer["outcome"] == "killed":
+                        reached.add(point)
+                    elif answer["outcome"] != "finished":
+                        violations.append(f"{point}: worker {answer['outcome']}: {answer.get('error')}")
+                emulator.faults.clear()
+                rescuer = run.services(emulator.base_url, "rescuer")
+                finish(rescuer, emulator)
+                outcome = check(run.engine, run.store, emulator.ledger.entries(), PRICES)
+                violations += [f"{' then '.join(map(str, plan))}: {v}" for v in outcome.violations]
+                tasks.update(outcome.tasks)
+                orphans += outcome.orphans
+                rescuer.close()
+    points = len(singles) + len({second for _, second in pairs})
+    print(
+        f"\ncrash campaign [{db_backend}]: {points} kill points tried, {len(reached)} reached; "
+        f"{len(singles) + len(pairs)} runs ({len(pairs)} with a second kill during recovery); "
+        f"workers killed {workers['killed']}, done before their point {workers['finished']}; "
+        f"tasks {dict(tasks)}; orphan batches recorded {orphans}; violations {len(violations)}"
+    )
+    for violation in violations[:40]:
+        print("  VIOLATION", violation[:800])
+    assert not violations
