@@ -20,6 +20,7 @@ from nightbatch.collect.poll import CollectReport
 from nightbatch.errors import NightbatchError
 from nightbatch.report import build_report, cost_table_rows, report_markdown, resolve_selection
 from nightbatch.report.attention import attention_items
+from nightbatch.report.quality import quality_markdown, quality_report
 from nightbatch.services import Services
 
 COST_KEY = "nightbatch-cost-by-type-model"
@@ -43,7 +44,10 @@ def publish_run_artifacts(services: Services, run_id: int, notes: list[str]) -> 
         return
     if not report.empty:
         create_table_artifact(cost_table_rows(report), key=COST_KEY, description=f"run {run_id}: cost per task")
-    markdown = f"{report_markdown(report)}\n## Needs attention\n{attention}\n"
+    quality = quality_markdown(
+        quality_report(services.engine, services.prices, report.selection, registry=services.registry)
+    )
+    markdown = f"{report_markdown(report)}\n{quality}\n## Needs attention\n{attention}\n"
     create_markdown_artifact(markdown, key=SUMMARY_KEY, description=f"run {run_id}: outcomes, hit rate, savings")
 
 

@@ -102,7 +102,7 @@ RECOVERY: list[KillPoint] = [
     *_points(COMMIT, "return", [2, 5, 9], "after the N-th commit of the recovery"),
 ]
 
-STEPS = ["submit", "advance:3600", "collect", "submit", "advance:3600", "collect"]
+STEPS = ["submit", "advance:3600", "collect", "submit"]
 
 
 def selected(backend: str) -> tuple[list[KillPoint], list[tuple[KillPoint, KillPoint]]]:

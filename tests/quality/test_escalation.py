@@ -50,3 +50,22 @@ def test_the_top_rungs_failure_is_final_with_every_attempt_kept(local_services: 
     assert {t.error_type for t in tasks} == {"output_check"}
     attempts = attempts_by_task(services)
     assert all([a.model for a in attempts[i]] == list(LADDER) for i in ids)
+
+
+def test_the_report_shows_what_escalation_cost_against_the_top_rung(local_services: Services, emulator: EmulatorServer):
+    from nightbatch.report.quality import quality_markdown, quality_report
+    from nightbatch.report.query import Selection
+
+    services = local_services
+    use_types(services)
+    emulator.configure(quality_error_rates={1: 0.4, 2: 0.4, 3: 0.0})
+    enqueue_verdicts(services, 30)
+    run_until_done(services, emulator)
+    report = quality_report(services.engine, services.prices, Selection.everything(), registry=services.registry)
+    (line,) = report.escalation
+    assert (line.task_type, line.tasks, line.top_model) == ("verdict", 30, "claude-opus-4-8")
+    assert 0 < line.escalated < 30
+    assert 0 < line.failed_rungs_pusd < line.actual_pusd
+    # Most tasks stayed on Haiku, so the cascade costs less than sending everything to Opus.
+    assert line.actual_pusd < line.all_top_pusd
+    assert "## Escalation" in quality_markdown(report)

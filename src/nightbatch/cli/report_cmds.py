@@ -12,9 +12,11 @@ from typing import TextIO
 
 import typer
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.table import Table
 
 from nightbatch.cli.app import err_console, handle_errors, load_settings
+from nightbatch.config import config_file_path
 from nightbatch.db.engine import make_engine
 from nightbatch.db.migrate import upgrade
 from nightbatch.errors import InputError
@@ -22,6 +24,7 @@ from nightbatch.pricing import load_price_table
 from nightbatch.report.build import Report, build_report
 from nightbatch.report.cache import DEFAULT_DROP_POINTS, DEFAULT_WINDOW
 from nightbatch.report.html import write_report_page
+from nightbatch.report.quality import quality_markdown, quality_report
 from nightbatch.report.query import resolve_selection
 from nightbatch.report.render import (
     TextTable,
@@ -35,6 +38,7 @@ from nightbatch.report.render import (
     type_cache_text_table,
 )
 from nightbatch.report.savings import BASELINE_MODEL
+from nightbatch.tasktypes import load_task_types
 
 PIPE_WIDTH = 160
 BATCHES_SHOWN = 20
@@ -117,6 +121,9 @@ def report(
         result = build_report(
             engine, prices, selection, baseline_model=baseline_model, window=window, drop_points=drop_points
         )
+        task_config = Path(settings.task_config or config_file_path())
+        registry = load_task_types(task_config) if task_config.exists() else None
+        quality = quality_report(engine, prices, selection, registry=registry, baseline_model=baseline_model)
     finally:
         engine.dispose()
 
@@ -125,13 +132,17 @@ def report(
         if output is not None:
             out = stack.enter_context(output.open("w", encoding="utf-8", newline=""))
         if output_format == ReportFormat.JSON:
-            out.write(json.dumps(report_to_dict(result), indent=2) + "\n")
+            out.write(json.dumps({**report_to_dict(result), "quality": quality.as_dict()}, indent=2) + "\n")
         elif output_format == ReportFormat.CSV:
             out.write(report_csv(result))
         else:
             # A pipe or file gets the full width (rich would assume 80 columns and squeeze the cost table).
             wide = output is not None or not out.isatty()
-            print_report(result, Console(file=out, width=PIPE_WIDTH if wide else None, no_color=output is not None))
+            target = Console(file=out, width=PIPE_WIDTH if wide else None, no_color=output is not None)
+            print_report(result, target)
+            section = quality_markdown(quality)
+            if section:
+                target.print(Markdown(section))
     if output_format != ReportFormat.TABLE or output is not None:
         for warning in result.warnings:
             err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
