@@ -92,12 +92,18 @@ def measure() -> Iterator[Measurement]:
         result.peak_bytes = max(0, peak_bytes - start_rss)
 
 
-def run_child(function: Callable[..., dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
-    """Run ``function(**kwargs)`` (a module-level benchmark case) in a fresh interpreter; return its dict."""
+def run_child(
+    function: Callable[..., dict[str, Any]], env: dict[str, str] | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    """Run ``function(**kwargs)`` (a module-level benchmark case) in a fresh interpreter; return its dict.
+
+    ``env`` adds to the child's environment.
+    """
     spec = json.dumps({"module": function.__module__, "function": function.__name__, "kwargs": kwargs})
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks._child", spec],
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         text=True,
         check=False,
@@ -247,7 +253,9 @@ class Row:
 
 
 def _count(n: int) -> str:
-    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else f"{n:,}"
 
 
 def markdown_table(rows: list[Row]) -> str:

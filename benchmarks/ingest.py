@@ -14,6 +14,7 @@ is applied to both sizes (it does not get faster with more results).
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,9 @@ def _counts(engine: Any, batch_id: int) -> tuple[int, int]:
         done = conn.execute(
             text("SELECT count(*) FROM task WHERE batch_id = :b AND status = 'succeeded'"), {"b": batch_id}
         ).scalar_one()
-        billed = conn.execute(text("SELECT count(*) FROM usage_record WHERE batch_id = :b"), {"b": batch_id}).scalar_one()
+        billed = conn.execute(
+            text("SELECT count(*) FROM usage_record WHERE batch_id = :b"), {"b": batch_id}
+        ).scalar_one()
     return int(done), int(billed)
 
 
@@ -163,7 +166,7 @@ def case_baseline(
     import anthropic
     from sqlmodel import Session, select
 
-    from nightbatch.db import Task, TaskAttempt, TaskStatus, UsagePurpose, UsageRecord
+    from nightbatch.db import ServiceTier, Task, TaskAttempt, TaskStatus, UsagePurpose, UsageRecord
     from nightbatch.pricing import Usage, price_usage
 
     with scratch_folder() as folder, scratch_database(backend, folder, postgres_url) as url:
@@ -193,7 +196,7 @@ def case_baseline(
                         task_id=task.id,
                         batch_id=batch_id,
                         model=message.model,
-                        service_tier="batch",
+                        service_tier=ServiceTier.BATCH,
                         input_tokens=usage.input_tokens,
                         output_tokens=usage.output_tokens,
                         cache_read_tokens=usage.cache_read_tokens,
@@ -242,7 +245,7 @@ def run(quick: bool = False) -> list[Row]:
                for n in (small, large)}  # fmt: skip
         emulator.advance(3600)
         for backend in backends:
-            common = {"backend": backend, "postgres_url": postgres_url, "base_url": emulator.base_url}
+            common: dict[str, Any] = {"backend": backend, "postgres_url": postgres_url, "base_url": emulator.base_url}
             base = run_child(case_baseline, n=small, sample=sample, provider_batch_id=ids[small], s3_endpoint=None,
                              **common)  # fmt: skip
             for n in (small, large):
@@ -261,19 +264,25 @@ def _s3_rows(emulator: EmulatorProcess, provider_batch_id: str, n: int, sample: 
     import boto3
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
-        credentials = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench", "region_name": "us-east-1"}
-        boto3.client("s3", endpoint_url=endpoint, **credentials).create_bucket(Bucket=_BUCKET)
-        import os
-
-        os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"})
-        common = {"backend": "sqlite", "postgres_url": None, "base_url": emulator.base_url, "s3_endpoint": endpoint}
-        base = run_child(case_baseline, n=n, sample=sample, provider_batch_id=provider_batch_id, **common)
-        ours = run_child(case_nightbatch, n=n, provider_batch_id=provider_batch_id, **common)
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+            region_name="us-east-1",
+        )
+        s3.create_bucket(Bucket=_BUCKET)
+        env = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+        common: dict[str, Any] = {"backend": "sqlite", "postgres_url": None, "base_url": emulator.base_url}
+        common["s3_endpoint"] = endpoint
+        base = run_child(case_baseline, env, n=n, sample=sample, provider_batch_id=provider_batch_id, **common)
+        ours = run_child(case_nightbatch, env, n=n, provider_batch_id=provider_batch_id, **common)
     finally:
         server.stop()
     note = f"baseline: {base['n']:,}-result sample, extrapolated"

@@ -4,7 +4,11 @@ One task type whose system prompt is about 4,500 tokens (over Haiku's 4,096-toke
 short task of its own per request. Measured: :func:`~nightbatch.queue.claim.claim`, routing and building
 (:func:`~nightbatch.submit.plan.plan_requests`), the TTL decision and :func:`~nightbatch.submit.pack.pack`,
 then every batch's create body serialized to the last byte (:meth:`PackedBatch.body_chunks`) and checked
-against its ``payload_bytes``. Sending is left out: that is the SDK's job (see docs/benchmarks.md).
+against its ``payload_bytes``.
+
+A second case sends one full batch (about 253 MB) to a local server that discards it: through the SDK,
+as ``ClaudeClient.create_batch(packed.entries())`` does today (the baseline), and as the pre-serialized
+body of :meth:`PackedBatch.body_chunks` streamed by httpx (a proposed change to the Claude port).
 
 The baseline builds each request as a fresh dict (its own copy of the system block and cache marker),
 serializes each whole request to learn its size, packs by those sizes, and serializes each batch body in
@@ -15,7 +19,9 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from benchmarks._harness import MiB, Row, measure, postgres_server_url, run_child, scratch_database, scratch_folder
@@ -24,7 +30,7 @@ MODEL = "claude-haiku-4-5"
 TASK_TYPE = "bench_summary"
 PREFIX_TOKENS = 4_500
 MAX_BYTES = int(256 * MiB * 0.99)
-_WORDS = "the order ticket customer refund shipping policy account billing invoice delay item return".split()
+_WORDS = ["the", "order", "ticket", "customer", "refund", "shipping", "policy", "account", "billing", "invoice"]
 
 
 def _system() -> str:
@@ -97,7 +103,13 @@ def case_nightbatch(backend: str, postgres_url: str | None, n: int) -> dict[str,
     built = sum(len(b.requests) for b in packed.batches)
     if built != n:
         raise AssertionError(f"{built} of {n} tasks packed")
-    return {"n": n, "seconds": m.seconds, "peak_bytes": m.peak_bytes, "payload": payload, "batches": len(packed.batches)}
+    return {
+        "n": n,
+        "seconds": m.seconds,
+        "peak_bytes": m.peak_bytes,
+        "payload": payload,
+        "batches": len(packed.batches),
+    }
 
 
 def case_baseline(backend: str, postgres_url: str | None, n: int) -> dict[str, Any]:
@@ -114,7 +126,8 @@ def case_baseline(backend: str, postgres_url: str | None, n: int) -> dict[str, A
             claimed = claim(engine, n, "bench", lease_seconds=3600)
             sized: list[tuple[dict[str, Any], int]] = []
             for task in claimed:
-                system = [{"type": "text", "text": task_type.system, "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+                marker = {"type": "ephemeral", "ttl": "1h"}
+                system = [{"type": "text", "text": task_type.system, "cache_control": marker}]
                 params = {
                     "model": task_type.model,
                     "max_tokens": task_type.max_tokens,
@@ -140,6 +153,59 @@ def case_baseline(backend: str, postgres_url: str | None, n: int) -> dict[str, A
     return {"n": n, "seconds": m.seconds, "peak_bytes": m.peak_bytes, "payload": payload, "batches": len(batches)}
 
 
+class _Discard(BaseHTTPRequestHandler):
+    """Reads a request body, drops it, answers with a MessageBatch."""
+
+    def do_POST(self) -> None:
+        left = int(self.headers.get("content-length") or 0)
+        while left:
+            left -= len(self.rfile.read(min(left, MiB)))
+        counts = {"processing": 1, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+        answer = json.dumps({
+            "id": "msgbatch_discarded", "type": "message_batch", "processing_status": "in_progress",
+            "request_counts": counts, "ended_at": None, "created_at": "2026-01-01T00:00:00Z",
+            "expires_at": "2026-01-02T00:00:00Z", "archived_at": None, "cancel_initiated_at": None, "results_url": None,
+        }).encode()  # fmt: skip
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def case_send(streamed: bool) -> dict[str, Any]:
+    """One full batch sent to a discarding server: the SDK's way, or streamed from ``body_chunks``."""
+    import anthropic
+    import httpx2
+
+    from nightbatch.build.requests import RequestBuilder
+    from nightbatch.submit.pack import pack
+
+    task_type, builder = _task_type(), RequestBuilder()
+    rng = random.Random(7)
+    requests = [
+        builder.build(i, 1, task_type, MODEL, {"text": " ".join(rng.choice(_WORDS) for _ in range(100))})
+        for i in range(14_000)
+    ]
+    batch = pack(requests, lambda key, members: "1h").batches[0]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Discard)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    sdk = anthropic.Anthropic(api_key="bench", base_url=url, max_retries=0, timeout=600)
+    with httpx2.Client(timeout=600) as http, measure() as m:
+        if streamed:
+            headers = {"content-type": "application/json", "content-length": str(batch.payload_bytes)}
+            http.post(f"{url}/v1/messages/batches", content=batch.body_chunks(), headers=headers).raise_for_status()
+        else:
+            sdk.messages.batches.create(requests=batch.entries())  # type: ignore[arg-type]
+    server.shutdown()
+    sdk.close()
+    return {"n": len(batch.requests), "seconds": m.seconds, "peak_bytes": m.peak_bytes, "payload": batch.payload_bytes}
+
+
 def run(quick: bool = False) -> list[Row]:
     n = 20_000 if quick else 100_000
     postgres_url = postgres_server_url()
@@ -156,4 +222,13 @@ def run(quick: bool = False) -> list[Row]:
         rate, base_rate = n / ours["seconds"], n / base["seconds"]
         rows.append(Row("submit", f"{backend}: claim+build+pack+serialize", n, "tasks/s", rate, base_rate,
                         ours["peak_bytes"], notes))  # fmt: skip
+    sdk, streamed = run_child(case_send, streamed=False), run_child(case_send, streamed=True)
+    notes = [
+        f"{streamed['payload'] / MiB:,.0f} MiB body; baseline = the SDK given dicts "
+        f"(peak {sdk['peak_bytes'] / MiB:,.0f} MiB); streamed = proposal, not wired in yet",
+        f"{streamed['seconds']:.2f} s vs {sdk['seconds']:.2f} s",
+    ]
+    rows.append(Row("submit", "send one batch (local discard server)", streamed["n"], "MiB/s",
+                    streamed["payload"] / MiB / streamed["seconds"], sdk["payload"] / MiB / sdk["seconds"],
+                    streamed["peak_bytes"], notes))  # fmt: skip
     return rows

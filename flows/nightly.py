@@ -27,10 +27,17 @@ def enqueue_from(services: Services, source: str, task_type: str | None) -> Enqu
 def nightly(params: NightlyParams | None = None) -> dict[str, Any]:
     params = params or NightlyParams()
     with tracked_run("nightly", params, params.base_url) as run:
+        refused: list[str] = []
         if params.source:
             enqueued = enqueue_from(run.services, params.source, params.source_task_type)
             get_run_logger().info(enqueued.describe())
+            refused = [f"task file refused (nothing of it enqueued): {error}" for error in enqueued.errors]
         run.totals = submit_and_collect(
-            run.services, params, run.run_id, deadline_minutes=params.deadline_minutes, poll_seconds=params.poll_seconds
+            run.services,
+            params,
+            run.run_id,
+            deadline_minutes=params.deadline_minutes,
+            poll_seconds=params.poll_seconds,
+            notes=refused,
         )
         return {"run_id": run.run_id, **run.totals}

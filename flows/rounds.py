@@ -19,7 +19,13 @@ from nightbatch.sources import queued_count
 
 
 def submit_and_collect(
-    services: Services, params: SubmitParams, run_id: int, *, deadline_minutes: float, poll_seconds: float
+    services: Services,
+    params: SubmitParams,
+    run_id: int,
+    *,
+    deadline_minutes: float,
+    poll_seconds: float,
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
     """Submit, then collect until no batch is open; again while retryable tasks wait, up to the deadline.
 
@@ -29,7 +35,7 @@ def submit_and_collect(
     logger = get_run_logger()
     backoff = Backoff(cap=poll_seconds, deadline_seconds=deadline_minutes * 60)
     progress = BatchProgress()
-    notes: list[str] = []
+    notes = list(notes or [])
     forecast = Decimal(0)
     budget_stopped: str | None = None
     for _round in range(services.settings.max_attempts + 1):
@@ -38,6 +44,8 @@ def submit_and_collect(
         forecast += submitted.forecast_usd
         budget_stopped = budget_stopped or submitted.budget_stopped
         notes += submitted.reconciled
+        if submitted.stopped:
+            notes.append(submitted.stopped)
         log_submit(submitted)
         backoff.reset()
         while True:

@@ -47,6 +47,8 @@ def log_submit(report: SubmitReport) -> dict[str, Any]:
         f"{report.forecast_usd:.4f}",
         report.failed_tasks,
     )
+    if report.stopped:
+        logger.warning(report.stopped)
     if report.budget_stopped:
         logger.warning("budget stop: %s; the rest stays queued", report.budget_stopped)
     return {

@@ -9,9 +9,11 @@ over many files is resumable: re-running it skips tasks already enqueued by thei
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlmodel import col
@@ -33,6 +35,8 @@ class EnqueueSummary:
     inserted: int = 0
     duplicates: int = 0
     reports: list[EnqueueReport] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    """One line per file refused whole (``FILE:LINE: what is wrong``); the other files were enqueued."""
 
     def add(self, report: EnqueueReport) -> None:
         self.files += 1
@@ -41,7 +45,17 @@ class EnqueueSummary:
         self.reports.append(report)
 
     def describe(self) -> str:
-        return f"enqueued {self.inserted} tasks from {self.files} file(s) ({self.duplicates} already queued)"
+        text = f"enqueued {self.inserted} tasks from {self.files} file(s) ({self.duplicates} already queued)"
+        if self.errors:
+            text += f"; {len(self.errors)} file(s) refused: " + "; ".join(self.errors)
+        return text
+
+    def attempt(self, enqueue_one: Callable[[], EnqueueReport]) -> None:
+        """Enqueue one file; a bad file is refused whole and noted, and the others still go in."""
+        try:
+            self.add(enqueue_one())
+        except InputError as exc:
+            self.errors.append(str(exc))
 
 
 def _local_files(path: Path) -> Iterator[Path]:
@@ -61,47 +75,37 @@ def default_task_type_for(name: str, given: str | None, known: list[str] | None)
 
 
 def enqueue_source(services: Services, source: str, *, default_task_type: str | None) -> EnqueueSummary:
-    """Enqueue every task file in ``source`` (a file, a folder, or ``s3://bucket/prefix``)."""
+    """Enqueue every task file in ``source`` (a file, a folder, or ``s3://bucket/prefix``).
+
+    Each file goes in whole or not at all; a refused file is named in ``errors`` and the rest go on.
+    """
     summary = EnqueueSummary()
     known = services.registry.names() or None
-    if source.startswith("s3://") and source.endswith(_SUFFIXES):
-        with open_uri(source, endpoint_url=services.settings.s3_endpoint_url) as stream:
-            summary.add(
-                enqueue_jsonl(
+
+    def one(name: str, open_lines: Callable[[], Any]) -> None:
+        def run() -> EnqueueReport:
+            with open_lines() as lines:
+                return enqueue_jsonl(
                     services.engine,
-                    stream,
-                    default_task_type=default_task_type_for(source, default_task_type, known),
-                    source_name=source,
+                    lines,
+                    default_task_type=default_task_type_for(name, default_task_type, known),
+                    source_name=name,
                     task_types=known,
                 )
-            )
-        return summary
-    if source.startswith("s3://"):
-        store = open_store(source, endpoint_url=services.settings.s3_endpoint_url, sse=services.settings.s3_sse)
+
+        summary.attempt(run)
+
+    endpoint = services.settings.s3_endpoint_url
+    if source.startswith("s3://") and source.endswith(_SUFFIXES):
+        one(source, lambda: open_uri(source, endpoint_url=endpoint))
+    elif source.startswith("s3://"):
+        store = open_store(source, endpoint_url=endpoint, sse=services.settings.s3_sse)
         for info in store.list(""):
-            if not info.key.endswith(_SUFFIXES):
-                continue
-            with store.open_read(info.key) as stream:
-                summary.add(
-                    enqueue_jsonl(
-                        services.engine,
-                        stream,
-                        default_task_type=default_task_type_for(info.key, default_task_type, known),
-                        source_name=store.uri(info.key),
-                        task_types=known,
-                    )
-                )
-        return summary
-    for path in _local_files(Path(source)):
-        summary.add(
-            enqueue_jsonl(
-                services.engine,
-                path,
-                default_task_type=default_task_type_for(path.name, default_task_type, known),
-                source_name=str(path),
-                task_types=known,
-            )
-        )
+            if info.key.endswith(_SUFFIXES):
+                one(store.uri(info.key), partial(store.open_read, info.key))
+    else:
+        for path in _local_files(Path(source)):
+            one(str(path), partial(path.open, "rb"))
     return summary
 
 

@@ -13,7 +13,8 @@ A job::
      "kill": {"target": "nightbatch.submit.submitter:record_created", "event": "return", "nth": 2},
      "steps": ["submit", "advance:3600", "collect"], "chunk": 2, "report": "/tmp/.../report.json"}
 
-or ``{"id": 8, "parallel": [job, job, ...]}`` to run several workers at once. Steps: ``submit``,
+or ``{"id": 8, "parallel": [job, job, ...]}`` to run several workers at once; ``"warm": true`` runs a
+job in the server itself (no kill), so that every later child starts with lazy imports done. Steps: ``submit``,
 ``collect``, ``advance:<seconds>`` (the emulator's clock, over its admin HTTP API), ``sleep:<seconds>``,
 ``age`` (every lease in the database made to look lapsed) and ``drain:<seconds>`` (submit and collect
 until the database has no work left, at most that many real seconds). ``chunk`` shrinks the ingest
@@ -272,7 +273,10 @@ def main() -> None:
             continue
         job = json.loads(line)
         workers = job.get("parallel")
-        if workers is None:
+        if job.get("warm"):
+            # Run once in this process, so every child starts with the lazy imports and SDK models built.
+            answer = {"id": job.get("id"), "outcome": "finished" if run(job) == 0 else "error"}
+        elif workers is None:
             _, status = os.waitpid(_fork(job), 0)
             answer = _answer(job, status)
         else:

@@ -22,12 +22,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+from sqlmodel import col
 
+from nightbatch.build.requests import RequestBuilder
+from nightbatch.db.models import Batch
 from nightbatch.emulator import EmulatorServer
+from nightbatch.queue.claim import claim
+from nightbatch.services import Services
+from nightbatch.submit.pack import pack
+from nightbatch.submit.plan import plan_requests
+from nightbatch.submit.reconcile import reconcile_pending
+from nightbatch.submit.submitter import archive_manifest, write_pending
 from tests.campaigns.crashing_worker import ForkServer
 from tests.campaigns.harness import PRICES, Run, Sandbox, finish, reset_emulator
 from tests.campaigns.invariants import check, expire_leases
 from tests.campaigns.workload import enqueue_workload, scale, write_config
+from tests.pipeline.conftest import enqueue_examples, make_services
 
 SUBMITTER = "nightbatch.submit.submitter"
 INGEST = "nightbatch.collect.ingest"
@@ -102,23 +113,32 @@ RECOVERY: list[KillPoint] = [
     *_points(COMMIT, "return", [2, 5, 9], "after the N-th commit of the recovery"),
 ]
 
+# Kill points known to break an invariant, each with its strict-xfail repro below: reported, not failed on.
+KNOWN: dict[tuple[str, str, int], str] = {}
+
 STEPS = ["submit", "advance:3600", "collect", "submit"]
 
 
 def selected(backend: str) -> tuple[list[KillPoint], list[tuple[KillPoint, KillPoint]]]:
-    """The kill points of this campaign size; the sweep is split between the databases unless scaled up."""
-    if scale() >= 1:
-        sweeps = SWEEPS
-    else:
-        offset = 0 if backend == "sqlite" else 3
-        sweeps = [p for i, p in enumerate(SWEEPS) if i % 6 == offset]  # a different sixth on each database
+    """The kill points of this campaign size.
+
+    Scaled up, every point runs on both databases. By default the named points and the recovery pairs
+    are split between the two databases (together they cover all of them) and each database sweeps a
+    different eighth of the commit / publish / API-call boundaries, so the suite stays fast.
+    """
     rng = random.Random(f"pairs-{backend}")
     firsts = [p for p in NAMED if p.scenario is None and "create" in p.target and p.event == "return"]
     pairs = [(rng.choice(firsts), second) for second in RECOVERY]
+    singles = NAMED + SWEEPS
     only = os.environ.get("NIGHTBATCH_CAMPAIGN_ONLY")  # a substring of kill points, to replay a few
     if only:
-        return [p for p in NAMED + SWEEPS if only in str(p)], [p for p in pairs if any(only in str(k) for k in p)]
-    return NAMED + sweeps, pairs
+        return [p for p in singles if only in str(p)], [p for p in pairs if any(only in str(k) for k in p)]
+    if scale() < 1:
+        half = 0 if backend == "sqlite" else 1
+        singles = [p for i, p in enumerate(NAMED) if i % 2 == half]
+        singles += [p for i, p in enumerate(SWEEPS) if i % 8 == half * 4]
+        pairs = [p for i, p in enumerate(pairs) if i % 2 == half]
+    return singles, pairs
 
 
 def arm(emulator: EmulatorServer, scenario: str | None) -> None:
@@ -175,8 +195,13 @@ def test_a_worker_killed_anywhere_loses_nothing_and_pays_nothing_twice(
     tasks: Counter[str] = Counter()
     orphans = 0
     violations: list[str] = []
+    known: list[str] = []
     reached: set[KillPoint] = set()
     with ForkServer(str(tmp_path / "fork-server.log")) as server:
+        with sandbox.run() as run:
+            reset_emulator(emulator, 0)
+            enqueue_workload(run.engine, per_type=1)
+            assert server.run({**worker_job(run, emulator, config, "warm-up"), "warm": True})["outcome"] == "finished"
         for seed, plan in enumerate(itertools.chain(((p,) for p in singles), pairs)):
             with sandbox.run() as run:
                 reset_emulator(emulator, seed)
@@ -192,7 +217,9 @@ def test_a_worker_killed_anywhere_loses_nothing_and_pays_nothing_twice(
                 rescuer = run.services(emulator.base_url, "rescuer")
                 finish(rescuer, emulator)
                 outcome = check(run.engine, run.store, emulator.ledger.entries(), PRICES)
-                violations += [f"{' then '.join(map(str, plan))}: {v}" for v in outcome.violations]
+                found = [f"{' then '.join(map(str, plan))}: {v}" for v in outcome.violations]
+                repro = KNOWN.get((plan[-1].target, plan[-1].event, plan[-1].nth))
+                (known if repro else violations).extend(f"{v} (known: {repro})" if repro else v for v in found)
                 tasks.update(outcome.tasks)
                 orphans += outcome.orphans
                 rescuer.close()
@@ -201,8 +228,32 @@ def test_a_worker_killed_anywhere_loses_nothing_and_pays_nothing_twice(
         f"\ncrash campaign [{db_backend}]: {points} kill points tried, {len(reached)} reached; "
         f"{len(singles) + len(pairs)} runs ({len(pairs)} with a second kill during recovery); "
         f"workers killed {workers['killed']}, done before their point {workers['finished']}; "
-        f"tasks {dict(tasks)}; orphan batches recorded {orphans}; violations {len(violations)}"
+        f"tasks {dict(tasks)}; orphan batches recorded {orphans}; violations {len(violations)} "
+        f"(+{len(known)} from known bugs with xfail repros)"
     )
+    for violation in known:
+        print("  KNOWN", violation[:800])
     for violation in violations[:40]:
         print("  VIOLATION", violation[:800])
     assert not violations
+
+
+def test_a_create_that_outlived_its_lease_is_found_if_its_worker_dies(services: Services, emulator: EmulatorServer):
+    enqueue_examples(services.engine, per_type=3)
+    claimed = claim(services.engine, 100, services.worker)
+    packed = pack(plan_requests(claimed, services.registry, RequestBuilder()).requests, lambda k, m: None).batches[0]
+    batch_id = write_pending(services.engine, packed, worker=services.worker, run_id=None, cache_decision=None)
+    assert batch_id is not None
+    archive_manifest(services.engine, services.store, batch_id, packed)
+    # The create hangs past the lease; another worker gives the row up (nothing at the provider yet) ...
+    expire_leases(services.engine)
+    successor = make_services(services.engine, services.store, emulator.base_url, worker="worker-b")
+    assert [
+        o.found for o in reconcile_pending(services.engine, successor.client, worker="worker-b", lease_seconds=60)
+    ] == [None]
+    # ... then the create lands, and its worker dies before record_created / record_orphan.
+    created = services.client.create_batch(packed.entries())
+    finish(successor, emulator)
+    with services.engine.connect() as conn:
+        known = set(conn.execute(select(col(Batch.provider_batch_id))).scalars())
+    assert created.id in known, "a batch the provider ran and billed is unknown to our database"

@@ -11,6 +11,7 @@ from nightbatch.cli.app import console, handle_errors, load_settings
 from nightbatch.db.engine import make_engine
 from nightbatch.db.migrate import upgrade
 from nightbatch.db.models import Batch, BatchStatus, Task
+from nightbatch.errors import InputError
 from nightbatch.services import Services
 from nightbatch.sources import enqueue_source
 
@@ -25,9 +26,15 @@ def enqueue(
     upgrade(settings.resolved_database_url)
     services = Services.from_settings(settings)
     try:
+        refused: list[str] = []
         for source in sources:
             summary = enqueue_source(services, source, default_task_type=task_type)
+            refused += summary.errors
+            summary.errors = []
             console.print(f"{source}: {summary.describe()}")
+        if refused:
+            # Each refused file went in not at all; the others are queued. Name every one, then fail.
+            raise InputError("; ".join(refused))
     finally:
         services.close()
 

@@ -63,6 +63,7 @@ class IngestReport:
     unknown_custom_ids: list[str] = field(default_factory=list)
     bad_lines: list[str] = field(default_factory=list)
     problems: dict[str, str] = field(default_factory=dict)
+    provider_batch_id: str | None = None
     already_ingested: bool = False
 
     def count(self, key: str) -> None:
@@ -96,7 +97,7 @@ def _chunks(stream: IO[bytes], report: IngestReport) -> Iterator[list[dict[str, 
             if not isinstance(line, dict) or not isinstance(line.get("custom_id"), str):
                 raise ValueError("not an object with a custom_id")
         except ValueError as exc:
-            report.bad_lines.append(f"line {number}: {exc}")
+            report.bad_lines.append(f"batch {report.provider_batch_id} line {number}: {exc}")
             continue
         chunk.append(line)
         if len(chunk) >= CHUNK:
@@ -438,6 +439,24 @@ class _Rows:
         self.attempt(task, line["custom_id"], model, UsagePurpose.SHADOW, str(result.get("type")), check, output)
 
 
+def _book_strangers(
+    conn: Connection, rows: _Rows, strangers: list[dict[str, Any]], recorded: set[str], report: IngestReport
+) -> None:
+    """Results for requests this batch row does not list (a batch adopted by the wrong row, say).
+
+    Whatever they billed is still booked, against the task their custom_id names, as ``orphan`` usage
+    and reported, so the ledger always equals what the provider billed.
+    """
+    if not strangers:
+        return
+    known = _lookup_by_task_id(conn, [line["custom_id"] for line in strangers])
+    for line in strangers:
+        custom_id = line["custom_id"]
+        report.unknown_custom_ids.append(custom_id)
+        if custom_id in known and custom_id not in recorded:
+            rows.orphan(known[custom_id], line)
+
+
 def ingest_batch(services: Services, batch_id: int) -> IngestReport:
     """Ingest one ended batch (phases 1–3 of the module docstring). Ingesting twice changes nothing."""
     report = IngestReport(batch_id)
@@ -446,6 +465,7 @@ def ingest_batch(services: Services, batch_id: int) -> IngestReport:
     if found is None:
         raise StateError(f"batch {batch_id} does not exist")
     row: Batch = found
+    report.provider_batch_id = row.provider_batch_id
     if row.status == BatchStatus.INGESTED:
         report.already_ingested = True
         return report
@@ -470,6 +490,7 @@ def ingest_batch(services: Services, batch_id: int) -> IngestReport:
             recorded = _already_recorded(conn, batch_id, custom_ids)
             rows = _Rows(services, row, shards, report, now)
             seen: set[str] = set()
+            strangers: list[dict[str, Any]] = []
             for line in chunk:
                 custom_id = line["custom_id"]
                 problem = "duplicate result line" if custom_id in seen else line_problem(services, line, row.model)
@@ -491,12 +512,13 @@ def ingest_batch(services: Services, batch_id: int) -> IngestReport:
                     continue
                 task = tasks.get(custom_id)
                 if task is None:
-                    report.unknown_custom_ids.append(custom_id)
+                    strangers.append(line)
                     continue
                 if task.status != TaskStatus.SUBMITTED or custom_id in recorded:
                     report.count("already_recorded")
                     continue
                 rows.routine(task, line)
+            _book_strangers(conn, rows, strangers, recorded, report)
             _execute(conn, statements.usage, rows.usage, now)
             _execute(conn, statements.attempts, rows.attempts, now)
             _update_tasks(conn, statements, rows.updates, now)

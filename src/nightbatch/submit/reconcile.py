@@ -23,13 +23,15 @@ from sqlmodel import Session, col
 from nightbatch.claude import BatchInfo, ClaudeClient
 from nightbatch.db.models import Batch, BatchStatus
 from nightbatch.errors import ProviderError
-from nightbatch.submit.submitter import mark_create_failed, record_created
+from nightbatch.submit.submitter import mark_create_failed, record_created, record_orphan
 
 __all__ = ["ReconcileOutcome", "reconcile_pending"]
 
 log = logging.getLogger(__name__)
 
 CLOCK_SKEW = timedelta(minutes=10)
+# How far back batches given up by a reconciler are watched for a create that landed late.
+ORPHAN_WINDOW = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -66,64 +68,99 @@ def _known_provider_ids(engine: Engine) -> set[str]:
         return {r[0] for r in rows}
 
 
+def _matches(batch: BatchInfo, row: Any) -> bool:
+    return bool(batch.counts.total == row.request_count and batch.created_at >= row.created_at - CLOCK_SKEW)
+
+
+def _rows(engine: Engine, *conditions: Any) -> list[Any]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(col(Batch.id), col(Batch.created_at), col(Batch.request_count), col(Batch.model))
+                .where(*conditions)
+                .order_by(col(Batch.id))
+            ).all()
+        )
+
+
+def _adopt(engine: Engine, client: ClaudeClient, row_id: int, match: BatchInfo, worker: str) -> ReconcileOutcome:
+    canceled = False
+    info = match
+    if match.processing_status == "in_progress":
+        try:
+            info = client.cancel_batch(match.id)
+            canceled = True
+        except ProviderError as exc:
+            log.warning("batch %s: could not cancel unrecorded %s: %s", row_id, match.id, exc)
+    record_created(engine, row_id, info, worker=worker)
+    with Session(engine) as session:
+        note = f"created as {match.id} but not recorded (worker died around create); recovered"
+        session.execute(update(Batch).where(col(Batch.id) == row_id).values(error=note))
+        session.commit()
+    return ReconcileOutcome(row_id, info, canceled)
+
+
 def reconcile_pending(
     engine: Engine, client: ClaudeClient, *, worker: str, lease_seconds: int, now: datetime | None = None
 ) -> list[ReconcileOutcome]:
-    """Resolve every pending batch whose lease has lapsed. Safe to run from several workers at once."""
+    """Resolve every pending batch whose lease has lapsed. Safe to run from several workers at once.
+
+    A provider batch is adopted by a row only when the match is unique both ways (one candidate for the
+    row, one row for the candidate); equal-sized unconfirmed creates are common, and adopting the wrong
+    one would bill a batch nobody ingests. Ambiguous candidates are canceled and recorded as orphans (their
+    billed results still reach the ledger) and their rows are given up. Batches that turn up later for a
+    row already given up — a create that outlived its lease — are recorded as orphans the same way.
+    Candidates that could belong to a live worker's create (a pending row with a fresh lease) are left
+    alone.
+    """
     now = now or datetime.now(UTC)
     cutoff = now - timedelta(seconds=lease_seconds)
-    with Session(engine) as session:
-        stale = session.execute(
-            select(col(Batch.id), col(Batch.created_at), col(Batch.request_count))
-            .where(
-                col(Batch.status) == BatchStatus.PENDING,
-                or_(col(Batch.claimed_at).is_(None), col(Batch.claimed_at) < cutoff),
-            )
-            .order_by(col(Batch.id))
-        ).all()
+    lapsed = or_(col(Batch.claimed_at).is_(None), col(Batch.claimed_at) < cutoff)
+    stale = _rows(engine, col(Batch.status) == BatchStatus.PENDING, lapsed)
+    live = _rows(engine, col(Batch.status) == BatchStatus.PENDING, col(Batch.claimed_at) >= cutoff)
+    given_up = _rows(
+        engine,
+        col(Batch.status) == BatchStatus.CREATE_FAILED,
+        col(Batch.purpose) == "task",
+        col(Batch.created_at) >= now - ORPHAN_WINDOW,
+    )
     outcomes: list[ReconcileOutcome] = []
-    if not stale:
+    if not stale and not given_up:
         return outcomes
     known = _known_provider_ids(engine)
-    earliest = min(row.created_at for row in stale) - CLOCK_SKEW
-    candidates = sorted(
-        (b for b in client.list_batches(created_after=earliest) if b.id not in known),
-        key=lambda b: b.created_at,
-    )
+    earliest = min(row.created_at for row in [*stale, *given_up]) - CLOCK_SKEW
+    candidates = [b for b in client.list_batches(created_after=earliest) if b.id not in known]
+    candidates = [b for b in candidates if not any(_matches(b, row) for row in live)]
+    rows_for = {b.id: [row for row in stale if _matches(b, row)] for b in candidates}
+    orphans: dict[str, BatchInfo] = {}
     for row in stale:
         if not _take_lease(engine, row.id, worker, cutoff, now):
             continue  # another worker is on it
-        match = next(
-            (
-                b
-                for b in candidates
-                if b.id not in known
-                and b.counts.total == row.request_count
-                and b.created_at >= row.created_at - CLOCK_SKEW
-            ),
-            None,
-        )
-        if match is None:
-            mark_create_failed(
-                engine, row.id, "create was never confirmed and no matching batch exists at the provider"
+        matching = [b for b in candidates if _matches(b, row)]
+        unique = [b for b in matching if len(rows_for[b.id]) == 1]
+        if len(matching) == 1 and len(unique) == 1:
+            outcome = _adopt(engine, client, row.id, unique[0], worker)
+            known.add(unique[0].id)
+        else:
+            for b in matching:
+                orphans[b.id] = b
+            reason = (
+                "create was never confirmed and no matching batch exists at the provider"
+                if not matching
+                else f"create unconfirmed and {len(matching)} provider batches could be it; all canceled as orphans"
             )
-            outcomes.append(ReconcileOutcome(row.id, None, False))
-            continue
-        known.add(match.id)
-        canceled = False
-        info = match
-        if match.processing_status == "in_progress":
-            try:
-                info = client.cancel_batch(match.id)
-                canceled = True
-            except ProviderError as exc:
-                log.warning("batch %s: could not cancel unrecorded %s: %s", row.id, match.id, exc)
-        record_created(engine, row.id, info, worker=worker)
-        with Session(engine) as session:
-            note = f"created as {match.id} but not recorded (worker died around create); recovered"
-            session.execute(update(Batch).where(col(Batch.id) == row.id).values(error=note))
-            session.commit()
-        outcome = ReconcileOutcome(row.id, info, canceled)
+            mark_create_failed(engine, row.id, reason)
+            outcome = ReconcileOutcome(row.id, None, False)
         log.warning(outcome.describe())
         outcomes.append(outcome)
+    for b in candidates:
+        if b.id not in known and any(_matches(b, row) for row in given_up):
+            orphans[b.id] = b
+    for b in orphans.values():
+        if b.id in known:
+            continue
+        model = next((row.model for row in [*stale, *given_up] if _matches(b, row)), "unknown")
+        reason = "created without a record (an unconfirmed or late create); canceled, its cost booked as orphan"
+        record_orphan(engine, client, b, model=model, reason=reason)
+        known.add(b.id)
     return outcomes

@@ -13,7 +13,7 @@ from sqlmodel import Session, col
 from nightbatch.build.cache_ttl import CacheDecision, decide_ttl
 from nightbatch.build.prefix import CacheTTL
 from nightbatch.build.requests import BuiltRequest, RequestBuilder
-from nightbatch.db.models import Task, TaskStatus
+from nightbatch.db.models import BatchStatus, Task, TaskStatus
 from nightbatch.quality.routes import calibrated_routes
 from nightbatch.quality.shadow import is_shadow_id
 from nightbatch.queue.claim import claim, release
@@ -43,6 +43,7 @@ class SubmitReport:
     shadow_requests: int = 0
     forecast_usd: Decimal = Decimal(0)
     budget_stopped: str | None = None
+    stopped: str | None = None
 
 
 def _fail_tasks(services: Services, failures: list[BuildFailure]) -> None:
@@ -179,6 +180,12 @@ def submit_step(
         report.batches.append(outcome)
         if outcome.provider_batch_id:
             report.submitted_tasks += sum(not is_shadow_id(r.custom_id) for r in batch.requests)
+        if outcome.status == BatchStatus.PENDING:
+            # One unconfirmed create at a time per worker: two of equal size could not be told apart later.
+            later = [r.task_id for b in packed.batches[index + 1 :] for r in b.requests]
+            release(services.engine, later, services.worker)
+            report.stopped = f"batch {outcome.batch_id}: create outcome unknown ({outcome.error}); stopped this round"
+            break
         if report.budget_stopped:
             break
     report.forecast_usd = budget.committed_usd
