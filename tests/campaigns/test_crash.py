@@ -197,32 +197,42 @@ def test_a_worker_killed_anywhere_loses_nothing_and_pays_nothing_twice(
     violations: list[str] = []
     known: list[str] = []
     reached: set[KillPoint] = set()
+    T=Counter()
     with ForkServer(str(tmp_path / "fork-server.log")) as server:
         with sandbox.run() as run:
             reset_emulator(emulator, 0)
             enqueue_workload(run.engine, per_type=1)
             assert server.run({**worker_job(run, emulator, config, "warm-up"), "warm": True})["outcome"] == "finished"
         for seed, plan in enumerate(itertools.chain(((p,) for p in singles), pairs)):
+            import time as _t; t0=_t.perf_counter()
             with sandbox.run() as run:
+                T['setup']+=_t.perf_counter()-t0; t0=_t.perf_counter()
                 reset_emulator(emulator, seed)
                 enqueue_workload(run.engine, per_type=3)
                 arm(emulator, plan[0].scenario)
+                T['enq']+=_t.perf_counter()-t0; t0=_t.perf_counter()
                 for point, answer in run_plan(server, run, emulator, config, plan):
                     workers[answer["outcome"]] += 1
                     if answer["outcome"] == "killed":
                         reached.add(point)
                     elif answer["outcome"] != "finished":
                         violations.append(f"{point}: worker {answer['outcome']}: {answer.get('error')}")
+                T['workers']+=_t.perf_counter()-t0; t0=_t.perf_counter()
                 emulator.faults.clear()
                 rescuer = run.services(emulator.base_url, "rescuer")
                 finish(rescuer, emulator)
+                T['finish']+=_t.perf_counter()-t0; t0=_t.perf_counter()
                 outcome = check(run.engine, run.store, emulator.ledger.entries(), PRICES)
+                T['check']+=_t.perf_counter()-t0; t0=_t.perf_counter()
                 found = [f"{' then '.join(map(str, plan))}: {v}" for v in outcome.violations]
                 repro = KNOWN.get((plan[-1].target, plan[-1].event, plan[-1].nth))
                 (known if repro else violations).extend(f"{v} (known: {repro})" if repro else v for v in found)
                 tasks.update(outcome.tasks)
                 orphans += outcome.orphans
                 rescuer.close()
+    print(dict(T))
+    for p in singles:
+        if p not in reached: print('  UNREACHED', p)
     points = len(singles) + len({second for _, second in pairs})
     print(
         f"\ncrash campaign [{db_backend}]: {points} kill points tried, {len(reached)} reached; "
