@@ -47,6 +47,8 @@ def log_submit(report: SubmitReport) -> dict[str, Any]:
         f"{report.forecast_usd:.4f}",
         report.failed_tasks,
     )
+    for task_type, count in report.unconfigured_queued.items():
+        logger.warning("%d queued task(s) of type %r wait: no task-type config for it here", count, task_type)
     if report.stopped:
         logger.warning(report.stopped)
     if report.budget_stopped:

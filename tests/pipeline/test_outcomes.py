@@ -76,3 +76,18 @@ def test_canceling_a_batch_requeues_its_unprocessed_tasks(services: Services, em
     assert {t.attempts for t in after.values()} == {0}  # a canceled request is not the task's fault
     round_trip(services, emulator)
     assert {t.status for t in tasks(services).values()} == {TaskStatus.SUCCEEDED}
+
+
+def test_a_task_of_an_unconfigured_type_stays_queued_and_is_reported(services: Services, emulator: EmulatorServer):
+    import pytest
+
+    from nightbatch.errors import ConfigError
+    from nightbatch.queue.enqueue import enqueue
+
+    enqueue(services.engine, "no_such_type", {"text": "x"})
+    enqueue_examples(services.engine, per_type=1)
+    report = submit_step(services)
+    assert report.unconfigured_queued == {"no_such_type": 1}
+    assert report.submitted_tasks == 4
+    with pytest.raises(ConfigError, match="no_such_type"):
+        submit_step(services, task_types=["no_such_type"])

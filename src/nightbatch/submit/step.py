@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlmodel import Session, col
 
 from nightbatch.build.cache_ttl import CacheDecision, decide_ttl
 from nightbatch.build.prefix import CacheTTL
 from nightbatch.build.requests import BuiltRequest, RequestBuilder
 from nightbatch.db.models import BatchStatus, Task, TaskStatus
+from nightbatch.errors import ConfigError
 from nightbatch.quality.routes import calibrated_routes
 from nightbatch.quality.shadow import is_shadow_id
 from nightbatch.queue.claim import claim, release
@@ -44,6 +45,7 @@ class SubmitReport:
     forecast_usd: Decimal = Decimal(0)
     budget_stopped: str | None = None
     stopped: str | None = None
+    unconfigured_queued: dict[str, int] = field(default_factory=dict)
 
 
 def _fail_tasks(services: Services, failures: list[BuildFailure]) -> None:
@@ -65,6 +67,17 @@ def _fail_tasks(services: Services, failures: list[BuildFailure]) -> None:
                 )
             )
         session.commit()
+
+
+def _unconfigured_queued(services: Services, configured: set[str]) -> dict[str, int]:
+    """Queued tasks whose type no configuration here describes (they wait for a worker that knows them)."""
+    with services.engine.connect() as conn:
+        rows = conn.execute(
+            select(col(Task.task_type), func.count())
+            .where(col(Task.status) == TaskStatus.QUEUED, col(Task.task_type).not_in(sorted(configured)))
+            .group_by(col(Task.task_type))
+        ).all()
+    return {str(t): int(n) for t, n in rows}
 
 
 def _fit_budget(services: Services, batch: PackedBatch, decision: CacheDecision, budget: Budget) -> bool:
@@ -106,9 +119,16 @@ def submit_step(
         services.engine, services.client, worker=services.worker, lease_seconds=settings.lease_seconds
     ):
         report.reconciled.append(recovered.describe())
-    claimed = claim(
-        services.engine, limit, services.worker, task_types=task_types, lease_seconds=settings.lease_seconds
-    )
+    # Only configured types are claimed: a task of a type this deployment does not know stays queued
+    # (and is counted below), rather than being claimed by a worker that cannot build it.
+    configured = set(services.registry.names())
+    wanted = [t for t in (task_types or sorted(configured)) if t in configured]
+    unknown = set(task_types or []) - configured
+    if unknown:
+        raise ConfigError(f"task type(s) {', '.join(sorted(unknown))} not configured (configured: "
+                          f"{', '.join(sorted(configured)) or 'none'})")  # fmt: skip
+    report.unconfigured_queued = _unconfigured_queued(services, configured)
+    claimed = claim(services.engine, limit, services.worker, task_types=wanted, lease_seconds=settings.lease_seconds)
     report.claimed = len(claimed)
     if not claimed:
         return report
