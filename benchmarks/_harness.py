@@ -107,6 +107,7 @@ def run_child(
         stdout=subprocess.PIPE,
         text=True,
         check=False,
+        timeout=1800,
     )
     if done.returncode != 0:
         raise RuntimeError(f"benchmark case {function.__module__}.{function.__name__}({kwargs}) failed")
@@ -212,7 +213,11 @@ class EmulatorProcess:
     def __exit__(self, *exc_info: object) -> None:
         if self._process is not None:
             self._process.terminate()
-            self._process.wait(timeout=10)
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # uvicorn waits for open responses; do not wait with it
+                self._process.kill()
+                self._process.wait()
             self._process = None
 
     def create_batch(self, requests: list[dict[str, Any]]) -> str:

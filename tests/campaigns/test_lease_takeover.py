@@ -1,11 +1,11 @@
-"""A worker dies between ``create`` and recording it; its tasks' lease lapses before its batch row's.
+"""Leases that lapse around ``create``: another worker takes over while the first is dead or paused.
 
-Tasks are claimed (``claimed_at = t0``) before their pending batch row is written (``claimed_at = t0 + δ``,
-δ = planning, token counting and the creates of the batches before it: minutes for a large claim). In
-between the two lease expiries, ``claim()`` hands the tasks, still linked to the pending batch, to another
-worker, which sends them again. When the pending row is reconciled, the orphan batch is recorded but none
-of its tasks point at it any more: its billed results are "unknown custom_ids", paid twice and missing
-from the cost ledger.
+1. A worker dies between ``create`` and recording it. Its tasks were claimed before their pending batch
+   row was written; if their lease lapsed first, ``claim()`` would hand them, still linked to the pending
+   batch, to another worker, which would send them again (paid twice, once outside the ledger). Fixed:
+   linking a task to its batch row renews its lease.
+2. A worker is paused (GC, a suspended VM) after its create landed and before recording it; a reconciler
+   adopts the batch meanwhile. When the worker resumes, its batch must not be recorded a second time.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ from nightbatch.queue.claim import claim
 from nightbatch.services import Services
 from nightbatch.submit.pack import pack
 from nightbatch.submit.plan import plan_requests
+from nightbatch.submit.reconcile import reconcile_pending
 from nightbatch.submit.step import submit_step
-from nightbatch.submit.submitter import archive_manifest, write_pending
+from nightbatch.submit.submitter import archive_manifest, record_created, record_orphan, write_pending
+from tests.campaigns.harness import finish
 from tests.pipeline.conftest import enqueue_examples, make_services
 
 
@@ -56,3 +58,27 @@ def test_tasks_of_an_unrecorded_batch_are_not_sent_again(services: Services, emu
     sent = [e.custom_id.split("-")[0] for e in emulator.ledger.entries() if e.custom_id]
     assert sorted(set(sent)) == sorted(sent), "a task was sent (and billed) in two batches"
     assert ours == len(emulator.ledger), "the provider billed results that are not in our cost ledger"
+
+
+def test_a_create_answered_after_a_reconciler_adopted_its_batch_is_not_recorded_twice(
+    services: Services, emulator: EmulatorServer
+):
+    """The create lands but its worker is paused (GC, a suspended VM) past its lease before it records it."""
+    enqueue_examples(services.engine, per_type=3)
+    claimed = claim(services.engine, 100, services.worker)
+    packed = pack(plan_requests(claimed, services.registry, RequestBuilder()).requests, lambda k, m: None).batches[0]
+    batch_id = write_pending(services.engine, packed, worker=services.worker, run_id=None, cache_decision=None)
+    assert batch_id is not None
+    archive_manifest(services.engine, services.store, batch_id, packed)
+    created = services.client.create_batch(packed.entries())  # at the provider; the answer is on its way
+    lapse(services, Task)
+    lapse(services, Batch)
+    adopted = reconcile_pending(services.engine, services.client, worker="worker-b", lease_seconds=60)
+    assert [o.found.id for o in adopted if o.found] == [created.id]
+    # The answer arrives: submit_batch goes on exactly as it does after create_batch returns.
+    assert not record_created(services.engine, batch_id, created, worker=services.worker)
+    record_orphan(services.engine, services.client, created, model=packed.model, reason="late answer")
+    finish(services, emulator)
+    with services.engine.connect() as conn:
+        rows = conn.execute(select(func.count()).where(col(Batch.provider_batch_id) == created.id)).scalar_one()
+    assert rows == 1

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from operator import itemgetter
 from typing import IO, Any, BinaryIO
 
 from sqlalchemy import ColumnElement, Connection, Dialect, Text, TextClause, any_, bindparam, func, select, text, update
@@ -190,11 +191,15 @@ def _already_recorded(conn: Connection, batch_id: int, custom_ids: list[str]) ->
     return {r[0] for r in rows}
 
 
-# A chunk's rows travel as ONE JSON parameter per statement and the database unpacks them itself (as in
-# nightbatch.queue.enqueue): binding thousands of rows x columns one by one costs far more client CPU
-# (SQLAlchemy's per-row parameter processing; on PostgreSQL one pipelined statement per row) than the
-# JSON functions cost the database. Each column: (name, key in the row dict, PostgreSQL type). JSON
-# columns arrive as JSON text (see _inline); timestamps are the one ``:now`` of the ingest.
+# How a chunk's rows reach the database, so that the per-row cost is the database's own work:
+# - PostgreSQL: ONE JSON parameter per statement, unpacked by the server (as in nightbatch.queue.enqueue).
+#   executemany would pipeline one statement per row, and a statement of thousands of bound parameters
+#   costs psycopg more client CPU than the server spends on the JSON.
+# - SQLite: executemany of plain tuples, straight to the driver: the database is in process, so there is
+#   no round trip to save, only SQLAlchemy's per-row parameter processing to skip (values are therefore
+#   given as SQLAlchemy would have stored them: JSON as text, the timestamp by UTCDateTime).
+# Each column: (name, key in the row dict, PostgreSQL type). JSON columns arrive as JSON text (see
+# _inline); every row's timestamp is the one ``now`` of the ingest.
 _USAGE_COLUMNS = tuple((c, c, t) for c, t in (
     ("task_id", "bigint"), ("batch_id", "bigint"), ("run_id", "bigint"), ("model", "text"),
     ("service_tier", "text"), ("input_tokens", "integer"), ("output_tokens", "integer"),
@@ -216,50 +221,84 @@ _UPDATE_KEYS = (("id", "b_id", "bigint"), ("batch", "b_batch", "bigint"))
 Columns = tuple[tuple[str, str, str], ...]
 
 
-def _unpacked_rows(dialect: str, columns: Columns) -> tuple[str, dict[str, str]]:
-    """A FROM item unpacking the ``:rows`` JSON array, and the SQL expression of each column from it."""
-    if dialect == "postgresql":
-        declared = ", ".join(f"{key} {'text' if kind == 'json' else kind}" for _, key, kind in columns)
-        exprs = {name: f"CAST(r.{key} AS json)" if kind == "json" else f"r.{key}" for name, key, kind in columns}
-        return f"json_to_recordset(CAST(:rows AS json)) AS r({declared})", exprs
-    picked = ", ".join(f"json_extract(value, '$.{key}') AS {key}" for _, key, _ in columns)
-    return f"(SELECT {picked} FROM json_each(:rows)) AS r", {name: f"r.{key}" for name, key, _ in columns}
+@dataclass(frozen=True)
+class _Bulk:
+    """One statement, run for a chunk of rows: ``sql`` with ``:rows`` (PostgreSQL) or ``?`` placeholders."""
+
+    sql: TextClause | str
+    keys: tuple[str, ...] = ()  # SQLite: the row keys in placeholder order; the timestamp comes last
+
+    def run(self, conn: Connection, rows: list[dict[str, Any]], now: datetime) -> None:
+        if not rows:
+            return
+        if isinstance(self.sql, str):
+            stamp = (_sqlite_timestamp(conn.dialect)(now),)
+            values = itemgetter(*self.keys)
+            conn.exec_driver_sql(self.sql, [values(row) + stamp for row in rows])
+        else:
+            encoded = json.dumps(rows, ensure_ascii=False, separators=(",", ":"), default=_no_timestamps)
+            conn.execute(self.sql, {"rows": encoded, "now": now})
 
 
-def _bulk_insert(dialect: str, table: str, columns: Columns) -> TextClause:
-    source, exprs = _unpacked_rows(dialect, columns)
-    sql = f"INSERT INTO {table} ({', '.join(exprs)}, created_at) SELECT {', '.join(exprs.values())}, :now FROM {source}"
-    return text(sql).bindparams(bindparam("now", type_=UTCDateTime()))
+def _sqlite_timestamp(dialect: Dialect) -> Any:
+    return UTCDateTime().bind_processor(dialect) or (lambda value: value)
 
 
-def _bulk_update(dialect: str, *, leaving: bool) -> TextClause:
+def _no_timestamps(value: Any) -> None:
+    """Timestamps in a row are left out (null): every row's timestamp is the statement's ``:now``."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _json_rows(columns: Columns) -> tuple[str, dict[str, str]]:
+    """PostgreSQL: a FROM item unpacking the ``:rows`` JSON array, and each column's SQL expression from it."""
+    declared = ", ".join(f"{key} {'text' if kind == 'json' else kind}" for _, key, kind in columns)
+    exprs = {name: f"CAST(r.{key} AS json)" if kind == "json" else f"r.{key}" for name, key, kind in columns}
+    return f"json_to_recordset(CAST(:rows AS json)) AS r({declared})", exprs
+
+
+def _bulk_insert(dialect: str, table: str, columns: Columns) -> _Bulk:
+    names = ", ".join(name for name, _, _ in columns)
+    if dialect == "sqlite":
+        marks = ", ".join("?" * (len(columns) + 1))
+        return _Bulk(f"INSERT INTO {table} ({names}, created_at) VALUES ({marks})", tuple(k for _, k, _ in columns))
+    source, exprs = _json_rows(columns)
+    sql = f"INSERT INTO {table} ({names}, created_at) SELECT {', '.join(exprs.values())}, :now FROM {source}"
+    return _Bulk(text(sql).bindparams(bindparam("now", type_=UTCDateTime())))
+
+
+def _bulk_update(dialect: str, *, leaving: bool) -> _Bulk:
     """Each row's decision, guarded by ``status = submitted AND batch_id = <this batch>``.
 
     Only for tasks ``leaving`` the batch (requeued) are ``batch_id`` and ``custom_id`` set: the others keep
     theirs, and not naming them spares SQLite rewriting three index entries per task.
     """
-    source, exprs = _unpacked_rows(dialect, _UPDATE_COLUMNS + _UPDATE_KEYS)
-    changed = [name for name, _, _ in _UPDATE_COLUMNS if leaving or name not in ("batch_id", "custom_id")]
-    sets = ", ".join(f"{name} = {exprs[name]}" for name in changed)
-    # Each row must find its task by id. On the stale statistics of a freshly submitted batch both databases
-    # would rather walk every submitted task (by the status index) once per chunk: the guards are written so
-    # that no index can serve them (unary "+" is a no-op in SQLite, as are "+ 0" and "|| ''" in PostgreSQL).
-    batch, status = (
-        ("+task.batch_id", "+task.status") if dialect == "sqlite" else ("task.batch_id + 0", "task.status || ''")
-    )
+    changed = [(name, key) for name, key, _ in _UPDATE_COLUMNS if leaving or name not in ("batch_id", "custom_id")]
+    submitted = TaskStatus.SUBMITTED.value
+    if dialect == "sqlite":  # values: the changed columns', the id, the batch, then the timestamp
+        n = len(changed)
+        sets = ", ".join(f"{name} = ?{i}" for i, (name, _) in enumerate(changed, start=1))
+        guard = f"id = ?{n + 1} AND batch_id = ?{n + 2} AND status = '{submitted}'"
+        sql = f"UPDATE task SET {sets}, updated_at = ?{n + 3} WHERE {guard}"
+        return _Bulk(sql, (*(key for _, key in changed), "b_id", "b_batch"))
+    source, exprs = _json_rows(_UPDATE_COLUMNS + _UPDATE_KEYS)
+    sets = ", ".join(f"{name} = {exprs[name]}" for name, _ in changed)
+    # Each row must find its task by id. On the stale statistics of a freshly submitted batch, PostgreSQL would
+    # rather walk every submitted task (by the status index) once per chunk: "+ 0" and "|| ''" keep the
+    # guards from being served by an index.
     sql = (
         f"UPDATE task SET {sets}, updated_at = :now FROM {source} WHERE task.id = {exprs['id']}"
-        f" AND {batch} = {exprs['batch']} AND {status} = :submitted"
+        f" AND task.batch_id + 0 = {exprs['batch']} AND task.status || '' = '{submitted}'"
     )
-    return text(sql).bindparams(bindparam("now", type_=UTCDateTime()), submitted=TaskStatus.SUBMITTED.value)
+    return _Bulk(text(sql).bindparams(bindparam("now", type_=UTCDateTime())))
 
 
 @dataclass(frozen=True)
 class _Statements:
-    usage: TextClause
-    attempts: TextClause
-    staying: TextClause
-    leaving: TextClause
+    usage: _Bulk
+    attempts: _Bulk
+    staying: _Bulk
+    leaving: _Bulk
 
     @classmethod
     def of(cls, dialect: Dialect) -> _Statements:
@@ -271,16 +310,8 @@ class _Statements:
         )
 
 
-def _no_timestamps(value: Any) -> None:
-    """Timestamps in a row are left out (null): every row's timestamp is the statement's ``:now``."""
-    if not isinstance(value, datetime):
-        raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _execute(conn: Connection, statement: TextClause, rows: list[dict[str, Any]], now: datetime) -> None:
-    if rows:
-        encoded = json.dumps(rows, ensure_ascii=False, separators=(",", ":"), default=_no_timestamps)
-        conn.execute(statement, {"rows": encoded, "now": now})
+def _execute(conn: Connection, statement: _Bulk, rows: list[dict[str, Any]], now: datetime) -> None:
+    statement.run(conn, rows, now)
 
 
 def _update_tasks(conn: Connection, statements: _Statements, rows: list[dict[str, Any]], now: datetime) -> None:

@@ -340,8 +340,10 @@ class EmulatorState:
         size = self.config.results_chunk_lines
         shown = order if limit is None else order[:limit]
         for start in range(0, len(shown), size):
+            # Render under the lock, yield outside it: a slow reader must never hold the state lock.
             with self.lock:
-                yield b"".join(self._result_line(batch, i) for i in shown[start : start + size])
+                chunk = b"".join(self._result_line(batch, i) for i in shown[start : start + size])
+            yield chunk
 
     def _result_line(self, batch: Batch, index: int) -> bytes:
         line = result_line(batch, index, self.responders, self.config)

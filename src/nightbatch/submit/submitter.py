@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, update
+from sqlalchemy import CursorResult, Engine, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from nightbatch.build.prefix import canonical_json
@@ -177,7 +178,13 @@ def record_created(engine: Engine, batch_id: int, info: BatchInfo, *, worker: st
         return True
 
 
-def record_orphan(engine: Engine, client: ClaudeClient, info: BatchInfo, *, model: str, reason: str) -> int:
+def _is_recorded(engine: Engine, provider_batch_id: str) -> bool:
+    with engine.connect() as conn:
+        found = conn.execute(select(col(Batch.id)).where(col(Batch.provider_batch_id) == provider_batch_id)).first()
+    return found is not None
+
+
+def record_orphan(engine: Engine, client: ClaudeClient, info: BatchInfo, *, model: str, reason: str) -> int | None:
     """A batch exists at the provider that no task points at: cancel it and record it, so that whatever it
     billed before the cancel lands in the ledger (purpose ``orphan``) and the run reports it."""
     try:
@@ -197,7 +204,12 @@ def record_orphan(engine: Engine, client: ClaudeClient, info: BatchInfo, *, mode
             purpose="orphan",
         )
         session.add(batch)
-        session.commit()
+        try:
+            session.commit()
+        except IntegrityError:
+            # Another worker recorded the same provider batch in the meantime: it is known, that is enough.
+            session.rollback()
+            return None
         assert batch.id is not None
         log.error("batch %s: %s", info.id, reason)
         return batch.id
@@ -259,6 +271,10 @@ def submit_batch(
         mark_create_failed(engine, batch_id, str(exc))
         raise
     if not record_created(engine, batch_id, info, worker=worker):
+        if _is_recorded(engine, info.id):
+            # A reconciler found and adopted this very batch while our create was in flight: nothing to do.
+            reason = f"created as {info.id}, already adopted by a reconciler"
+            return SubmitOutcome(batch_id, info.id, BatchStatus(info.processing_status), reason, task_ids)
         reason = f"created after its row {batch_id} was given up by another worker (lease lapsed); canceled"
         record_orphan(engine, client, info, model=packed.model, reason=reason)
         return SubmitOutcome(batch_id, None, BatchStatus.CREATE_FAILED, reason, task_ids)
