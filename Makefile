@@ -28,13 +28,13 @@ test: $(STAMP) lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests flows examples deployments
-	$(BIN)/ruff format --check src tests flows examples deployments
+	$(BIN)/ruff check src tests flows examples deployments benchmarks
+	$(BIN)/ruff format --check src tests flows examples deployments benchmarks
 	$(BIN)/mypy src flows
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests flows examples deployments
-	$(BIN)/ruff check --fix src tests flows examples deployments
+	$(BIN)/ruff format src tests flows examples deployments benchmarks
+	$(BIN)/ruff check --fix src tests flows examples deployments benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

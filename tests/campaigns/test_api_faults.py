@@ -158,12 +158,14 @@ class Cell:
     orphans: int = 0
     errors: int = 0
     bad_lines: int = 0
+    resent: int = 0
     unbooked: int = 0
     violations: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         text = " ".join(f"{k[0].upper()}{v}" for k, v in sorted(self.tasks.items(), key=lambda kv: -kv[1]))
-        extras = [("e", self.errors), ("o", self.orphans), ("b", self.bad_lines), ("u", self.unbooked)]
+        extras = [("r", self.resent), ("e", self.errors), ("o", self.orphans), ("b", self.bad_lines)]
+        extras.append(("u", self.unbooked))
         return " ".join([text, *(f"{tag}{n}" for tag, n in extras if n)]) + (" !" if self.violations else "")
 
 
@@ -260,6 +262,9 @@ def run_scenario(sandbox: Sandbox, emulator: EmulatorServer, config: Path, scena
         )
         cell.unbooked = len(lost)
         cell.tasks, cell.orphans = outcome.tasks, outcome.orphans
+        with run.engine.connect() as conn:
+            results = conn.execute(select(func.count()).where(col(TaskAttempt.purpose) == "task")).scalar_one()
+        cell.resent = max(0, results - sum(outcome.tasks.values()))
         cell.violations += outcome.violations
         if scenario.transient and outcome.tasks.get("succeeded", 0) != sum(outcome.tasks.values()):
             cell.violations.append(f"a transient fault left tasks unfinished: {dict(outcome.tasks)}")
@@ -305,7 +310,8 @@ def matrix(cells: dict[tuple[str, str], Cell]) -> str:
     for (row, column), cell in cells.items():
         if row not in ENDPOINT_FAULTS:
             lines.append(f"{row} ({column})".ljust(40) + str(cell))
-    lines.append("S/F/Q: tasks succeeded/failed/queued; e: errors reported by steps; o: orphan batches recorded;")
+    lines.append("S/F/Q: tasks succeeded/failed/queued; r: results beyond one per task (tasks sent again);")
+    lines.append("e: errors the steps raised or reported; o: orphan batches recorded; b: bad result lines reported;")
     lines.append("u: bills that cannot be booked (a lost real-time answer, a malformed billed line); !: violation")
     return "\n".join(lines)
 

@@ -2,16 +2,15 @@
 
 Threads stand in for worker processes: each has its own name, its own ``Services`` (and its own engine,
 so its own connection pool) from :func:`tests.fixtures.services.make_services`. Three submitters claim
-small slices of the queue in rounds, two collectors poll and ingest, all at once, against an emulator
-that ends a batch almost as soon as it is created (one wave per batch, an hour of provider time per
-real second). Nothing fails at the provider, so each task must have gone out in exactly one batch and
-be billed once, and each batch must have been ingested by exactly one collector.
+slices of the queue (a twentieth each) in rounds, two collectors poll and ingest, all at once, against
+an emulator that ends a batch almost as soon as it is created (one wave per batch, an hour of provider
+time per real second). Nothing fails at the provider, so each task must have gone out in exactly one
+batch and be billed once, and each batch must have been ingested by exactly one collector.
 
 Default: ~5k tasks; ``NIGHTBATCH_CAMPAIGN_SCALE=1``: 50k.
 
-The emulator's results stream holds its state lock from one chunk to the next (see the strict xfail
-below): with two clients at once the emulator deadlocks. Until that is fixed the campaign runs with
-the stream patched to release the lock before it yields (``unlocked_result_chunks``).
+The campaign found that the emulator's results stream held its state lock from one chunk to the next,
+so that a second client deadlocked it; the last test keeps that fixed.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,9 +32,7 @@ from nightbatch.collect.poll import collect_step
 from nightbatch.db import make_engine
 from nightbatch.db.models import Batch, TaskAttempt, UsageRecord
 from nightbatch.emulator import EmulatorConfig, EmulatorServer
-from nightbatch.emulator.batches import Batch as EmulatorBatch
 from nightbatch.emulator.ids import derived_id
-from nightbatch.emulator.state import EmulatorState
 from nightbatch.queue.enqueue import enqueue_jsonl
 from nightbatch.services import Services
 from nightbatch.storage import LocalObjectStore, ObjectStore
@@ -55,7 +52,7 @@ system = "Tag the ticket.\\nLabels: billing, bug, feature_request, account, othe
 template = "{text}"
 """
 SUBMITTERS, COLLECTORS = 3, 2
-CLAIM = 400  # tasks a submitter claims per round: many small batches, so the workers interleave
+BATCHES = 20  # a submitter claims 1/20 of the queue per round: many batches, so the workers interleave
 DEADLINE_SECONDS = 600
 
 
@@ -63,6 +60,7 @@ DEADLINE_SECONDS = 600
 class Crew:
     """The workers' shared record of what they did."""
 
+    claim: int
     ingested: Counter[int] = field(default_factory=Counter)
     claimed: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
@@ -72,7 +70,7 @@ class Crew:
 
 def _submitter(services: Services, crew: Crew) -> None:
     while not crew.done.is_set():
-        report = submit_step(services, limit=CLAIM)
+        report = submit_step(services, limit=crew.claim)
         with crew.lock:
             crew.claimed[services.worker] += report.claimed
         if not report.claimed:
@@ -110,24 +108,7 @@ def _manifest_counts(store: ObjectStore) -> Counter[int]:
     return counts
 
 
-def _unlocked_result_chunks(
-    self: EmulatorState, batch: EmulatorBatch, order: list[int], *, limit: int | None = None
-) -> Iterator[bytes]:
-    size = self.config.results_chunk_lines
-    shown = order if limit is None else order[:limit]
-    for start in range(0, len(shown), size):
-        with self.lock:
-            chunk = b"".join(self._result_line(batch, i) for i in shown[start : start + size])
-        yield chunk
-
-
-@pytest.fixture
-def unlocked_result_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(EmulatorState, "result_chunks", _unlocked_result_chunks)
-
-
 @pytest.mark.slow
-@pytest.mark.usefixtures("unlocked_result_chunks")
 def test_many_workers_at_once_claim_send_and_ingest_everything_exactly_once(
     db_url: str, db_backend: str, emulator: EmulatorServer, tmp_path: Path
 ):
@@ -147,7 +128,7 @@ def test_many_workers_at_once_claim_send_and_ingest_everything_exactly_once(
     setup = make_engine(db_url)
     lines = (json.dumps({"text": f"I was charged twice, ticket {n}."}) for n in range(tasks))
     enqueue_jsonl(setup, lines, default_task_type="tag", source_name="tags.jsonl")
-    crew = Crew()
+    crew = Crew(claim=tasks // BATCHES)
     workers: list[tuple[Callable[[Services, Crew], None], Services]] = []
     for role, count, work in (("submit", SUBMITTERS, _submitter), ("collect", COLLECTORS, _collector)):
         for n in range(count):
@@ -180,6 +161,8 @@ def test_many_workers_at_once_claim_send_and_ingest_everything_exactly_once(
     problems += [f"task {t} billed {n} times" for t, n in billed.items() if n != 1]
     problems += [f"batch {b} ingested {n} times" for b, n in crew.ingested.items() if n != 1]
     problems += [f"batch {b} never ingested by a collector" for b in batches if b not in crew.ingested]
+    if sum(crew.claimed.values()) != tasks:
+        problems.append(f"{tasks} tasks, {sum(crew.claimed.values())} claims")
     if len(in_manifests) != tasks or len(billed) != tasks or attempts != tasks:
         problems.append(f"{tasks} tasks, {len(in_manifests)} sent, {len(billed)} billed, {attempts} attempts recorded")
     print(
@@ -195,6 +178,7 @@ def test_many_workers_at_once_claim_send_and_ingest_everything_exactly_once(
 def test_an_open_results_stream_does_not_hold_the_emulator_lock(
     anthropic_client: anthropic.Anthropic, emulator: EmulatorServer
 ):
+    """A results download left open (a slow reader) must not stop every other call to the emulator."""
     request = {"model": "claude-haiku-4-5", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]}
     batch = anthropic_client.messages.batches.create(requests=[{"custom_id": "a", "params": request}])  # type: ignore[list-item]
     emulator.advance(3600)

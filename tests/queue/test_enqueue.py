@@ -134,3 +134,19 @@ def test_chunks_are_also_bounded_by_bytes(engine: Engine, monkeypatch: pytest.Mo
     report = enqueue_jsonl(engine, lines, default_task_type="t", chunk_size=1000)
     assert (report.tasks, report.inserted, report.duplicates) == (8, 7, 1)
     assert sorted(t.payload["i"] for t in _tasks(engine)) == list(range(7))
+
+
+def test_bulk_and_single_enqueue_store_deadlines_alike(engine):
+    """Claim order compares stored deadlines: both insert paths must store the same form."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from nightbatch.queue.enqueue import enqueue, enqueue_jsonl
+
+    enqueue(engine, "t", {"n": 1}, deadline=datetime(2026, 12, 1, 6, 30, 15, tzinfo=UTC))
+    enqueue_jsonl(engine, ['{"payload": {"n": 2}, "deadline": "2026-12-01T06:30:15Z"}'], default_task_type="t",
+                  source_name="x.jsonl")  # fmt: skip
+    with engine.connect() as conn:
+        stored = [r[0] for r in conn.execute(text("SELECT CAST(deadline AS TEXT) FROM task ORDER BY id"))]
+    assert stored[0] == stored[1]

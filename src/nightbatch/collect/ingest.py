@@ -241,7 +241,8 @@ class _Bulk:
 
 
 def _sqlite_timestamp(dialect: Dialect) -> Any:
-    return UTCDateTime().bind_processor(dialect) or (lambda value: value)
+    """The column type's own conversion, to the text SQLAlchemy stores (not the sqlite3 module's default)."""
+    return UTCDateTime().dialect_impl(dialect).bind_processor(dialect) or (lambda value: value)
 
 
 def _no_timestamps(value: Any) -> None:

@@ -165,7 +165,8 @@ def _encoded_chunks(
     specs: Iterable[TaskSpec], dialect: Dialect, max_rows: int, max_bytes: int
 ) -> Iterator[tuple[list[str], str]]:
     """Chunks of at most ``max_rows`` rows and about ``max_bytes``: (task types, JSON array of rows)."""
-    store_datetime = UTCDateTime().bind_processor(dialect) or (lambda value: value)
+    # dialect_impl: the text SQLite's DateTime really stores, so bulk and ORM inserts sort alike.
+    store_datetime = UTCDateTime().dialect_impl(dialect).bind_processor(dialect) or (lambda value: value)
     types: list[str] = []
     rows: list[str] = []
     size = 0
