@@ -97,7 +97,7 @@ class Sandbox:
 
 
 def reset_emulator(emulator: EmulatorServer, seed: int, **config: object) -> None:
-    emulator.reset(EmulatorConfig(seed=seed, time_scale=0.0, **config))  # type: ignore[arg-type]
+    emulator.reset(EmulatorConfig.model_validate({"seed": seed, "time_scale": 0.0, **config}))
 
 
 def finish(services: Services, emulator: EmulatorServer, *, rounds: int = 8, age_leases: bool = True) -> list[str]:

@@ -75,8 +75,9 @@ def _emulator_cost(prices: PriceTable, entry: LedgerEntry) -> int:
         cache_write_1h_tokens=entry.ephemeral_1h_input_tokens,
         cache_read_tokens=entry.cache_read_input_tokens,
     )
-    tier = "batch" if entry.service_tier == "batch" else "standard"
-    return price_usage(prices, entry.model, usage, tier).total_pusd
+    if entry.service_tier == "batch":
+        return price_usage(prices, entry.model, usage, "batch").total_pusd
+    return price_usage(prices, entry.model, usage, "standard").total_pusd
 
 
 def _shard_lines(store: ObjectStore) -> Iterable[tuple[str, int, dict[str, object]]]:
@@ -127,7 +128,7 @@ def check(
     # 2. no result written twice; every succeeded task points at its own line
     seen: Counter[str] = Counter()
     per_task: Counter[object] = Counter()
-    located: dict[tuple[str, int], object] = {}
+    located: dict[tuple[str | None, int | None], object] = {}
     for uri, number, line in _shard_lines(store):
         seen[str(line.get("custom_id"))] += 1
         per_task[line.get("task_id")] += 1
@@ -157,17 +158,17 @@ def check(
             else:
                 matched.add(id(found))
             continue
-        batch = by_provider.get(entry.batch_id)
-        if batch is None:
+        known = by_provider.get(entry.batch_id)
+        if known is None:
             out.fail(f"batch {entry.batch_id} billed {entry.custom_id} but is unknown to our database")
             continue
         task_id = _task_of(entry.custom_id)
-        rows = ours.get((batch.id, task_id), [])
+        rows = ours.get((known.id, task_id), [])
         if not rows:
             out.fail(f"{entry.batch_id}/{entry.custom_id} billed but not in our ledger")
             continue
         matched.add(id(rows[0]))
-        if batch.purpose == "orphan" and rows[0].purpose != "orphan":
+        if known.purpose == "orphan" and rows[0].purpose != "orphan":
             out.fail(f"{entry.batch_id}/{entry.custom_id}: result of an orphan batch booked as {rows[0].purpose}")
         if rows[0].purpose == "task" and task_id is not None:
             task_bills[task_id] += 1

@@ -130,6 +130,7 @@ def ingest_corrupted(
     bad = mutate(lines)
     with services.engine.begin() as conn:
         ended = conn.execute(select(col(Batch.ended_at)).where(col(Batch.id) == batch_id)).scalar_one()
+        assert ended is not None
         key = results_key(batch_id, ended.date())
         services.store.put_bytes(key, b"".join(json.dumps(line).encode() + b"\n" for line in lines))
         conn.execute(update(Batch).where(col(Batch.id) == batch_id).values(results_uri=services.store.uri(key)))

@@ -19,9 +19,10 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import anthropic
 import pytest
@@ -180,10 +181,10 @@ def test_an_open_results_stream_does_not_hold_the_emulator_lock(
 ):
     """A results download left open (a slow reader) must not stop every other call to the emulator."""
     request = {"model": "claude-haiku-4-5", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]}
-    batch = anthropic_client.messages.batches.create(requests=[{"custom_id": "a", "params": request}])  # type: ignore[list-item]
+    batch = anthropic_client.messages.batches.create(requests=[{"custom_id": "a", "params": request}])  # type: ignore[typeddict-item]
     emulator.advance(3600)
     workspace = derived_id("wrkspc", TEST_API_KEY)
-    chunks = emulator.state.result_chunks(*emulator.state.result_order(workspace, batch.id))
+    chunks = cast(Generator[bytes], emulator.state.result_chunks(*emulator.state.result_order(workspace, batch.id)))
     next(chunks)  # the server has sent the first chunk and waits for the client to read it
     other: list[bool] = []
 

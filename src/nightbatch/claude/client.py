@@ -145,10 +145,12 @@ class ClaudeClient:
             ) from exc
 
     # -- real time --------------------------------------------------------------------------------
-    def create_message(self, params: dict[str, Any]) -> dict[str, Any]:
-        """One real-time Messages call (used for cache priming); the SDK retries transient errors."""
+    def create_message(self, params: dict[str, Any], *, max_retries: int | None = None) -> dict[str, Any]:
+        """One real-time Messages call. ``max_retries=0`` when every attempt must be accounted for: a
+        retried call whose first answer was lost is billed twice."""
+        sdk = self._sdk if max_retries is None else self._sdk.with_options(max_retries=max_retries)
         try:
-            message = self._sdk.messages.create(**params)
+            message = sdk.messages.create(**params)
         except anthropic.AnthropicError as exc:
             raise translate_error(exc, f"real-time request to {params.get('model')}") from exc
         dumped: dict[str, Any] = message.model_dump(mode="json")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -88,6 +89,9 @@ def archive_results(services: Services, batch: Batch) -> str:
     return key
 
 
+_CUSTOM_ID = re.compile(rb'"custom_id"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
+
+
 def _chunks(stream: IO[bytes], report: IngestReport) -> Iterator[list[dict[str, Any]]]:
     chunk: list[dict[str, Any]] = []
     for number, raw in enumerate(stream, start=1):
@@ -98,7 +102,13 @@ def _chunks(stream: IO[bytes], report: IngestReport) -> Iterator[list[dict[str, 
             if not isinstance(line, dict) or not isinstance(line.get("custom_id"), str):
                 raise ValueError("not an object with a custom_id")
         except ValueError as exc:
-            report.bad_lines.append(f"batch {report.provider_batch_id} line {number}: {exc}")
+            # A line cut short still names its request: the task then gets this reason, not "missing".
+            named = _CUSTOM_ID.search(raw)
+            custom_id = named.group(1).decode() if named else None
+            where = f"custom_id {custom_id}" if custom_id else f"line {number}"
+            report.bad_lines.append(f"batch {report.provider_batch_id} {where}: unreadable line ({exc})")
+            if custom_id is not None:
+                report.problems.setdefault(custom_id, f"unreadable result line ({exc})")
             continue
         chunk.append(line)
         if len(chunk) >= CHUNK:
