@@ -10,35 +10,20 @@ sent anyway.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlalchemy import insert
 
-from nightbatch.build.context import estimate_tokens
 from nightbatch.build.requests import BuiltRequest
 from nightbatch.db.models import ServiceTier, UsagePurpose, UsageRecord, utcnow
 from nightbatch.errors import ProviderError
 from nightbatch.pricing import Usage, price_usage
 from nightbatch.services import Services
-from nightbatch.submit.plan import PrefixSizer
 
 __all__ = ["prime_prefix"]
 
 log = logging.getLogger(__name__)
 
 _PROBE = [{"role": "user", "content": "Reply with OK."}]
-
-
-def _estimated_usage(services: Services, params: dict[str, Any], request: BuiltRequest) -> dict[str, Any]:
-    """What a priming call that lost its answer was most likely billed: the prefix written for 1 h."""
-    prefix = PrefixSizer(services.client).tokens(request.prefix)
-    try:
-        total = services.client.count_tokens(params)
-    except ProviderError:
-        total = prefix + estimate_tokens(_PROBE)
-    creation = {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": prefix}
-    return {"input_tokens": max(0, total - prefix), "output_tokens": 1, "cache_creation_input_tokens": prefix,
-            "cache_read_input_tokens": 0, "cache_creation": creation}  # fmt: skip
 
 
 def prime_prefix(services: Services, request: BuiltRequest, *, run_id: int | None) -> int | None:
@@ -50,10 +35,11 @@ def prime_prefix(services: Services, request: BuiltRequest, *, run_id: int | Non
     except ProviderError as exc:
         log.warning("priming the %s prefix of %s failed, sending the batch unprimed: %s", request.model,
                     request.task_type, exc)  # fmt: skip
-        if not exc.maybe_applied:
-            return None
-        # The call may have been billed with its answer lost: book what it would have cost, estimated.
-        message = {"id": None, "usage": _estimated_usage(services, params, request)}
+        if exc.status_code is None:
+            # The connection failed after sending: the call may have been billed, but its usage never
+            # arrived, so it cannot be priced exactly. Said loudly rather than guessed into the ledger.
+            log.error("priming call to %s may have been billed without an answer: not in the ledger", request.model)
+        return None
     usage = Usage.from_api(message.get("usage") or {})
     cost = price_usage(services.prices, request.model, usage, "standard")
     with services.engine.begin() as conn:
