@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from pydantic import Field
 
-from flows.nightly import enqueue_from
+from flows.nightly import enqueue_from, log_enqueued
 from flows.params import SubmitParams
 from flows.rounds import submit_and_collect
 from flows.runtime import tracked_run
@@ -33,7 +33,7 @@ class BackfillParams(SubmitParams):
 def backfill(params: BackfillParams) -> dict[str, Any]:
     with tracked_run("backfill", params, params.base_url) as run:
         enqueued = enqueue_from(run.services, params.source, params.task_type)
-        get_run_logger().info(enqueued.describe())
+        log_enqueued(enqueued)
         run.totals = {
             "enqueued": enqueued.inserted,
             "already_queued": enqueued.duplicates,

@@ -18,6 +18,14 @@ from nightbatch.services import Services
 from nightbatch.sources import EnqueueSummary, enqueue_source
 
 
+def log_enqueued(enqueued: EnqueueSummary) -> None:
+    """What went in, and each refused file as a warning (nothing of it was enqueued)."""
+    logger = get_run_logger()
+    logger.info(enqueued.describe())
+    for error in enqueued.errors:
+        logger.warning("task file refused, nothing of it enqueued: %s", error)
+
+
 @task(name="enqueue-source", cache_policy=NO_CACHE)
 def enqueue_from(services: Services, source: str, task_type: str | None) -> EnqueueSummary:
     return enqueue_source(services, source, default_task_type=task_type)
@@ -30,7 +38,7 @@ def nightly(params: NightlyParams | None = None) -> dict[str, Any]:
         refused: list[str] = []
         if params.source:
             enqueued = enqueue_from(run.services, params.source, params.source_task_type)
-            get_run_logger().info(enqueued.describe())
+            log_enqueued(enqueued)
             refused = [f"task file refused (nothing of it enqueued): {error}" for error in enqueued.errors]
         run.totals = submit_and_collect(
             run.services,
