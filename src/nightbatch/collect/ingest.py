@@ -25,15 +25,15 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from operator import itemgetter
 from typing import IO, Any, BinaryIO
 
-from sqlalchemy import ColumnElement, Connection, Dialect, Text, TextClause, any_, bindparam, func, select, text, update
+from sqlalchemy import ColumnElement, Connection, Text, any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col
 
+from nightbatch.collect.bulk import Statements, execute_rows, update_tasks
 from nightbatch.collect.outcome import check_output, decide
-from nightbatch.db.models import Batch, BatchStatus, Task, TaskAttempt, TaskStatus, UsagePurpose, UTCDateTime
+from nightbatch.db.models import Batch, BatchStatus, Task, TaskAttempt, TaskStatus, UsagePurpose
 from nightbatch.errors import StateError
 from nightbatch.pricing import Usage, price_usage, pusd_to_usd
 from nightbatch.quality.checks import CheckResult
@@ -199,137 +199,6 @@ def _already_recorded(conn: Connection, batch_id: int, custom_ids: list[str]) ->
         )
     ).all()
     return {r[0] for r in rows}
-
-
-# How a chunk's rows reach the database, so that the per-row cost is the database's own work:
-# - PostgreSQL: ONE JSON parameter per statement, unpacked by the server (as in nightbatch.queue.enqueue).
-#   executemany would pipeline one statement per row, and a statement of thousands of bound parameters
-#   costs psycopg more client CPU than the server spends on the JSON.
-# - SQLite: executemany of plain tuples, straight to the driver: the database is in process, so there is
-#   no round trip to save, only SQLAlchemy's per-row parameter processing to skip (values are therefore
-#   given as SQLAlchemy would have stored them: JSON as text, the timestamp by UTCDateTime).
-# Each column: (name, key in the row dict, PostgreSQL type). JSON columns arrive as JSON text (see
-# _inline); every row's timestamp is the one ``now`` of the ingest.
-_USAGE_COLUMNS = tuple((c, c, t) for c, t in (
-    ("task_id", "bigint"), ("batch_id", "bigint"), ("run_id", "bigint"), ("model", "text"),
-    ("service_tier", "text"), ("input_tokens", "integer"), ("output_tokens", "integer"),
-    ("cache_write_5m_tokens", "integer"), ("cache_write_1h_tokens", "integer"), ("cache_read_tokens", "integer"),
-    ("price_version", "text"), ("cost_pusd", "bigint"), ("purpose", "text"),
-))  # fmt: skip
-_ATTEMPT_COLUMNS = tuple((c, c, t) for c, t in (
-    ("task_id", "bigint"), ("task_type", "text"), ("attempt", "integer"), ("model", "text"), ("purpose", "text"),
-    ("batch_id", "bigint"), ("custom_id", "text"), ("calibration_id", "bigint"), ("result_type", "text"),
-    ("check_passed", "boolean"), ("check_reason", "text"), ("output", "json"),
-))  # fmt: skip
-_UPDATE_COLUMNS = (
-    ("status", "b_status", "text"), ("attempts", "b_attempts", "integer"), ("error_type", "b_error_type", "text"),
-    ("error_message", "b_error_message", "text"), ("output_uri", "b_output_uri", "text"),
-    ("output_line", "b_output_line", "integer"), ("output_inline", "b_output_inline", "json"),
-    ("batch_id", "b_new_batch", "bigint"), ("custom_id", "b_new_custom_id", "text"), ("route_model", "b_route", "text"),
-)  # fmt: skip
-_UPDATE_KEYS = (("id", "b_id", "bigint"), ("batch", "b_batch", "bigint"))
-Columns = tuple[tuple[str, str, str], ...]
-
-
-@dataclass(frozen=True)
-class _Bulk:
-    """One statement, run for a chunk of rows: ``sql`` with ``:rows`` (PostgreSQL) or ``?`` placeholders."""
-
-    sql: TextClause | str
-    keys: tuple[str, ...] = ()  # SQLite: the row keys in placeholder order; the timestamp comes last
-
-    def run(self, conn: Connection, rows: list[dict[str, Any]], now: datetime) -> None:
-        if not rows:
-            return
-        if isinstance(self.sql, str):
-            stamp = (_sqlite_timestamp(conn.dialect)(now),)
-            values = itemgetter(*self.keys)
-            conn.exec_driver_sql(self.sql, [values(row) + stamp for row in rows])
-        else:
-            encoded = json.dumps(rows, ensure_ascii=False, separators=(",", ":"), default=_no_timestamps)
-            conn.execute(self.sql, {"rows": encoded, "now": now})
-
-
-def _sqlite_timestamp(dialect: Dialect) -> Any:
-    """The column type's own conversion, to the text SQLAlchemy stores (not the sqlite3 module's default)."""
-    return UTCDateTime().dialect_impl(dialect).bind_processor(dialect) or (lambda value: value)
-
-
-def _no_timestamps(value: Any) -> None:
-    """Timestamps in a row are left out (null): every row's timestamp is the statement's ``:now``."""
-    if not isinstance(value, datetime):
-        raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _json_rows(columns: Columns) -> tuple[str, dict[str, str]]:
-    """PostgreSQL: a FROM item unpacking the ``:rows`` JSON array, and each column's SQL expression from it."""
-    declared = ", ".join(f"{key} {'text' if kind == 'json' else kind}" for _, key, kind in columns)
-    exprs = {name: f"CAST(r.{key} AS json)" if kind == "json" else f"r.{key}" for name, key, kind in columns}
-    return f"json_to_recordset(CAST(:rows AS json)) AS r({declared})", exprs
-
-
-def _bulk_insert(dialect: str, table: str, columns: Columns) -> _Bulk:
-    names = ", ".join(name for name, _, _ in columns)
-    if dialect == "sqlite":
-        marks = ", ".join("?" * (len(columns) + 1))
-        return _Bulk(f"INSERT INTO {table} ({names}, created_at) VALUES ({marks})", tuple(k for _, k, _ in columns))
-    source, exprs = _json_rows(columns)
-    sql = f"INSERT INTO {table} ({names}, created_at) SELECT {', '.join(exprs.values())}, :now FROM {source}"
-    return _Bulk(text(sql).bindparams(bindparam("now", type_=UTCDateTime())))
-
-
-def _bulk_update(dialect: str, *, leaving: bool) -> _Bulk:
-    """Each row's decision, guarded by ``status = submitted AND batch_id = <this batch>``.
-
-    Only for tasks ``leaving`` the batch (requeued) are ``batch_id`` and ``custom_id`` set: the others keep
-    theirs, and not naming them spares SQLite rewriting three index entries per task.
-    """
-    changed = [(name, key) for name, key, _ in _UPDATE_COLUMNS if leaving or name not in ("batch_id", "custom_id")]
-    submitted = TaskStatus.SUBMITTED.value
-    if dialect == "sqlite":  # values: the changed columns', the id, the batch, then the timestamp
-        n = len(changed)
-        sets = ", ".join(f"{name} = ?{i}" for i, (name, _) in enumerate(changed, start=1))
-        guard = f"id = ?{n + 1} AND batch_id = ?{n + 2} AND status = '{submitted}'"
-        sql = f"UPDATE task SET {sets}, updated_at = ?{n + 3} WHERE {guard}"
-        return _Bulk(sql, (*(key for _, key in changed), "b_id", "b_batch"))
-    source, exprs = _json_rows(_UPDATE_COLUMNS + _UPDATE_KEYS)
-    sets = ", ".join(f"{name} = {exprs[name]}" for name, _ in changed)
-    # Each row must find its task by id. On the stale statistics of a freshly submitted batch, PostgreSQL would
-    # rather walk every submitted task (by the status index) once per chunk: "+ 0" and "|| ''" keep the
-    # guards from being served by an index.
-    sql = (
-        f"UPDATE task SET {sets}, updated_at = :now FROM {source} WHERE task.id = {exprs['id']}"
-        f" AND task.batch_id + 0 = {exprs['batch']} AND task.status || '' = '{submitted}'"
-    )
-    return _Bulk(text(sql).bindparams(bindparam("now", type_=UTCDateTime())))
-
-
-@dataclass(frozen=True)
-class _Statements:
-    usage: _Bulk
-    attempts: _Bulk
-    staying: _Bulk
-    leaving: _Bulk
-
-    @classmethod
-    def of(cls, dialect: Dialect) -> _Statements:
-        return cls(
-            _bulk_insert(dialect.name, "usage_record", _USAGE_COLUMNS),
-            _bulk_insert(dialect.name, "task_attempt", _ATTEMPT_COLUMNS),
-            _bulk_update(dialect.name, leaving=False),
-            _bulk_update(dialect.name, leaving=True),
-        )
-
-
-def _execute(conn: Connection, statement: _Bulk, rows: list[dict[str, Any]], now: datetime) -> None:
-    statement.run(conn, rows, now)
-
-
-def _update_tasks(conn: Connection, statements: _Statements, rows: list[dict[str, Any]], now: datetime) -> None:
-    # A task that stays was found by this batch's id and its custom_id: the row repeats both unchanged.
-    leaving = [row for row in rows if row["b_new_batch"] is None]
-    _execute(conn, statements.staying, [row for row in rows if row["b_new_batch"] is not None], now)
-    _execute(conn, statements.leaving, leaving, now)
 
 
 _RESULT_TYPES = frozenset({"succeeded", "errored", "canceled", "expired"})
@@ -518,7 +387,7 @@ def ingest_batch(services: Services, batch_id: int) -> IngestReport:
     now = datetime.now(UTC)
     max_attempts = services.settings.max_attempts
     with ExitStack() as stack, services.engine.begin() as conn:
-        statements = _Statements.of(conn.dialect)
+        statements = Statements.of(conn.dialect)
         shards = _Shards(services, stack, batch_id, day)
         source = stack.enter_context(services.store.open_read(key))
         for chunk in _chunks(source, report):
@@ -561,9 +430,9 @@ def ingest_batch(services: Services, batch_id: int) -> IngestReport:
                     continue
                 rows.routine(task, line)
             _book_strangers(conn, rows, strangers, recorded, report)
-            _execute(conn, statements.usage, rows.usage, now)
-            _execute(conn, statements.attempts, rows.attempts, now)
-            _update_tasks(conn, statements, rows.updates, now)
+            execute_rows(conn, statements.usage, rows.usage, now)
+            execute_rows(conn, statements.attempts, rows.attempts, now)
+            update_tasks(conn, statements, rows.updates, now)
         # Tasks the results never mentioned (a malformed line, a provider bug) must not stay submitted forever.
         missing = conn.execute(
             select(col(Task.id), col(Task.attempts), col(Task.route_model), col(Task.custom_id)).where(
@@ -571,7 +440,7 @@ def ingest_batch(services: Services, batch_id: int) -> IngestReport:
             )
         ).all()
         if missing:
-            _update_tasks(
+            update_tasks(
                 conn,
                 statements,
                 [

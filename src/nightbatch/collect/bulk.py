@@ -1,0 +1,149 @@
+"""Writing one chunk of ingest rows in bulk: task updates, ledger rows and attempt rows.
+
+Split from :mod:`nightbatch.collect.ingest` because how rows reach the database is its own concern (and its
+hot path): see the comment below for why each database gets a different statement shape.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import Connection, Dialect, TextClause, bindparam, text
+
+from nightbatch.db.models import TaskStatus, UTCDateTime
+
+__all__ = ["Statements", "execute_rows", "update_tasks"]
+
+# How a chunk's rows reach the database, so that the per-row cost is the database's own work:
+# - PostgreSQL: ONE JSON parameter per statement, unpacked by the server (as in nightbatch.queue.enqueue).
+#   executemany would pipeline one statement per row, and a statement of thousands of bound parameters
+#   costs psycopg more client CPU than the server spends on the JSON.
+# - SQLite: executemany of plain tuples, straight to the driver: the database is in process, so there is
+#   no round trip to save, only SQLAlchemy's per-row parameter processing to skip (values are therefore
+#   given as SQLAlchemy would have stored them: JSON as text, the timestamp by UTCDateTime).
+# Each column: (name, key in the row dict, PostgreSQL type). JSON columns arrive as JSON text (see
+# _inline); every row's timestamp is the one ``now`` of the ingest.
+_USAGE_COLUMNS = tuple((c, c, t) for c, t in (
+    ("task_id", "bigint"), ("batch_id", "bigint"), ("run_id", "bigint"), ("model", "text"),
+    ("service_tier", "text"), ("input_tokens", "integer"), ("output_tokens", "integer"),
+    ("cache_write_5m_tokens", "integer"), ("cache_write_1h_tokens", "integer"), ("cache_read_tokens", "integer"),
+    ("price_version", "text"), ("cost_pusd", "bigint"), ("purpose", "text"),
+))  # fmt: skip
+_ATTEMPT_COLUMNS = tuple((c, c, t) for c, t in (
+    ("task_id", "bigint"), ("task_type", "text"), ("attempt", "integer"), ("model", "text"), ("purpose", "text"),
+    ("batch_id", "bigint"), ("custom_id", "text"), ("calibration_id", "bigint"), ("result_type", "text"),
+    ("check_passed", "boolean"), ("check_reason", "text"), ("output", "json"),
+))  # fmt: skip
+_UPDATE_COLUMNS = (
+    ("status", "b_status", "text"), ("attempts", "b_attempts", "integer"), ("error_type", "b_error_type", "text"),
+    ("error_message", "b_error_message", "text"), ("output_uri", "b_output_uri", "text"),
+    ("output_line", "b_output_line", "integer"), ("output_inline", "b_output_inline", "json"),
+    ("batch_id", "b_new_batch", "bigint"), ("custom_id", "b_new_custom_id", "text"), ("route_model", "b_route", "text"),
+)  # fmt: skip
+_UPDATE_KEYS = (("id", "b_id", "bigint"), ("batch", "b_batch", "bigint"))
+Columns = tuple[tuple[str, str, str], ...]
+
+
+@dataclass(frozen=True)
+class _Bulk:
+    """One statement, run for a chunk of rows: ``sql`` with ``:rows`` (PostgreSQL) or ``?`` placeholders."""
+
+    sql: TextClause | str
+    keys: tuple[str, ...] = ()  # SQLite: the row keys in placeholder order; the timestamp comes last
+
+    def run(self, conn: Connection, rows: list[dict[str, Any]], now: datetime) -> None:
+        if not rows:
+            return
+        if isinstance(self.sql, str):
+            stamp = (_sqlite_timestamp(conn.dialect)(now),)
+            values = itemgetter(*self.keys)
+            conn.exec_driver_sql(self.sql, [values(row) + stamp for row in rows])
+        else:
+            encoded = json.dumps(rows, ensure_ascii=False, separators=(",", ":"), default=_no_timestamps)
+            conn.execute(self.sql, {"rows": encoded, "now": now})
+
+
+def _sqlite_timestamp(dialect: Dialect) -> Any:
+    """The column type's own conversion, to the text SQLAlchemy stores (not the sqlite3 module's default)."""
+    return UTCDateTime().dialect_impl(dialect).bind_processor(dialect) or (lambda value: value)
+
+
+def _no_timestamps(value: Any) -> None:
+    """Timestamps in a row are left out (null): every row's timestamp is the statement's ``:now``."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _json_rows(columns: Columns) -> tuple[str, dict[str, str]]:
+    """PostgreSQL: a FROM item unpacking the ``:rows`` JSON array, and each column's SQL expression from it."""
+    declared = ", ".join(f"{key} {'text' if kind == 'json' else kind}" for _, key, kind in columns)
+    exprs = {name: f"CAST(r.{key} AS json)" if kind == "json" else f"r.{key}" for name, key, kind in columns}
+    return f"json_to_recordset(CAST(:rows AS json)) AS r({declared})", exprs
+
+
+def _bulk_insert(dialect: str, table: str, columns: Columns) -> _Bulk:
+    names = ", ".join(name for name, _, _ in columns)
+    if dialect == "sqlite":
+        marks = ", ".join("?" * (len(columns) + 1))
+        return _Bulk(f"INSERT INTO {table} ({names}, created_at) VALUES ({marks})", tuple(k for _, k, _ in columns))
+    source, exprs = _json_rows(columns)
+    sql = f"INSERT INTO {table} ({names}, created_at) SELECT {', '.join(exprs.values())}, :now FROM {source}"
+    return _Bulk(text(sql).bindparams(bindparam("now", type_=UTCDateTime())))
+
+
+def _bulk_update(dialect: str, *, leaving: bool) -> _Bulk:
+    """Each row's decision, guarded by ``status = submitted AND batch_id = <this batch>``.
+
+    Only for tasks ``leaving`` the batch (requeued) are ``batch_id`` and ``custom_id`` set: the others keep
+    theirs, and not naming them spares SQLite rewriting three index entries per task.
+    """
+    changed = [(name, key) for name, key, _ in _UPDATE_COLUMNS if leaving or name not in ("batch_id", "custom_id")]
+    submitted = TaskStatus.SUBMITTED.value
+    if dialect == "sqlite":  # values: the changed columns', the id, the batch, then the timestamp
+        n = len(changed)
+        sets = ", ".join(f"{name} = ?{i}" for i, (name, _) in enumerate(changed, start=1))
+        guard = f"id = ?{n + 1} AND batch_id = ?{n + 2} AND status = '{submitted}'"
+        sql = f"UPDATE task SET {sets}, updated_at = ?{n + 3} WHERE {guard}"
+        return _Bulk(sql, (*(key for _, key in changed), "b_id", "b_batch"))
+    source, exprs = _json_rows(_UPDATE_COLUMNS + _UPDATE_KEYS)
+    sets = ", ".join(f"{name} = {exprs[name]}" for name, _ in changed)
+    # Each row must find its task by id. On the stale statistics of a freshly submitted batch, PostgreSQL would
+    # rather walk every submitted task (by the status index) once per chunk: "+ 0" and "|| ''" keep the
+    # guards from being served by an index.
+    sql = (
+        f"UPDATE task SET {sets}, updated_at = :now FROM {source} WHERE task.id = {exprs['id']}"
+        f" AND task.batch_id + 0 = {exprs['batch']} AND task.status || '' = '{submitted}'"
+    )
+    return _Bulk(text(sql).bindparams(bindparam("now", type_=UTCDateTime())))
+
+
+@dataclass(frozen=True)
+class Statements:
+    usage: _Bulk
+    attempts: _Bulk
+    staying: _Bulk
+    leaving: _Bulk
+
+    @classmethod
+    def of(cls, dialect: Dialect) -> Statements:
+        return cls(
+            _bulk_insert(dialect.name, "usage_record", _USAGE_COLUMNS),
+            _bulk_insert(dialect.name, "task_attempt", _ATTEMPT_COLUMNS),
+            _bulk_update(dialect.name, leaving=False),
+            _bulk_update(dialect.name, leaving=True),
+        )
+
+
+def execute_rows(conn: Connection, statement: _Bulk, rows: list[dict[str, Any]], now: datetime) -> None:
+    statement.run(conn, rows, now)
+
+
+def update_tasks(conn: Connection, statements: Statements, rows: list[dict[str, Any]], now: datetime) -> None:
+    # A task that stays was found by this batch's id and its custom_id: the row repeats both unchanged.
+    leaving = [row for row in rows if row["b_new_batch"] is None]
+    execute_rows(conn, statements.staying, [row for row in rows if row["b_new_batch"] is not None], now)
+    execute_rows(conn, statements.leaving, leaving, now)
