@@ -90,7 +90,7 @@ NAMED: list[KillPoint] = [
     *_points(f"{INGEST}:archive_results", "return", [1, 3], "results archived and recorded"),
     *_points(f"{INGEST}:_Rows.routine", "call", [1, 2, 5, 8], "between result lines"),
     *_points(f"{INGEST}:_Shards.append", "return", [1, 4], "a shard line written, unpublished"),
-    *_points(f"{INGEST}:_execute", "call", [1, 2, 4, 7], "mid-transaction, between chunk statements"),
+    *_points("nightbatch.collect.bulk:execute_rows", "call", [1, 2, 4, 7], "mid-transaction, between chunk statements"),
     *_points(f"{INGEST}:ingest_batch", "return", [1, 3], "ingest committed, not returned"),
     *_points("nightbatch.collect.poll:collect_step", "return", [1], "a collect round done"),
     *_points("nightbatch.submit.step:submit_step", "return", [1], "a submit round done"),
