@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import anthropic
 import pytest
@@ -40,6 +40,7 @@ from nightbatch.claude import ClaudeClient
 from nightbatch.collect.poll import collect_step, open_batches
 from nightbatch.db.models import TaskAttempt, UsageRecord
 from nightbatch.emulator import EmulatorServer, LedgerEntry
+from nightbatch.emulator.faults import ErrorKind
 from nightbatch.errors import NightbatchError
 from nightbatch.services import Services
 from nightbatch.submit.step import submit_step
@@ -58,18 +59,7 @@ ENDPOINTS = (
     "batch_results",
 )
 ENDPOINT_FAULTS = ("429", "500", "529", "timeout", "drop")
-ERROR_TYPES = (
-    "invalid_request_error",
-    "authentication_error",
-    "billing_error",
-    "permission_error",
-    "not_found_error",
-    "request_too_large",
-    "rate_limit_error",
-    "api_error",
-    "timeout_error",
-    "overloaded_error",
-)
+ERROR_TYPES: tuple[str, ...] = get_args(ErrorKind)  # every error type the emulator can return
 MALFORMED = ("truncated", "unknown_custom_id", "missing_usage", "wrong_types", "duplicate")
 TIMEOUT = 0.1  # the client's timeout in this campaign; a "slow" fault answers after SLOW seconds
 SLOW = 0.3

@@ -32,6 +32,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col
 
 from nightbatch.collect.bulk import Statements, execute_rows, update_tasks
+from nightbatch.collect.lines import line_problem
 from nightbatch.collect.outcome import check_output, decide
 from nightbatch.db.models import Batch, BatchStatus, Task, TaskAttempt, TaskStatus, UsagePurpose
 from nightbatch.errors import StateError
@@ -199,52 +200,6 @@ def _already_recorded(conn: Connection, batch_id: int, custom_ids: list[str]) ->
         )
     ).all()
     return {r[0] for r in rows}
-
-
-_RESULT_TYPES = frozenset({"succeeded", "errored", "canceled", "expired"})
-_USAGE_COUNTS = ("input_tokens", "output_tokens")
-_OPTIONAL_COUNTS = ("cache_creation_input_tokens", "cache_read_input_tokens")
-
-
-def line_problem(services: Services, line: dict[str, Any], fallback_model: str) -> str | None:
-    """Why a result line cannot be trusted (None when it can): checked before it may touch a task or the ledger."""
-    result = line.get("result")
-    if not isinstance(result, dict) or result.get("type") not in _RESULT_TYPES:
-        return "result is not an object with a known type"
-    if result["type"] == "errored":
-        error = result.get("error")
-        if error is not None and (not isinstance(error, dict) or not isinstance(error.get("error", {}), dict)):
-            return "errored result with a malformed error object"
-    if result["type"] != "succeeded":
-        return None
-    message = result.get("message")
-    if not isinstance(message, dict):
-        return "succeeded result without a message object"
-    content = message.get("content")
-    if not isinstance(content, list) or not all(isinstance(block, dict) for block in content):
-        return "message content is not a list of blocks"
-    usage = message.get("usage")
-    if not isinstance(usage, dict):
-        return "succeeded result without usage: it cannot be priced"
-    for name in _USAGE_COUNTS:
-        if not isinstance(usage.get(name), int) or isinstance(usage.get(name), bool) or usage[name] < 0:
-            return f"usage.{name} is not a non-negative integer"
-    for name in _OPTIONAL_COUNTS:
-        value = usage.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            return f"usage.{name} is not a non-negative integer"
-    creation = usage.get("cache_creation")
-    if creation is not None and (
-        not isinstance(creation, dict)
-        or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in creation.values() if v is not None
-        )
-    ):
-        return "usage.cache_creation is malformed"
-    model = message.get("model") or fallback_model
-    if not isinstance(model, str) or model not in services.prices.models():
-        return f"model {model!r} has no price in {services.prices.path}"
-    return None
 
 
 def _type_or_none(services: Services, name: str) -> TaskType | None:
