@@ -43,6 +43,7 @@ from tests.pipeline.conftest import enqueue_examples, make_services
 
 SUBMITTER = "nightbatch.submit.submitter"
 INGEST = "nightbatch.collect.ingest"
+ARCHIVE = "nightbatch.collect.archive"
 CLIENT = "nightbatch.claude.client:ClaudeClient"
 COMMIT = "sqlalchemy.engine.base:Connection._commit_impl"
 PUBLISH = "builtin:os.replace"  # the local store publishes an object by renaming its temp file
@@ -86,8 +87,8 @@ NAMED: list[KillPoint] = [
     *_points(f"{SUBMITTER}:record_orphan", "return", [1], "orphan recorded", "orphan"),
     *_points(f"{CLIENT}.retrieve_batch", "return", [1, 3], "polled, status not recorded"),
     *_points("nightbatch.collect.poll:_claim_for_ingest", "return", [1, 2], "ingest lease taken"),
-    *_points(f"{INGEST}:archive_results", "call", [1], "before downloading results"),
-    *_points(f"{INGEST}:archive_results", "return", [1, 3], "results archived and recorded"),
+    *_points(f"{ARCHIVE}:ResultsArchive.open", "call", [1], "before downloading results"),
+    *_points(f"{ARCHIVE}:ResultsArchive.publish", "return", [1, 3], "results archived, not recorded"),
     *_points(f"{INGEST}:_Rows.routine", "call", [1, 2, 5, 8], "between result lines"),
     *_points(f"{INGEST}:_Shards.append", "return", [1, 4], "a shard line written, unpublished"),
     *_points("nightbatch.collect.bulk:execute_rows", "call", [1, 2, 4, 7], "mid-transaction, between chunk statements"),

@@ -25,6 +25,8 @@ from nightbatch.errors import PermanentProviderError, ProviderError, RetryablePr
 
 __all__ = ["BatchInfo", "ClaudeClient", "RequestCounts", "translate_error"]
 
+_RESULT_CHUNK_BYTES = 256 * 1024  # big enough that per-chunk overhead vanishes, small enough to stay flat
+
 
 @dataclass(frozen=True)
 class RequestCounts:
@@ -140,6 +142,22 @@ class ClaudeClient:
             raise translate_error(exc, f"downloading results of batch {batch_id}") from exc
         except httpx2.TransportError as exc:
             # A connection cut mid-stream surfaces from the transport, after the SDK handed us the body.
+            raise RetryableProviderError(
+                f"downloading results of batch {batch_id}: connection lost mid-stream ({exc})"
+            ) from exc
+
+    @contextmanager
+    def result_chunks(self, batch_id: str) -> Iterator[Iterator[bytes]]:
+        """The batch's results file as it arrives: raw bytes, JSONL whose lines may span chunks.
+
+        For archiving the file as it is and splitting it once: ``result_lines`` decodes every line to text.
+        """
+        try:
+            with self._sdk.messages.batches.with_streaming_response.results(batch_id) as response:
+                yield response.iter_bytes(_RESULT_CHUNK_BYTES)
+        except anthropic.AnthropicError as exc:
+            raise translate_error(exc, f"downloading results of batch {batch_id}") from exc
+        except httpx2.TransportError as exc:
             raise RetryableProviderError(
                 f"downloading results of batch {batch_id}: connection lost mid-stream ({exc})"
             ) from exc

@@ -6,7 +6,6 @@ hot path): see the comment below for why each database gets a different statemen
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
@@ -14,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Dialect, TextClause, bindparam, text
 
+from nightbatch import fastjson
 from nightbatch.db.models import TaskStatus, UTCDateTime
 
 __all__ = ["Statements", "execute_rows", "update_tasks"]
@@ -63,19 +63,12 @@ class _Bulk:
             values = itemgetter(*self.keys)
             conn.exec_driver_sql(self.sql, [values(row) + stamp for row in rows])
         else:
-            encoded = json.dumps(rows, ensure_ascii=False, separators=(",", ":"), default=_no_timestamps)
-            conn.execute(self.sql, {"rows": encoded, "now": now})
+            conn.execute(self.sql, {"rows": fastjson.dumps(rows).decode("utf-8"), "now": now})
 
 
 def _sqlite_timestamp(dialect: Dialect) -> Any:
     """The column type's own conversion, to the text SQLAlchemy stores (not the sqlite3 module's default)."""
     return UTCDateTime().dialect_impl(dialect).bind_processor(dialect) or (lambda value: value)
-
-
-def _no_timestamps(value: Any) -> None:
-    """Timestamps in a row are left out (null): every row's timestamp is the statement's ``:now``."""
-    if not isinstance(value, datetime):
-        raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _json_rows(columns: Columns) -> tuple[str, dict[str, str]]:

@@ -2,12 +2,12 @@
 
 Three phases, each safe to repeat, so a crash anywhere is healed by ingesting again:
 
-1. **Archive**: the provider's results JSONL is streamed through the SDK into the object store
-   (``results/date=…/batch-<id>.jsonl``) and its URI recorded on the batch row. Results outlive the
-   provider's 29-day retention, and later phases never need the provider again.
-2. **Shards**: the archive is streamed in chunks; each succeeded result becomes one line of a
-   Hive-partitioned output shard (``outputs/task_type=<t>/date=<d>/batch-<id>.jsonl``), one shard per task
-   type per batch, published atomically when complete.
+1. **Archive**: the provider's results JSONL is copied into the object store as it streams in
+   (``results/date=…/batch-<id>.jsonl``, :mod:`nightbatch.collect.archive`) and its URI recorded on the
+   batch row. Results outlive the provider's 29-day retention; a second ingest reads the archive.
+2. **Shards**: the same stream is processed in chunks of lines as it arrives; each succeeded result becomes
+   one line of a Hive-partitioned output shard (``outputs/task_type=<t>/date=<d>/batch-<id>.jsonl``), one
+   shard per task type per batch, published atomically when complete.
 3. **Database**: in one transaction, every task of the batch is moved per the outcome policy
    (:mod:`nightbatch.collect.outcome`), pointing at its shard and line; one ``usage_record`` row per billed
    result carries its exact cost; the batch becomes ``ingested``. Updates are guarded by
@@ -25,17 +25,20 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import IO, Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, Text, any_, bindparam, func, select, update
+from sqlalchemy import ColumnElement, Connection, String, Text, any_, bindparam, func, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col
 
+from nightbatch import fastjson
+from nightbatch.collect.archive import ResultsArchive, results_key
 from nightbatch.collect.bulk import Statements, execute_rows, update_tasks
 from nightbatch.collect.lines import line_problem
 from nightbatch.collect.outcome import check_output, decide
 from nightbatch.db.models import Batch, BatchStatus, Task, TaskAttempt, TaskStatus, UsagePurpose
 from nightbatch.errors import StateError
+from nightbatch.gcpause import gc_paused
 from nightbatch.pricing import Usage, price_usage, pusd_to_usd
 from nightbatch.quality.checks import CheckResult
 from nightbatch.quality.shadow import is_shadow_id, parse_shadow_id
@@ -48,10 +51,6 @@ log = logging.getLogger(__name__)
 
 CHUNK = 2000
 INLINE_LIMIT = 512
-
-
-def results_key(batch_id: int, day: date) -> str:
-    return f"results/date={day:%Y-%m-%d}/batch-{batch_id}.jsonl"
 
 
 def shard_key(task_type: str, day: date, batch_id: int) -> str:
@@ -73,33 +72,16 @@ class IngestReport:
         self.outcomes[key] = self.outcomes.get(key, 0) + 1
 
 
-def archive_results(services: Services, batch: Batch) -> str:
-    """Phase 1: stream the provider's results into the object store; returns the key."""
-    assert batch.id is not None
-    assert batch.provider_batch_id is not None
-    day = (batch.ended_at or datetime.now(UTC)).date()
-    key = results_key(batch.id, day)
-    if batch.results_uri:
-        return key
-    with services.client.result_lines(batch.provider_batch_id) as lines, services.store.writer(key) as out:
-        for line in lines:
-            out.write(line.encode("utf-8"))
-            out.write(b"\n")
-    with services.engine.begin() as conn:
-        conn.execute(update(Batch).where(col(Batch.id) == batch.id).values(results_uri=services.store.uri(key)))
-    return key
-
-
 _CUSTOM_ID = re.compile(rb'"custom_id"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
 
 
-def _chunks(stream: IO[bytes], report: IngestReport) -> Iterator[list[dict[str, Any]]]:
+def _chunks(stream: Iterator[bytes], report: IngestReport) -> Iterator[list[dict[str, Any]]]:
     chunk: list[dict[str, Any]] = []
     for number, raw in enumerate(stream, start=1):
         if not raw.strip():
             continue
         try:
-            line = json.loads(raw)
+            line = fastjson.loads(raw)
             if not isinstance(line, dict) or not isinstance(line.get("custom_id"), str):
                 raise ValueError("not an object with a custom_id")
         except ValueError as exc:
@@ -132,7 +114,7 @@ class _Shards:
             writer = self._stack.enter_context(self._services.store.writer(key, content_type="application/jsonl"))
             self._open[task_type] = (writer, self._services.store.uri(key), [0])
         writer, uri, counter = self._open[task_type]
-        writer.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n")
+        writer.write(fastjson.dumps_line(record))
         counter[0] += 1
         return uri, counter[0]
 
@@ -146,17 +128,47 @@ def _inline(output: Any) -> str | None:
     return json.dumps(output)  # exactly what SQLAlchemy's JSON type would have stored
 
 
+class _Found(NamedTuple):
+    """The columns of a task that deciding its result needs."""
+
+    id: int
+    custom_id: str | None
+    task_type: str
+    attempts: int
+    status: str  # compared with TaskStatus members (StrEnum), without building one per row
+    user_canceled: bool
+    model: str | None
+    payload: dict[str, Any]
+    route_model: str | None
+
+
+# Read without SQLAlchemy's per-row conversions (an enum built per status, the JSON decoder): thousands of
+# rows per chunk, where they cost more than the query. The payload is decoded in _found().
 _TASK_COLUMNS = (
     col(Task.id),
     col(Task.custom_id),
     col(Task.task_type),
     col(Task.attempts),
-    col(Task.status),
+    type_coerce(col(Task.status), String()).label("status"),
     col(Task.user_canceled),
     col(Task.model),
-    col(Task.payload),
+    type_coerce(col(Task.payload), Text()).label("payload"),
     col(Task.route_model),
 )
+
+
+def _found(conn: Connection, statement: Any, *params: Any) -> list[_Found]:
+    """Rows of ``statement`` (a compiled lookup below, or a Core select of _TASK_COLUMNS) as _Found."""
+    if isinstance(statement, str):
+        # The driver's own cursor rows: no SQLAlchemy row processing, for the thousands of rows of a chunk.
+        rows: Any = conn.exec_driver_sql(statement, params).cursor.fetchall()
+    else:
+        rows = conn.execute(statement).all()
+    found = []
+    for r in rows:
+        payload = r[7] if not isinstance(r[7], str | bytes) else fastjson.loads(r[7])  # psycopg decodes JSON itself
+        found.append(_Found(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], payload, r[8]))
+    return found
 
 
 def _one_of(conn: Connection, column: Any, values: list[str]) -> ColumnElement[bool]:
@@ -167,27 +179,37 @@ def _one_of(conn: Connection, column: Any, values: list[str]) -> ColumnElement[b
     return column.in_(select(listed.c.value))  # type: ignore[no-any-return]
 
 
-def _lookup_tasks(conn: Connection, batch_id: int, custom_ids: list[str]) -> dict[str, Any]:
-    # "+ 0": the planner must find each task by its custom_id, never by walking the whole batch (which it
-    # would on the stale statistics of a freshly submitted batch, once per chunk).
-    rows = conn.execute(
-        select(*_TASK_COLUMNS).where(col(Task.batch_id) + 0 == batch_id, _one_of(conn, col(Task.custom_id), custom_ids))
-    ).all()
-    return {r.custom_id: r for r in rows}
+_SELECT_FOUND = (
+    "SELECT id, custom_id, task_type, attempts, status, user_canceled, model, payload, route_model FROM task"
+)
+# "+ 0": the planner must find each task by its custom_id, never by walking the whole batch (which it would
+# on the stale statistics of a freshly submitted batch, once per chunk). The custom_ids are one parameter.
+_LOOKUP_SQL = {
+    "postgresql": f"{_SELECT_FOUND} WHERE batch_id + 0 = %s AND custom_id = ANY(%s)",
+    "sqlite": f"{_SELECT_FOUND} WHERE batch_id + 0 = ? AND custom_id IN (SELECT value FROM json_each(?))",
+}
 
 
-def _lookup_by_task_id(conn: Connection, custom_ids: list[str]) -> dict[str, Any]:
+def _lookup_tasks(conn: Connection, batch_id: int, custom_ids: list[str]) -> dict[str, _Found]:
+    """This batch's tasks among ``custom_ids``: the hot lookup, once per chunk, written for the driver."""
+    dialect = conn.dialect.name
+    listed: Any = custom_ids if dialect == "postgresql" else json.dumps(custom_ids)
+    rows = _found(conn, _LOOKUP_SQL[dialect], batch_id, listed)
+    return {r.custom_id: r for r in rows if r.custom_id is not None}
+
+
+def _lookup_by_task_id(conn: Connection, custom_ids: list[str]) -> dict[str, _Found]:
     """Tasks named by routine custom_ids (``t<task id>-<attempt>``) regardless of the batch they point at."""
     ids = {c: int(c[1:].split("-", 1)[0]) for c in custom_ids if c[:1] == "t" and c[1:].split("-", 1)[0].isdigit()}
-    rows = conn.execute(select(*_TASK_COLUMNS).where(col(Task.id).in_(list(ids.values())))).all()
+    rows = _found(conn, select(*_TASK_COLUMNS).where(col(Task.id).in_(list(ids.values()))))
     by_id = {r.id: r for r in rows}
     return {c: by_id[i] for c, i in ids.items() if i in by_id}
 
 
-def _lookup_shadowed(conn: Connection, custom_ids: list[str]) -> dict[str, Any]:
+def _lookup_shadowed(conn: Connection, custom_ids: list[str]) -> dict[str, _Found]:
     """Tasks named by shadow custom_ids (``s<task id>-<attempt>``): they belong to another batch."""
     ids = {c: parse_shadow_id(c) for c in custom_ids}
-    rows = conn.execute(select(*_TASK_COLUMNS).where(col(Task.id).in_([i for i in ids.values() if i]))).all()
+    rows = _found(conn, select(*_TASK_COLUMNS).where(col(Task.id).in_([i for i in ids.values() if i])))
     by_id = {r.id: r for r in rows}
     return {c: by_id[i] for c, i in ids.items() if i in by_id}
 
@@ -206,44 +228,62 @@ def _type_or_none(services: Services, name: str) -> TaskType | None:
     return services.registry.get(name) if name in services.registry else None
 
 
+_UsageShape = tuple[Any, ...]
+
+
+def _usage_shape(model: str, usage: dict[str, Any]) -> _UsageShape:
+    """Everything :meth:`Usage.from_api` reads from a (checked) usage object, as a hashable key."""
+    get, creation = usage.get, usage.get("cache_creation")
+    split = (
+        None
+        if creation is None
+        else (creation.get("ephemeral_5m_input_tokens"), creation.get("ephemeral_1h_input_tokens"))
+    )
+    return (model, get("input_tokens"), get("output_tokens"), get("cache_read_input_tokens"),
+            get("cache_creation_input_tokens"), split)  # fmt: skip
+
+
 class _Rows:
     """The rows one chunk of results adds: task updates, usage (ledger) rows and attempt rows."""
 
-    def __init__(self, services: Services, batch: Batch, shards: _Shards, report: IngestReport, now: datetime):
-        self.services, self.batch, self.shards, self.report, self.now = services, batch, shards, report, now
+    def __init__(self, services: Services, batch: Batch, shards: _Shards, report: IngestReport,
+                 priced: dict[_UsageShape, tuple[Usage, int]]) -> None:  # fmt: skip
+        self.services, self.batch, self.shards, self.report = services, batch, shards, report
         self.updates: list[dict[str, Any]] = []
         self.usage: list[dict[str, Any]] = []
         self.attempts: list[dict[str, Any]] = []
-        self._costs: dict[tuple[str, Usage], int] = {}
+        self._priced = priced  # shared by the chunks of one ingest
 
-    def bill(self, task: Any, message: dict[str, Any], purpose: UsagePurpose) -> tuple[str, int]:
+    def bill(self, task: _Found, message: dict[str, Any], purpose: UsagePurpose) -> tuple[str, int]:
         """One ledger row for a billed result; returns (model, cost in picodollars)."""
         model = str(message.get("model") or task.model or self.batch.model)
-        usage = Usage.from_api(message.get("usage") or {})
-        cost = self._costs.get((model, usage))
-        if cost is None:  # the results of a batch share few usage shapes: price each once
-            cost = self._costs[model, usage] = price_usage(self.services.prices, model, usage, "batch").total_pusd
+        raw = message.get("usage") or {}
+        shape = _usage_shape(model, raw)
+        known = self._priced.get(shape)
+        if known is None:  # the results of a batch share few usage shapes: read and price each once
+            usage = Usage.from_api(raw)
+            known = self._priced[shape] = (usage, price_usage(self.services.prices, model, usage, "batch").total_pusd)
+        usage, cost = known
         self.report.cost_pusd += cost
         self.usage.append({
             "task_id": task.id, "batch_id": self.batch.id, "run_id": self.batch.run_id, "model": model,
             "service_tier": "batch", "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
             "cache_write_5m_tokens": usage.cache_write_5m_tokens, "cache_write_1h_tokens": usage.cache_write_1h_tokens,
             "cache_read_tokens": usage.cache_read_tokens, "price_version": self.services.prices.version,
-            "cost_pusd": cost, "purpose": purpose, "created_at": self.now,
+            "cost_pusd": cost, "purpose": purpose,
         })  # fmt: skip
         return model, cost
 
-    def attempt(self, task: Any, custom_id: str, model: str, purpose: UsagePurpose, result_type: str,
+    def attempt(self, task: _Found, custom_id: str, model: str, purpose: UsagePurpose, result_type: str,
                 check: CheckResult | None, output: Any) -> None:  # fmt: skip
         self.attempts.append({
             "task_id": task.id, "task_type": task.task_type, "attempt": task.attempts, "model": model,
             "purpose": purpose, "batch_id": self.batch.id, "custom_id": custom_id, "calibration_id": None,
             "result_type": result_type, "check_passed": None if check is None else check.passed,
             "check_reason": None if check is None else check.reason, "output": _inline(output),
-            "created_at": self.now,
         })  # fmt: skip
 
-    def routine(self, task: Any, line: dict[str, Any]) -> None:
+    def routine(self, task: _Found, line: dict[str, Any]) -> None:
         """A result for the task's own request: decide its fate, bill it, write its shard line."""
         result = line.get("result") or {}
         task_type = _type_or_none(self.services, task.task_type)
@@ -279,10 +319,10 @@ class _Rows:
             "b_output_uri": output_uri, "b_output_line": output_line, "b_output_inline": inline,
             "b_new_batch": None if requeued else self.batch.id,
             "b_new_custom_id": None if requeued else task.custom_id,
-            "b_route": decision.escalate_to or task.route_model, "b_now": self.now,
+            "b_route": decision.escalate_to or task.route_model,
         })  # fmt: skip
 
-    def orphan(self, task: Any, line: dict[str, Any]) -> None:
+    def orphan(self, task: _Found, line: dict[str, Any]) -> None:
         """A result of a batch no task points at any more: billed all the same, so it is recorded and reported."""
         result = line.get("result") or {}
         model = self.batch.model
@@ -291,7 +331,7 @@ class _Rows:
         self.report.count("orphan")
         self.attempt(task, line["custom_id"], model, UsagePurpose.ORPHAN, str(result.get("type")), None, None)
 
-    def shadow(self, task: Any, line: dict[str, Any]) -> None:
+    def shadow(self, task: _Found, line: dict[str, Any]) -> None:
         """A shadow result (the same task on the next rung up): measured and billed, the task untouched."""
         result = line.get("result") or {}
         message = result.get("message") or {}
@@ -337,98 +377,14 @@ def ingest_batch(services: Services, batch_id: int) -> IngestReport:
         return report
     if row.status != BatchStatus.ENDED:
         raise StateError(f"batch {batch_id} is {row.status}, not ended: poll it first")
-    key = archive_results(services, row)
-    day = (row.ended_at or datetime.now(UTC)).date()
-    now = datetime.now(UTC)
-    max_attempts = services.settings.max_attempts
-    with ExitStack() as stack, services.engine.begin() as conn:
-        statements = Statements.of(conn.dialect)
-        shards = _Shards(services, stack, batch_id, day)
-        source = stack.enter_context(services.store.open_read(key))
-        for chunk in _chunks(source, report):
-            custom_ids = [line["custom_id"] for line in chunk]
-            orphaned = row.purpose == "orphan"
-            shadow_ids = [c for c in custom_ids if is_shadow_id(c)]
-            tasks = _lookup_tasks(conn, batch_id, [c for c in custom_ids if not is_shadow_id(c)])
-            shadowed = _lookup_shadowed(conn, shadow_ids) if shadow_ids else {}
-            if orphaned:
-                shadowed = _lookup_by_task_id(conn, custom_ids)
-            recorded = _already_recorded(conn, batch_id, custom_ids)
-            rows = _Rows(services, row, shards, report, now)
-            seen: set[str] = set()
-            strangers: list[dict[str, Any]] = []
-            for line in chunk:
-                custom_id = line["custom_id"]
-                problem = "duplicate result line" if custom_id in seen else line_problem(services, line, row.model)
-                seen.add(custom_id)
-                if problem is not None:
-                    report.bad_lines.append(f"batch {row.provider_batch_id} custom_id {custom_id}: {problem}")
-                    if custom_id not in report.problems:
-                        report.problems[custom_id] = problem
-                    continue
-                if orphaned:
-                    if custom_id in shadowed and custom_id not in recorded:
-                        rows.orphan(shadowed[custom_id], line)
-                    continue
-                if custom_id in shadowed:
-                    if custom_id in recorded:
-                        report.count("already_recorded")
-                    else:
-                        rows.shadow(shadowed[custom_id], line)
-                    continue
-                task = tasks.get(custom_id)
-                if task is None:
-                    strangers.append(line)
-                    continue
-                if task.status != TaskStatus.SUBMITTED or custom_id in recorded:
-                    report.count("already_recorded")
-                    continue
-                rows.routine(task, line)
-            _book_strangers(conn, rows, strangers, recorded, report)
-            execute_rows(conn, statements.usage, rows.usage, now)
-            execute_rows(conn, statements.attempts, rows.attempts, now)
-            update_tasks(conn, statements, rows.updates, now)
-        # Tasks the results never mentioned (a malformed line, a provider bug) must not stay submitted forever.
-        missing = conn.execute(
-            select(col(Task.id), col(Task.attempts), col(Task.route_model), col(Task.custom_id)).where(
-                col(Task.batch_id) == batch_id, col(Task.status) == TaskStatus.SUBMITTED
-            )
-        ).all()
-        if missing:
-            update_tasks(
-                conn,
-                statements,
-                [
-                    {
-                        "b_id": m.id,
-                        "b_batch": batch_id,
-                        "b_status": TaskStatus.FAILED if m.attempts >= max_attempts else TaskStatus.QUEUED,
-                        "b_attempts": m.attempts,
-                        "b_error_type": "bad_result" if m.custom_id in report.problems else "missing_result",
-                        "b_error_message": (
-                            f"batch {row.provider_batch_id}: {report.problems[m.custom_id]}"
-                            if m.custom_id in report.problems
-                            else f"batch {row.provider_batch_id} returned no result for this task"
-                        ),
-                        "b_output_uri": None,
-                        "b_output_line": None,
-                        "b_output_inline": None,
-                        "b_new_batch": None,
-                        "b_new_custom_id": None,
-                        "b_route": m.route_model,
-                        "b_now": now,
-                    }
-                    for m in missing
-                ],
-                now,
-            )
-            report.outcomes["missing_result"] = len(missing)
-        stack.close()  # publish the shards before the transaction commits
-        conn.execute(
-            update(Batch)
-            .where(col(Batch.id) == batch_id)
-            .values(status=BatchStatus.INGESTED, ingested_at=now, claimed_by=None, claimed_at=None)
-        )
+    archive = ResultsArchive(services, row)
+    with ExitStack() as stack, gc_paused():
+        lines = archive.open(stack)
+        try:
+            _ingest(services, row, lines, archive, report)
+        except Exception:
+            archive.salvage()  # the results outlive this failure, whatever it was
+            raise
     if report.unknown_custom_ids or report.bad_lines:
         log.warning(
             "batch %s (%s): %d unknown custom_ids, %d unreadable lines",
@@ -438,3 +394,102 @@ def ingest_batch(services: Services, batch_id: int) -> IngestReport:
             len(report.bad_lines),
         )
     return report
+
+
+def _ingest(
+    services: Services, row: Batch, lines: Iterator[bytes], archive: ResultsArchive, report: IngestReport
+) -> None:
+    """Phases 2 and 3 over the stream of result lines, in one transaction."""
+    assert row.id is not None
+    now = datetime.now(UTC)
+    day = (row.ended_at or now).date()
+    priced: dict[_UsageShape, tuple[Usage, int]] = {}
+    with ExitStack() as publishing, services.engine.begin() as conn:
+        statements = Statements.of(conn.dialect)
+        shards = _Shards(services, publishing, row.id, day)
+        for chunk in _chunks(lines, report):
+            rows = _Rows(services, row, shards, report, priced)
+            _decide_chunk(conn, row, chunk, rows, report)
+            execute_rows(conn, statements.usage, rows.usage, now)
+            execute_rows(conn, statements.attempts, rows.attempts, now)
+            update_tasks(conn, statements, rows.updates, now)
+        archived = archive.publish()
+        if archived is not None:
+            conn.execute(update(Batch).where(col(Batch.id) == row.id).values(results_uri=archived))
+        _settle_missing(conn, statements, row, report, services.settings.max_attempts, now)
+        publishing.close()  # publish the shards before the transaction commits
+        conn.execute(
+            update(Batch)
+            .where(col(Batch.id) == row.id)
+            .values(status=BatchStatus.INGESTED, ingested_at=now, claimed_by=None, claimed_at=None)
+        )
+
+
+def _decide_chunk(conn: Connection, row: Batch, chunk: list[dict[str, Any]], rows: _Rows, report: IngestReport) -> None:
+    """Each line of a chunk: checked, matched to its task, and turned into rows (or reported)."""
+    assert row.id is not None
+    custom_ids = [line["custom_id"] for line in chunk]
+    orphaned = row.purpose == "orphan"
+    shadow_ids = [c for c in custom_ids if is_shadow_id(c)]
+    tasks = _lookup_tasks(conn, row.id, [c for c in custom_ids if not is_shadow_id(c)])
+    shadowed = _lookup_shadowed(conn, shadow_ids) if shadow_ids else {}
+    if orphaned:
+        shadowed = _lookup_by_task_id(conn, custom_ids)
+    recorded = _already_recorded(conn, row.id, custom_ids)
+    seen: set[str] = set()
+    strangers: list[dict[str, Any]] = []
+    for line in chunk:
+        custom_id = line["custom_id"]
+        problem = "duplicate result line" if custom_id in seen else line_problem(rows.services, line, row.model)
+        seen.add(custom_id)
+        if problem is not None:
+            report.bad_lines.append(f"batch {row.provider_batch_id} custom_id {custom_id}: {problem}")
+            if custom_id not in report.problems:
+                report.problems[custom_id] = problem
+            continue
+        if orphaned:
+            if custom_id in shadowed and custom_id not in recorded:
+                rows.orphan(shadowed[custom_id], line)
+            continue
+        if custom_id in shadowed:
+            if custom_id in recorded:
+                report.count("already_recorded")
+            else:
+                rows.shadow(shadowed[custom_id], line)
+            continue
+        task = tasks.get(custom_id)
+        if task is None:
+            strangers.append(line)
+            continue
+        if task.status != TaskStatus.SUBMITTED or custom_id in recorded:
+            report.count("already_recorded")
+            continue
+        rows.routine(task, line)
+    _book_strangers(conn, rows, strangers, recorded, report)
+
+
+def _settle_missing(
+    conn: Connection, statements: Statements, row: Batch, report: IngestReport, max_attempts: int, now: datetime
+) -> None:
+    """Tasks the results never mentioned (a malformed line, a provider bug) must not stay submitted forever."""
+    missing = conn.execute(
+        select(col(Task.id), col(Task.attempts), col(Task.route_model), col(Task.custom_id)).where(
+            col(Task.batch_id) == row.id, col(Task.status) == TaskStatus.SUBMITTED
+        )
+    ).all()
+    if not missing:
+        return
+    updates = []
+    for m in missing:
+        problem = report.problems.get(m.custom_id)
+        updates.append({
+            "b_id": m.id, "b_batch": row.id,
+            "b_status": TaskStatus.FAILED if m.attempts >= max_attempts else TaskStatus.QUEUED,
+            "b_attempts": m.attempts, "b_error_type": "bad_result" if problem else "missing_result",
+            "b_error_message": f"batch {row.provider_batch_id}: {problem}" if problem
+            else f"batch {row.provider_batch_id} returned no result for this task",
+            "b_output_uri": None, "b_output_line": None, "b_output_inline": None,
+            "b_new_batch": None, "b_new_custom_id": None, "b_route": m.route_model,
+        })  # fmt: skip
+    update_tasks(conn, statements, updates, now)
+    report.outcomes["missing_result"] = len(missing)
