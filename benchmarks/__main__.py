@@ -1,18 +1,25 @@
-"""``python -m benchmarks [--quick] [--only ingest,submit,enqueue]``: run, print and save the results table."""
+"""``python -m benchmarks [--quick] [--only ingest,submit,enqueue,cost]``: run, print and save the results tables."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from benchmarks import enqueue, ingest, submit
+from benchmarks import cost, enqueue, ingest, submit
 from benchmarks._harness import Row, machine, markdown_table, postgres_server_url
 from nightbatch.db import redact_url
 
-BENCHMARKS = {"ingest": ingest.run, "submit": submit.run, "enqueue": enqueue.run}
+BENCHMARKS: dict[str, Callable[..., list[Any]]] = {
+    "ingest": ingest.run,
+    "submit": submit.run,
+    "enqueue": enqueue.run,
+    "cost": cost.run,
+}
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
 
 
@@ -27,9 +34,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     started = time.perf_counter()
     rows: list[Row] = []
+    costs: list[cost.CostRow] = []
     for name in chosen:
         print(f"running {name}{' (quick)' if args.quick else ''} ...", file=sys.stderr, flush=True)
-        rows += BENCHMARKS[name](quick=args.quick)
+        for row in BENCHMARKS[name](quick=args.quick):
+            (costs if isinstance(row, cost.CostRow) else rows).append(row)
     elapsed = time.perf_counter() - started
     server = postgres_server_url()
     postgres = f"PostgreSQL at {redact_url(server)}" if server else "no PostgreSQL reachable"
@@ -38,11 +47,13 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; {postgres}. Whole run: {elapsed:.0f} s.",
         "",
-        markdown_table(rows),
-        "",
-        "Peak memory: the highest resident set of the measuring process above where it stood when the",
-        "measured section began (Linux VmHWM, reset at that point). See docs/benchmarks.md.",
-        "",
+        *([markdown_table(rows), "",
+           "Peak memory: the highest resident set of the measuring process above where it stood when the",
+           "measured section began (Linux VmHWM, reset at that point). See docs/benchmarks.md.", ""] if rows else []),
+        *(["## Cost", "", cost.markdown_table(costs), "",
+           "Costs are the emulator's usage accounting (tokens, cache reads and writes) priced with the real price",
+           "table: a simulated run, no real API call. Each level re-prices the same billed usage; see",
+           "nightbatch.report.savings.", ""] if costs else []),
     ])  # fmt: skip
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(report)

@@ -6,9 +6,9 @@ short task of its own per request. Measured: :func:`~nightbatch.queue.claim.clai
 then every batch's create body serialized to the last byte (:meth:`PackedBatch.body_chunks`) and checked
 against its ``payload_bytes``.
 
-A second case sends one full batch (about 253 MB) to a local server that discards it: through the SDK,
-as ``ClaudeClient.create_batch(packed.entries())`` does today (the baseline), and as the pre-serialized
-body of :meth:`PackedBatch.body_chunks` streamed by httpx (a proposed change to the Claude port).
+A second case sends one full batch (about 253 MB) to a local server that discards it: the SDK given the
+request dicts (the baseline: it walks and serializes them all first), and ``ClaudeClient.create_batch(packed)``
+as the submitter does it, the packed body streamed through the same SDK client with its exact length.
 
 The baseline builds each request as a fresh dict (its own copy of the system block and cache marker),
 serializes each whole request to learn its size, packs by those sizes, and serializes each batch body in
@@ -179,9 +179,9 @@ class _Discard(BaseHTTPRequestHandler):
 def case_send(streamed: bool) -> dict[str, Any]:
     """One full batch sent to a discarding server: the SDK's way, or streamed from ``body_chunks``."""
     import anthropic
-    import httpx2
 
     from nightbatch.build.requests import RequestBuilder
+    from nightbatch.claude.client import ClaudeClient
     from nightbatch.submit.pack import pack
 
     task_type, builder = _task_type(), RequestBuilder()
@@ -195,14 +195,15 @@ def case_send(streamed: bool) -> dict[str, Any]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}"
     sdk = anthropic.Anthropic(api_key="bench", base_url=url, max_retries=0, timeout=600)
-    with httpx2.Client(timeout=600) as http, measure() as m:
+    client = ClaudeClient(api_key="bench", base_url=url, timeout=600)
+    with measure() as m:
         if streamed:
-            headers = {"content-type": "application/json", "content-length": str(batch.payload_bytes)}
-            http.post(f"{url}/v1/messages/batches", content=batch.body_chunks(), headers=headers).raise_for_status()
+            client.create_batch(batch)  # what the submitter does: the packed body, streamed through the SDK
         else:
             sdk.messages.batches.create(requests=batch.entries())  # type: ignore[arg-type]
     server.shutdown()
     sdk.close()
+    client.close()
     return {"n": len(batch.requests), "seconds": m.seconds, "peak_bytes": m.peak_bytes, "payload": batch.payload_bytes}
 
 
@@ -225,7 +226,7 @@ def run(quick: bool = False) -> list[Row]:
     sdk, streamed = run_child(case_send, streamed=False), run_child(case_send, streamed=True)
     notes = [
         f"{streamed['payload'] / MiB:,.0f} MiB body; baseline = the SDK given dicts "
-        f"(peak {sdk['peak_bytes'] / MiB:,.0f} MiB); streamed = proposal, not wired in yet",
+        f"(peak {sdk['peak_bytes'] / MiB:,.0f} MiB); nightbatch = ClaudeClient.create_batch(packed), streamed",
         f"{streamed['seconds']:.2f} s vs {sdk['seconds']:.2f} s",
     ]
     rows.append(Row("submit", "send one batch (local discard server)", streamed["n"], "MiB/s",

@@ -33,6 +33,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import urllib.request
@@ -86,6 +87,7 @@ def arm(target: str, event: str, nth: int, counter: list[int]) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     sys.setprofile(hook)
+    threading.setprofile(hook)  # and in threads started later (ingest writes on PostgreSQL from one)
 
 
 def services_for(job: dict[str, Any]) -> Services:

@@ -33,7 +33,7 @@ from sqlmodel import Session, col
 
 from nightbatch import fastjson
 from nightbatch.collect.archive import ResultsArchive, results_key
-from nightbatch.collect.bulk import Statements, execute_rows, update_tasks
+from nightbatch.collect.bulk import ChunkWriter, Statements, update_tasks
 from nightbatch.collect.lines import line_problem
 from nightbatch.collect.outcome import check_output, decide
 from nightbatch.db.models import Batch, BatchStatus, Task, TaskAttempt, TaskStatus, UsagePurpose
@@ -140,6 +140,7 @@ class _Found(NamedTuple):
     model: str | None
     payload: dict[str, Any]
     route_model: str | None
+    batch_id: int | None
 
 
 # Read without SQLAlchemy's per-row conversions (an enum built per status, the JSON decoder): thousands of
@@ -154,6 +155,7 @@ _TASK_COLUMNS = (
     col(Task.model),
     type_coerce(col(Task.payload), Text()).label("payload"),
     col(Task.route_model),
+    col(Task.batch_id),
 )
 
 
@@ -167,7 +169,7 @@ def _found(conn: Connection, statement: Any, *params: Any) -> list[_Found]:
     found = []
     for r in rows:
         payload = r[7] if not isinstance(r[7], str | bytes) else fastjson.loads(r[7])  # psycopg decodes JSON itself
-        found.append(_Found(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], payload, r[8]))
+        found.append(_Found(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], payload, r[8], r[9]))
     return found
 
 
@@ -179,28 +181,56 @@ def _one_of(conn: Connection, column: Any, values: list[str]) -> ColumnElement[b
     return column.in_(select(listed.c.value))  # type: ignore[no-any-return]
 
 
+# The hot lookup, once per chunk, written for the driver: by primary key (a routine custom_id names its task,
+# ``t<task id>-<attempt>``), the ids as one parameter, the payload as text for fastjson (psycopg would decode
+# it with the slower json module). The batch is checked on the rows found, not in SQL: on the stale statistics
+# of a freshly submitted batch the planner would rather walk the whole batch by its index, once per chunk.
 _SELECT_FOUND = (
-    "SELECT id, custom_id, task_type, attempts, status, user_canceled, model, payload, route_model FROM task"
+    "SELECT id, custom_id, task_type, attempts, status, user_canceled, model, {payload}, route_model, batch_id"
+    " FROM task"
 )
-# "+ 0": the planner must find each task by its custom_id, never by walking the whole batch (which it would
-# on the stale statistics of a freshly submitted batch, once per chunk). The custom_ids are one parameter.
-_LOOKUP_SQL = {
-    "postgresql": f"{_SELECT_FOUND} WHERE batch_id + 0 = %s AND custom_id = ANY(%s)",
-    "sqlite": f"{_SELECT_FOUND} WHERE batch_id + 0 = ? AND custom_id IN (SELECT value FROM json_each(?))",
+_BY_ID_SQL = {
+    "postgresql": _SELECT_FOUND.format(payload="payload::text") + " WHERE id = ANY(CAST(%s AS bigint[]))",
+    "sqlite": _SELECT_FOUND.format(payload="payload") + " WHERE id IN (SELECT value FROM json_each(?))",
+}
+# Any other custom_id, by its own index ("+ 0": as above, never by the batch's).
+_BY_CUSTOM_ID_SQL = {
+    "postgresql": _SELECT_FOUND.format(payload="payload::text") + " WHERE batch_id + 0 = %s AND custom_id = ANY(%s)",
+    "sqlite": _SELECT_FOUND.format(payload="payload")
+    + " WHERE batch_id + 0 = ? AND custom_id IN (SELECT value FROM json_each(?))",
 }
 
 
+def _routine_task_ids(custom_ids: list[str]) -> dict[str, int]:
+    """The task ids routine custom_ids (``t<task id>-<attempt>``) name; other custom_ids are left out."""
+    named = {}
+    for custom_id in custom_ids:
+        head = custom_id.partition("-")[0]
+        if head[:1] == "t" and head[1:].isascii() and head[1:].isdigit():
+            named[custom_id] = int(head[1:])
+    return named
+
+
 def _lookup_tasks(conn: Connection, batch_id: int, custom_ids: list[str]) -> dict[str, _Found]:
-    """This batch's tasks among ``custom_ids``: the hot lookup, once per chunk, written for the driver."""
+    """This batch's tasks among ``custom_ids``."""
     dialect = conn.dialect.name
-    listed: Any = custom_ids if dialect == "postgresql" else json.dumps(custom_ids)
-    rows = _found(conn, _LOOKUP_SQL[dialect], batch_id, listed)
-    return {r.custom_id: r for r in rows if r.custom_id is not None}
+    named = _routine_task_ids(custom_ids)
+    ids: Any = list(named.values()) if dialect == "postgresql" else json.dumps(list(named.values()))
+    wanted = set(custom_ids)
+    by_id = _found(conn, _BY_ID_SQL[dialect], ids)
+    found = {r.custom_id: r for r in by_id if r.batch_id == batch_id and r.custom_id in wanted}
+    rest = [c for c in custom_ids if c not in found]
+    if rest:  # custom_ids of another form (or of no task of this batch: strangers, whose lookup finds nothing)
+        listed: Any = rest if dialect == "postgresql" else json.dumps(rest)
+        found.update(
+            (r.custom_id, r) for r in _found(conn, _BY_CUSTOM_ID_SQL[dialect], batch_id, listed) if r.custom_id
+        )
+    return found
 
 
 def _lookup_by_task_id(conn: Connection, custom_ids: list[str]) -> dict[str, _Found]:
     """Tasks named by routine custom_ids (``t<task id>-<attempt>``) regardless of the batch they point at."""
-    ids = {c: int(c[1:].split("-", 1)[0]) for c in custom_ids if c[:1] == "t" and c[1:].split("-", 1)[0].isdigit()}
+    ids = _routine_task_ids(custom_ids)
     rows = _found(conn, select(*_TASK_COLUMNS).where(col(Task.id).in_(list(ids.values()))))
     by_id = {r.id: r for r in rows}
     return {c: by_id[i] for c, i in ids.items() if i in by_id}
@@ -345,24 +375,6 @@ class _Rows:
         self.attempt(task, line["custom_id"], model, UsagePurpose.SHADOW, str(result.get("type")), check, output)
 
 
-def _book_strangers(
-    conn: Connection, rows: _Rows, strangers: list[dict[str, Any]], recorded: set[str], report: IngestReport
-) -> None:
-    """Results for requests this batch row does not list (a batch adopted by the wrong row, say).
-
-    Whatever they billed is still booked, against the task their custom_id names, as ``orphan`` usage
-    and reported, so the ledger always equals what the provider billed.
-    """
-    if not strangers:
-        return
-    known = _lookup_by_task_id(conn, [line["custom_id"] for line in strangers])
-    for line in strangers:
-        custom_id = line["custom_id"]
-        report.unknown_custom_ids.append(custom_id)
-        if custom_id in known and custom_id not in recorded:
-            rows.orphan(known[custom_id], line)
-
-
 def ingest_batch(services: Services, batch_id: int) -> IngestReport:
     """Ingest one ended batch (phases 1–3 of the module docstring). Ingesting twice changes nothing."""
     report = IngestReport(batch_id)
@@ -399,24 +411,37 @@ def ingest_batch(services: Services, batch_id: int) -> IngestReport:
 def _ingest(
     services: Services, row: Batch, lines: Iterator[bytes], archive: ResultsArchive, report: IngestReport
 ) -> None:
-    """Phases 2 and 3 over the stream of result lines, in one transaction."""
+    """Phases 2 and 3 over the stream of result lines, in one transaction.
+
+    A software pipeline, so that the database writes one chunk while this process decides the next
+    (:class:`~nightbatch.collect.bulk.ChunkWriter`): each chunk's tasks are looked up *before* the previous
+    chunk's rows are written, so a line repeating one of the previous chunk's is caught by ``in_flight``,
+    not by the lookup.
+    """
     assert row.id is not None
     now = datetime.now(UTC)
     day = (row.ended_at or now).date()
     priced: dict[_UsageShape, tuple[Usage, int]] = {}
     with ExitStack() as publishing, services.engine.begin() as conn:
-        statements = Statements.of(conn.dialect)
         shards = _Shards(services, publishing, row.id, day)
-        for chunk in _chunks(lines, report):
-            rows = _Rows(services, row, shards, report, priced)
-            _decide_chunk(conn, row, chunk, rows, report)
-            execute_rows(conn, statements.usage, rows.usage, now)
-            execute_rows(conn, statements.attempts, rows.attempts, now)
-            update_tasks(conn, statements, rows.updates, now)
+        with ChunkWriter(conn, now) as writer:  # never leaves the transaction with a write in flight
+            decided: _Rows | None = None
+            in_flight: set[str] = set()
+            for chunk in _chunks(lines, report):
+                writer.wait()
+                found = _ChunkTasks.read(conn, row, chunk)
+                if decided is not None:
+                    writer.submit(decided.usage, decided.attempts, decided.updates)
+                decided = _Rows(services, row, shards, report, priced)
+                _decide_chunk(row, chunk, found, decided, report, in_flight)
+                in_flight = {line["custom_id"] for line in chunk}
+            if decided is not None:
+                writer.submit(decided.usage, decided.attempts, decided.updates)
+            writer.wait()
         archived = archive.publish()
         if archived is not None:
             conn.execute(update(Batch).where(col(Batch.id) == row.id).values(results_uri=archived))
-        _settle_missing(conn, statements, row, report, services.settings.max_attempts, now)
+        _settle_missing(conn, Statements.of(conn.dialect), row, report, services.settings.max_attempts, now)
         publishing.close()  # publish the shards before the transaction commits
         conn.execute(
             update(Batch)
@@ -425,19 +450,37 @@ def _ingest(
         )
 
 
-def _decide_chunk(conn: Connection, row: Batch, chunk: list[dict[str, Any]], rows: _Rows, report: IngestReport) -> None:
-    """Each line of a chunk: checked, matched to its task, and turned into rows (or reported)."""
-    assert row.id is not None
-    custom_ids = [line["custom_id"] for line in chunk]
-    orphaned = row.purpose == "orphan"
-    shadow_ids = [c for c in custom_ids if is_shadow_id(c)]
-    tasks = _lookup_tasks(conn, row.id, [c for c in custom_ids if not is_shadow_id(c)])
-    shadowed = _lookup_shadowed(conn, shadow_ids) if shadow_ids else {}
-    if orphaned:
-        shadowed = _lookup_by_task_id(conn, custom_ids)
-    recorded = _already_recorded(conn, row.id, custom_ids)
-    seen: set[str] = set()
-    strangers: list[dict[str, Any]] = []
+@dataclass
+class _ChunkTasks:
+    """What the database says about one chunk's custom_ids, read before any of the chunk is decided."""
+
+    tasks: dict[str, _Found]  # this batch's own requests
+    shadowed: dict[str, _Found]  # shadow requests' tasks (orphan batches: every custom_id's task)
+    strangers: dict[str, _Found]  # custom_ids this batch does not list, by the task id they name
+    recorded: set[str]  # results already recorded (a second ingest)
+
+    @classmethod
+    def read(cls, conn: Connection, row: Batch, chunk: list[dict[str, Any]]) -> _ChunkTasks:
+        assert row.id is not None
+        custom_ids = [line["custom_id"] for line in chunk]
+        shadow_ids = [c for c in custom_ids if is_shadow_id(c)]
+        if row.purpose == "orphan":
+            return cls({}, _lookup_by_task_id(conn, custom_ids), {}, _already_recorded(conn, row.id, custom_ids))
+        tasks = _lookup_tasks(conn, row.id, [c for c in custom_ids if not is_shadow_id(c)])
+        shadowed = _lookup_shadowed(conn, shadow_ids) if shadow_ids else {}
+        unlisted = [c for c in custom_ids if c not in tasks and c not in shadowed]
+        strangers = _lookup_by_task_id(conn, unlisted) if unlisted else {}
+        return cls(tasks, shadowed, strangers, _already_recorded(conn, row.id, custom_ids))
+
+
+def _decide_chunk(row: Batch, chunk: list[dict[str, Any]], found: _ChunkTasks, rows: _Rows, report: IngestReport,
+                  in_flight: set[str]) -> None:  # fmt: skip
+    """Each line of a chunk: checked, matched to its task, and turned into rows (or reported).
+
+    Uses no connection (the previous chunk may be being written on it). ``in_flight``: the previous
+    chunk's custom_ids, whose rows the lookups could not see yet.
+    """
+    seen = set(in_flight)
     for line in chunk:
         custom_id = line["custom_id"]
         problem = "duplicate result line" if custom_id in seen else line_problem(rows.services, line, row.model)
@@ -447,25 +490,28 @@ def _decide_chunk(conn: Connection, row: Batch, chunk: list[dict[str, Any]], row
             if custom_id not in report.problems:
                 report.problems[custom_id] = problem
             continue
-        if orphaned:
-            if custom_id in shadowed and custom_id not in recorded:
-                rows.orphan(shadowed[custom_id], line)
+        if row.purpose == "orphan":
+            if custom_id in found.shadowed and custom_id not in found.recorded:
+                rows.orphan(found.shadowed[custom_id], line)
             continue
-        if custom_id in shadowed:
-            if custom_id in recorded:
+        if custom_id in found.shadowed:
+            if custom_id in found.recorded:
                 report.count("already_recorded")
             else:
-                rows.shadow(shadowed[custom_id], line)
+                rows.shadow(found.shadowed[custom_id], line)
             continue
-        task = tasks.get(custom_id)
+        task = found.tasks.get(custom_id)
         if task is None:
-            strangers.append(line)
+            # Not a request of this batch row (a batch adopted by the wrong row, say): what it billed is still
+            # booked, against the task its custom_id names, as ``orphan`` usage, and reported.
+            report.unknown_custom_ids.append(custom_id)
+            if custom_id in found.strangers and custom_id not in found.recorded:
+                rows.orphan(found.strangers[custom_id], line)
             continue
-        if task.status != TaskStatus.SUBMITTED or custom_id in recorded:
+        if task.status != TaskStatus.SUBMITTED or custom_id in found.recorded:
             report.count("already_recorded")
             continue
         rows.routine(task, line)
-    _book_strangers(conn, rows, strangers, recorded, report)
 
 
 def _settle_missing(

@@ -116,7 +116,7 @@ def start_calibration(services: Services, task_type_name: str, sample: int, mode
             )
             assert batch_id is not None
             archive_manifest(services.engine, services.store, batch_id, packed)
-            created = services.client.create_batch(packed.entries())
+            created = services.client.create_batch(packed)
             record_created(services.engine, batch_id, created, worker=services.worker)
     return calibration_id
 

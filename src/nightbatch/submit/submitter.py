@@ -263,7 +263,7 @@ def submit_batch(
     task_ids = [r.task_id for r in packed.requests]
     archive_manifest(engine, store, batch_id, packed)
     try:
-        info = client.create_batch(packed.entries())
+        info = client.create_batch(packed)
     except ProviderError as exc:
         if exc.maybe_applied:
             log.warning("batch %s: create outcome unknown (%s); left pending for reconciliation", batch_id, exc)
