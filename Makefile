@@ -25,6 +25,7 @@ run: $(STAMP)
 
 ## test: lint, type-check and the whole test suite
 test: $(STAMP) lint
+	@mkdir -p $(PREFECT_HOME)  # Prefect creates its home's last folder only, and warns otherwise
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -37,6 +38,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests flows examples deployments benchmarks
 
 bench: $(STAMP)
+	@mkdir -p $(PREFECT_HOME)
 	$(BIN)/python -m benchmarks
 
 clean:

@@ -164,16 +164,8 @@ class ClaudeClient:
     @contextmanager
     def result_lines(self, batch_id: str) -> Iterator[Iterator[str]]:
         """The batch's results as raw JSONL lines, streamed (never the whole file in memory)."""
-        try:
-            with self._sdk.messages.batches.with_streaming_response.results(batch_id) as response:
-                yield (line for line in response.iter_lines() if line)
-        except anthropic.AnthropicError as exc:
-            raise translate_error(exc, f"downloading results of batch {batch_id}") from exc
-        except httpx2.TransportError as exc:
-            # A connection cut mid-stream surfaces from the transport, after the SDK handed us the body.
-            raise RetryableProviderError(
-                f"downloading results of batch {batch_id}: connection lost mid-stream ({exc})"
-            ) from exc
+        with self._results(batch_id) as response:
+            yield (line for line in response.iter_lines() if line)
 
     @contextmanager
     def result_chunks(self, batch_id: str) -> Iterator[Iterator[bytes]]:
@@ -181,12 +173,19 @@ class ClaudeClient:
 
         For archiving the file as it is and splitting it once: ``result_lines`` decodes every line to text.
         """
+        with self._results(batch_id) as response:
+            yield response.iter_bytes(_RESULT_CHUNK_BYTES)
+
+    @contextmanager
+    def _results(self, batch_id: str) -> Iterator[Any]:
+        """The streamed results response; errors while it is open (and read) become nightbatch's."""
         try:
             with self._sdk.messages.batches.with_streaming_response.results(batch_id) as response:
-                yield response.iter_bytes(_RESULT_CHUNK_BYTES)
+                yield response
         except anthropic.AnthropicError as exc:
             raise translate_error(exc, f"downloading results of batch {batch_id}") from exc
         except httpx2.TransportError as exc:
+            # A connection cut mid-stream surfaces from the transport, after the SDK handed us the body.
             raise RetryableProviderError(
                 f"downloading results of batch {batch_id}: connection lost mid-stream ({exc})"
             ) from exc
