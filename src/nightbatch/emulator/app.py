@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -146,6 +146,10 @@ class ApiApp:
                     response = _dropped(response)
         except ApiError as exc:
             response = JSONResponse(exc.body(request_id), status_code=exc.status, headers=exc.headers)
+        except ClientDisconnect:
+            # The client gave up (a timeout) before its body was read: nobody is left to answer, and a
+            # traceback in the log would only be noise. Recorded as nginx's 499.
+            response = Response(status_code=499)
         response.headers["request-id"] = request_id
         response.headers["anthropic-organization-id"] = derived_uuid("org", _api_key(request) or "")
         self._record(request, endpoint, response.status_code, request_id, fault, started)
