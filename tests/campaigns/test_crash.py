@@ -44,6 +44,7 @@ from tests.pipeline.conftest import enqueue_examples, make_services
 SUBMITTER = "nightbatch.submit.submitter"
 INGEST = "nightbatch.collect.ingest"
 ARCHIVE = "nightbatch.collect.archive"
+ROWS = "nightbatch.collect.rows"
 CLIENT = "nightbatch.claude.client:ClaudeClient"
 COMMIT = "sqlalchemy.engine.base:Connection._commit_impl"
 PUBLISH = "builtin:os.replace"  # the local store publishes an object by renaming its temp file
@@ -89,8 +90,8 @@ NAMED: list[KillPoint] = [
     *_points("nightbatch.collect.poll:_claim_for_ingest", "return", [1, 2], "ingest lease taken"),
     *_points(f"{ARCHIVE}:ResultsArchive.open", "call", [1], "before downloading results"),
     *_points(f"{ARCHIVE}:ResultsArchive.publish", "return", [1, 3], "results archived, not recorded"),
-    *_points(f"{INGEST}:_Rows.routine", "call", [1, 2, 5, 8], "between result lines"),
-    *_points(f"{INGEST}:_Shards.append", "return", [1, 4], "a shard line written, unpublished"),
+    *_points(f"{ROWS}:ChunkRows.routine", "call", [1, 2, 5, 8], "between result lines"),
+    *_points(f"{ROWS}:Shards.append", "return", [1, 4], "a shard line written, unpublished"),
     *_points("nightbatch.collect.bulk:execute_rows", "call", [1, 2, 4, 7], "mid-transaction, between chunk statements"),
     *_points(f"{INGEST}:ingest_batch", "return", [1, 3], "ingest committed, not returned"),
     *_points("nightbatch.collect.poll:collect_step", "return", [1], "a collect round done"),
