@@ -11,12 +11,12 @@ import json
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, String, Text, any_, bindparam, func, select, type_coerce
+from sqlalchemy import ColumnElement, Connection, Text, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col
 
 from nightbatch import fastjson
-from nightbatch.db.models import Batch, Task, TaskAttempt
+from nightbatch.db.models import Batch, TaskAttempt
 from nightbatch.quality.shadow import is_shadow_id, parse_shadow_id
 
 __all__ = ["ChunkTasks", "FoundTask"]
@@ -37,32 +37,12 @@ class FoundTask(NamedTuple):
     batch_id: int | None
 
 
-# Read without SQLAlchemy's per-row conversions (an enum built per status, the JSON decoder): thousands of
-# rows per chunk, where they cost more than the query. The payload is decoded in _found().
-_TASK_COLUMNS = (
-    col(Task.id),
-    col(Task.custom_id),
-    col(Task.task_type),
-    col(Task.attempts),
-    type_coerce(col(Task.status), String()).label("status"),
-    col(Task.user_canceled),
-    col(Task.model),
-    type_coerce(col(Task.payload), Text()).label("payload"),
-    col(Task.route_model),
-    col(Task.batch_id),
-)
-
-
-def _found(conn: Connection, statement: Any, *params: Any) -> list[FoundTask]:
-    """Rows of ``statement`` (a compiled lookup below, or a Core select of _TASK_COLUMNS) as FoundTask."""
-    if isinstance(statement, str):
-        # The driver's own cursor rows: no SQLAlchemy row processing, for the thousands of rows of a chunk.
-        rows: Any = conn.exec_driver_sql(statement, params).cursor.fetchall()
-    else:
-        rows = conn.execute(statement).all()
+def _found(conn: Connection, sql: str, *params: Any) -> list[FoundTask]:
+    """The rows of one of the statements below, read as the driver's own rows: no SQLAlchemy row processing
+    (an enum built per status, the JSON decoder), which costs more than the query for thousands of rows."""
     found = []
-    for r in rows:
-        payload = r[7] if not isinstance(r[7], str | bytes) else fastjson.loads(r[7])  # psycopg decodes JSON itself
+    for r in conn.exec_driver_sql(sql, params).cursor.fetchall():
+        payload = r[7] if not isinstance(r[7], str | bytes) else fastjson.loads(r[7])
         found.append(FoundTask(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], payload, r[8], r[9]))
     return found
 
@@ -105,16 +85,24 @@ def _routine_task_ids(custom_ids: list[str]) -> dict[str, int]:
     return named
 
 
+def _by_task_id(conn: Connection, named: dict[str, int]) -> dict[str, FoundTask]:
+    """The tasks ``named`` (custom_id -> task id) names, whatever batch they point at, by custom_id."""
+    if not named:
+        return {}
+    ids = list(set(named.values()))
+    dialect = conn.dialect.name
+    rows = _found(conn, _BY_ID_SQL[dialect], ids if dialect == "postgresql" else json.dumps(ids))
+    by_id = {r.id: r for r in rows}
+    return {c: by_id[i] for c, i in named.items() if i in by_id}
+
+
 def _lookup_tasks(conn: Connection, batch_id: int, custom_ids: list[str]) -> dict[str, FoundTask]:
     """This batch's tasks among ``custom_ids``."""
-    dialect = conn.dialect.name
-    named = _routine_task_ids(custom_ids)
-    ids: Any = list(named.values()) if dialect == "postgresql" else json.dumps(list(named.values()))
-    wanted = set(custom_ids)
-    by_id = _found(conn, _BY_ID_SQL[dialect], ids)
-    found = {r.custom_id: r for r in by_id if r.batch_id == batch_id and r.custom_id in wanted}
+    found = {c: r for c, r in _by_task_id(conn, _routine_task_ids(custom_ids)).items()
+             if r.batch_id == batch_id and r.custom_id == c}  # fmt: skip
     rest = [c for c in custom_ids if c not in found]
     if rest:  # custom_ids of another form (or of no task of this batch: strangers, whose lookup finds nothing)
+        dialect = conn.dialect.name
         listed: Any = rest if dialect == "postgresql" else json.dumps(rest)
         found.update(
             (r.custom_id, r) for r in _found(conn, _BY_CUSTOM_ID_SQL[dialect], batch_id, listed) if r.custom_id
@@ -122,20 +110,9 @@ def _lookup_tasks(conn: Connection, batch_id: int, custom_ids: list[str]) -> dic
     return found
 
 
-def _lookup_by_task_id(conn: Connection, custom_ids: list[str]) -> dict[str, FoundTask]:
-    """Tasks named by routine custom_ids (``t<task id>-<attempt>``) regardless of the batch they point at."""
-    ids = _routine_task_ids(custom_ids)
-    rows = _found(conn, select(*_TASK_COLUMNS).where(col(Task.id).in_(list(ids.values()))))
-    by_id = {r.id: r for r in rows}
-    return {c: by_id[i] for c, i in ids.items() if i in by_id}
-
-
 def _lookup_shadowed(conn: Connection, custom_ids: list[str]) -> dict[str, FoundTask]:
     """Tasks named by shadow custom_ids (``s<task id>-<attempt>``): they belong to another batch."""
-    ids = {c: parse_shadow_id(c) for c in custom_ids}
-    rows = _found(conn, select(*_TASK_COLUMNS).where(col(Task.id).in_([i for i in ids.values() if i])))
-    by_id = {r.id: r for r in rows}
-    return {c: by_id[i] for c, i in ids.items() if i in by_id}
+    return _by_task_id(conn, {c: i for c in custom_ids if (i := parse_shadow_id(c))})
 
 
 def _already_recorded(conn: Connection, batch_id: int, custom_ids: list[str]) -> set[str]:
@@ -163,9 +140,11 @@ class ChunkTasks:
         custom_ids = [line["custom_id"] for line in chunk]
         shadow_ids = [c for c in custom_ids if is_shadow_id(c)]
         if row.purpose == "orphan":
-            return cls({}, _lookup_by_task_id(conn, custom_ids), {}, _already_recorded(conn, row.id, custom_ids))
+            return cls(
+                {}, _by_task_id(conn, _routine_task_ids(custom_ids)), {}, _already_recorded(conn, row.id, custom_ids)
+            )
         tasks = _lookup_tasks(conn, row.id, [c for c in custom_ids if not is_shadow_id(c)])
         shadowed = _lookup_shadowed(conn, shadow_ids) if shadow_ids else {}
         unlisted = [c for c in custom_ids if c not in tasks and c not in shadowed]
-        strangers = _lookup_by_task_id(conn, unlisted) if unlisted else {}
+        strangers = _by_task_id(conn, _routine_task_ids(unlisted))
         return cls(tasks, shadowed, strangers, _already_recorded(conn, row.id, custom_ids))
