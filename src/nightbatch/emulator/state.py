@@ -191,7 +191,8 @@ class EmulatorState:
     def count_tokens(self, params: object, api_version: str | None) -> dict[str, int]:
         """``POST /v1/messages/count_tokens``: the prompt's total tokens (free, touches no cache)."""
         info = validate_count_tokens_params(params, api_version=api_version, catalog_path=self.config.catalog_path)
-        return {"input_tokens": analyse_prompt(cast(Mapping[str, Any], params), info.model).total_tokens}
+        ratio = self.config.tokenizer_ratios.get(info.tokenizer, 1.0)
+        return {"input_tokens": analyse_prompt(cast(Mapping[str, Any], params), info.model, ratio=ratio).total_tokens}
 
     # ------------------------------------------------------------------ Message Batches
     def create_batch(self, workspace: str, body: object, api_version: str | None) -> Batch:
