@@ -76,7 +76,7 @@ def thinking_signature(seed: int, digest: int) -> str:
 def _validator(schema_json: str) -> jsonschema.protocols.Validator:
     schema = json.loads(schema_json)
     cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)  # type: ignore[no-any-return]
+    return cls(schema)
 
 
 def conform_to_schema(text: str, schema_json: str) -> str:
@@ -137,7 +137,8 @@ def minimal_instance(schema: Mapping[str, Any], root: Mapping[str, Any] | None =
         }
     if kind == "array":
         count = int(node.get("minItems", 0))
-        items = node.get("items") if isinstance(node.get("items"), Mapping) else {}
+        items = node.get("items")
+        items = items if isinstance(items, Mapping) else {}
         return [minimal_instance(items, root, depth + 1) for _ in range(count)]
     if kind in ("integer", "number"):
         value = node.get("minimum", node.get("exclusiveMinimum", 0))

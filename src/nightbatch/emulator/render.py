@@ -98,8 +98,9 @@ def _result(batch: Batch, index: int, record: BatchRequest, responders: Responde
     if record.outcome == SUCCEEDED and record.prepared is not None and record.usage is not None:
         again = complete(record.prepared, responders, config)  # same text; usage stays what was billed
         stop_reason = record.stop_reason or "end_turn"
+        output_tokens = record.usage.output_tokens
         completion = Completion(
-            again.text, stop_reason, record.stop_sequence, record.usage.output_tokens, again.thinking_tokens, again.request
+            again.text, stop_reason, record.stop_sequence, output_tokens, again.thinking_tokens, again.request
         )
         message_id = derived_id("msg", batch.id, index)
         model = record.prepared.request.model

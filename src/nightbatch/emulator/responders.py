@@ -127,7 +127,8 @@ def build_responder_request(
         else:
             turns.append((str(message["role"]), shared(text)))
     mode, budget, display = _thinking(params, thinks_by_default)
-    output_config = params.get("output_config") if isinstance(params.get("output_config"), Mapping) else {}
+    output_config = params.get("output_config")
+    output_config = output_config if isinstance(output_config, Mapping) else {}
     shape = output_config.get("format")
     schema = shared(canonical_json(shape["schema"])) if isinstance(shape, Mapping) and "schema" in shape else None
     return ResponderRequest(

@@ -36,6 +36,7 @@ from nightbatch.emulator.validation import validate_count_tokens_params
 __all__ = ["EmulatorState"]
 
 _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_TOO_LARGE = "params: Request exceeds the maximum allowed number of bytes."
 
 
 def _bad(message: str) -> ApiError:
@@ -195,8 +196,13 @@ class EmulatorState:
         return {"input_tokens": analyse_prompt(cast(Mapping[str, Any], params), info.model, ratio=ratio).total_tokens}
 
     # ------------------------------------------------------------------ Message Batches
-    def create_batch(self, workspace: str, body: object, api_version: str | None) -> Batch:
-        """``POST /v1/messages/batches``: structural checks now, per-request params checks later."""
+    def create_batch(
+        self, workspace: str, body: object, api_version: str | None, *, oversized: frozenset[int] = frozenset()
+    ) -> Batch:
+        """``POST /v1/messages/batches``: structural checks now, per-request params checks later.
+
+        ``oversized``: positions whose params exceed the Messages size limit (they end errored).
+        """
         items = self._check_batch_body(body)
         with self.lock:
             now = self.sync()
@@ -209,7 +215,12 @@ class EmulatorState:
                     headers={"retry-after": "60"},
                 )
             intern: dict[str, str] = {}
-            requests = [self._batch_request(item, api_version, intern) for item in items]
+            requests = [
+                self._batch_request(item, api_version, intern)
+                if index not in oversized
+                else BatchRequest(str(item["custom_id"]), None, ("invalid_request_error", _TOO_LARGE))
+                for index, item in enumerate(items)
+            ]
             config = self.config
             batch = Batch(
                 id=self.ids.new("msgbatch"),

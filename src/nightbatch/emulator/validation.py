@@ -217,10 +217,11 @@ def _check_thinking(thinking: object) -> None:
         raise _bad(f"thinking.{kind}.display", "Input should be 'summarized' or 'omitted'")
     if kind == "enabled":
         budget = thinking.get("budget_tokens")
-        if not _is_int(budget):
-            raise _bad("thinking.enabled.budget_tokens", "Field required" if budget is None else "Input should be a valid integer")
+        path = "thinking.enabled.budget_tokens"
+        if not isinstance(budget, int) or isinstance(budget, bool):
+            raise _bad(path, "Field required" if budget is None else "Input should be a valid integer")
         if budget < MIN_THINKING_BUDGET:
-            raise _bad("thinking.enabled.budget_tokens", f"Input should be greater than or equal to {MIN_THINKING_BUDGET}")
+            raise _bad(path, f"Input should be greater than or equal to {MIN_THINKING_BUDGET}")
 
 
 def _check_output_config(config: object) -> None:
@@ -242,7 +243,8 @@ def _check_output_config(config: object) -> None:
     if shape.get("type") != "json_schema":
         raise _bad("output_config.format.type", "Input should be 'json_schema'")
     if not isinstance(shape.get("schema"), Mapping):
-        raise _bad("output_config.format.schema", "Field required" if "schema" not in shape else "Input should be a valid dictionary")
+        problem = "Field required" if "schema" not in shape else "Input should be a valid dictionary"
+        raise _bad("output_config.format.schema", problem)
     for key in shape:
         if key not in ("type", "schema"):
             raise _bad(f"output_config.format.{key}", "Extra inputs are not permitted")
@@ -272,9 +274,9 @@ def _check_model_features(params: Mapping[str, Any], info: ModelInfo) -> None:
         # The extended-thinking docs' restriction; on 5.x models thinking is on unless disabled.
         raise _bad("tool_choice", "Thinking may not be enabled when tool_choice forces tool use.")
     output_config = params.get("output_config")
-    if isinstance(output_config, Mapping) and output_config.get("format") is not None:
-        if not info.supports_structured_outputs:
-            raise _bad("output_config.format", f"{info.model} does not support structured outputs")
+    structured = isinstance(output_config, Mapping) and output_config.get("format") is not None
+    if structured and not info.supports_structured_outputs:
+        raise _bad("output_config.format", f"{info.model} does not support structured outputs")
     geo = params.get("inference_geo")
     if geo is not None and geo not in INFERENCE_GEOS:
         raise _bad("inference_geo", f"Input should be {' or '.join(repr(g) for g in INFERENCE_GEOS)}")
