@@ -202,3 +202,15 @@ def test_a_50_mb_single_request_is_refused_at_the_real_limits(anthropic_client, 
     [line] = anthropic_client.messages.batches.results(batch.id)
     assert line.result.type == "errored"
     assert line.result.error.error.type == "invalid_request_error"
+
+
+def test_fresh_batch_404_armed_over_http(anthropic_client, emulator):
+    armed = httpx2.post(f"{emulator.base_url}/_emulator/faults/fresh_404", json={"seconds": 2})
+    assert armed.json()["not_found_after_create_seconds"] == 2.0
+    batch = anthropic_client.messages.batches.create(requests=batch_requests(1))
+    with pytest.raises(anthropic.NotFoundError):
+        sdk(anthropic_client).messages.batches.retrieve(batch.id)
+    emulator.advance(2)
+    assert sdk(anthropic_client).messages.batches.retrieve(batch.id).id == batch.id
+    bad = httpx2.post(f"{emulator.base_url}/_emulator/faults/fresh_404", json={"seconds": "soon"})
+    assert bad.status_code == 400

@@ -132,6 +132,8 @@ def build_responder_request(
     shape = output_config.get("format")
     schema = shared(canonical_json(shape["schema"])) if isinstance(shape, Mapping) and "schema" in shape else None
     return ResponderRequest(
+        # The response's `model` is the id as sent (a dated alias stays dated). Unverified: the API docs'
+        # examples echo the request's id; nothing says a dated id comes back canonical.
         model=str(params["model"]),
         tier=tier,
         system=shared("\n".join(p for p in system_parts if p)),
