@@ -16,6 +16,7 @@ from sqlalchemy import or_, select, update
 from sqlmodel import col
 
 from nightbatch.claude import BatchInfo
+from nightbatch.claude.client import not_visible_yet
 from nightbatch.collect.ingest import IngestReport, ingest_batch
 from nightbatch.db.models import Batch, BatchStatus
 from nightbatch.errors import ProviderError
@@ -35,6 +36,7 @@ class CollectReport:
     ingested: list[IngestReport] = field(default_factory=list)
     progress: dict[int, dict[str, int]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    not_yet_visible: int = 0  # just-created batches the API still answered 404 for (looked at again next poll)
 
 
 def _record(services: Services, batch_id: int, info: BatchInfo) -> None:
@@ -57,13 +59,17 @@ def _record(services: Services, batch_id: int, info: BatchInfo) -> None:
 
 
 def open_batches(services: Services) -> list[tuple[int, str]]:
+    return [(batch_id, provider_id) for batch_id, provider_id, _ in _open_batches(services)]
+
+
+def _open_batches(services: Services) -> list[tuple[int, str, datetime | None]]:
     with services.engine.connect() as conn:
         rows = conn.execute(
-            select(col(Batch.id), col(Batch.provider_batch_id))
+            select(col(Batch.id), col(Batch.provider_batch_id), col(Batch.submitted_at))
             .where(col(Batch.status).in_(OPEN))
             .order_by(col(Batch.id))
         ).all()
-    return [(r.id, r.provider_batch_id) for r in rows]
+    return [(r.id, r.provider_batch_id, r.submitted_at) for r in rows]
 
 
 def _claim_for_ingest(services: Services, batch_id: int) -> bool:
@@ -85,10 +91,14 @@ def _claim_for_ingest(services: Services, batch_id: int) -> bool:
 def collect_step(services: Services) -> CollectReport:
     """Poll every open batch once and ingest every ended, not yet ingested batch."""
     report = CollectReport()
-    for batch_id, provider_id in open_batches(services):
+    for batch_id, provider_id, submitted_at in _open_batches(services):
         try:
             info = services.client.retrieve_batch(provider_id)
         except ProviderError as exc:
+            if not_visible_yet(exc, submitted_at):
+                report.not_yet_visible += 1  # the API's transient 404 right after a create: not gone
+                report.still_open += 1
+                continue
             report.errors.append(f"batch {batch_id} ({provider_id}): {exc}")
             continue
         report.polled += 1

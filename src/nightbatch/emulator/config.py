@@ -57,6 +57,10 @@ class EmulatorConfig(BaseModel):
     quality_error_rates: dict[int, float] = Field(
         default_factory=dict, description="Per model tier, probability a task responder answers wrongly."
     )
+    tokenizer_ratios: dict[str, float] = Field(
+        default_factory=lambda: {"legacy": 1.0, "v2": 1.3},
+        description="Tokens per catalog tokenizer family relative to the legacy formula (v2 ~1.3x: ANTHROPIC_API.md).",
+    )
     reply_min_tokens: int = Field(40, ge=1, description="Shortest natural length of a default reply.")
     reply_max_tokens: int = Field(400, ge=1, description="Longest natural length of a default reply.")
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from nightbatch.emulator.errors import ApiError
+from nightbatch.emulator.lineup import scale_tokens
 from nightbatch.emulator.tokenizer import (
     MESSAGE_OVERHEAD,
     REPLY_PRIMER,
@@ -137,8 +138,12 @@ def _salts(params: Mapping[str, Any], model: str) -> tuple[bytes, bytes]:
     return whole.encode("utf-8"), b"messages\x00" + messages.encode("utf-8")
 
 
-def analyse_prompt(params: Mapping[str, Any], model: str) -> PromptShape:
-    """Lay out validated params; raises :class:`ApiError` for breakpoint-count / TTL-order problems."""
+def analyse_prompt(params: Mapping[str, Any], model: str, *, ratio: float = 1.0) -> PromptShape:
+    """Lay out validated params; raises :class:`ApiError` for breakpoint-count / TTL-order problems.
+
+    ``ratio``: the model's tokenizer family relative to the legacy formula (``v2`` ~1.3), applied to the
+    running totals so every prefix, and the whole, scale alike.
+    """
     blocks = list(_iter_blocks(params))
     breakpoints = _breakpoints(blocks, params.get("cache_control"))
     whole, message_level = _salts(params, model)
@@ -155,7 +160,7 @@ def analyse_prompt(params: Mapping[str, Any], model: str) -> PromptShape:
         chain = hashlib.blake2b(material, digest_size=8).digest()
         keys.append(int.from_bytes(chain, "big"))
         running += block.tokens
-        prefix.append(running)
+        prefix.append(scale_tokens(running, ratio))
     empty_messages = sum(1 for m in params["messages"] if not normalised_blocks(m["content"]))
-    total = running + REPLY_PRIMER + MESSAGE_OVERHEAD * empty_messages
+    total = scale_tokens(running + REPLY_PRIMER + MESSAGE_OVERHEAD * empty_messages, ratio)
     return PromptShape(total, tuple(prefix), tuple(keys), breakpoints)

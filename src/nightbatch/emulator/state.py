@@ -43,6 +43,7 @@ from nightbatch.emulator.validation import validate_count_tokens_params
 __all__ = ["EmulatorState"]
 
 _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_TOO_LARGE = "params: Request exceeds the maximum allowed number of bytes."
 
 
 def _bad(message: str) -> ApiError:
@@ -202,11 +203,17 @@ class EmulatorState:
     def count_tokens(self, params: object, api_version: str | None) -> dict[str, int]:
         """``POST /v1/messages/count_tokens``: the prompt's total tokens (free, touches no cache)."""
         info = validate_count_tokens_params(params, api_version=api_version, catalog_path=self.config.catalog_path)
-        return {"input_tokens": analyse_prompt(cast(Mapping[str, Any], params), info.model).total_tokens}
+        ratio = self.config.tokenizer_ratios.get(info.tokenizer, 1.0)
+        return {"input_tokens": analyse_prompt(cast(Mapping[str, Any], params), info.model, ratio=ratio).total_tokens}
 
     # ------------------------------------------------------------------ Message Batches
-    def create_batch(self, workspace: str, body: object, api_version: str | None) -> Batch:
-        """``POST /v1/messages/batches``: structural checks now, per-request params checks later."""
+    def create_batch(
+        self, workspace: str, body: object, api_version: str | None, *, oversized: frozenset[int] = frozenset()
+    ) -> Batch:
+        """``POST /v1/messages/batches``: structural checks now, per-request params checks later.
+
+        ``oversized``: positions whose params exceed the Messages size limit (they end errored).
+        """
         items = self._check_batch_body(body)
         with self.lock:
             now = self.sync()
@@ -219,7 +226,12 @@ class EmulatorState:
                     headers={"retry-after": "60"},
                 )
             intern: dict[str, str] = {}
-            requests = [self._batch_request(item, api_version, intern) for item in items]
+            requests = [
+                self._batch_request(item, api_version, intern)
+                if index not in oversized
+                else BatchRequest(str(item["custom_id"]), None, ("invalid_request_error", _TOO_LARGE))
+                for index, item in enumerate(items)
+            ]
             config = self.config
             batch = Batch(
                 id=self.ids.new("msgbatch"),

@@ -25,9 +25,10 @@ from sqlmodel import Session, col
 
 from nightbatch.build.requests import RequestBuilder
 from nightbatch.catalog import model_info
+from nightbatch.claude.client import not_visible_yet
 from nightbatch.collect.outcome import check_output
 from nightbatch.db.models import Batch, BatchStatus, Calibration, Task, TaskAttempt, UsagePurpose, UsageRecord, utcnow
-from nightbatch.errors import ConfigError, StateError
+from nightbatch.errors import ConfigError, ProviderError, StateError
 from nightbatch.pricing import Usage, price_usage, pusd_to_usd
 from nightbatch.quality.checks import agrees
 from nightbatch.services import Services
@@ -146,9 +147,15 @@ def finish_calibration(services: Services, calibration_id: int) -> list[ModelSco
     if calibration.results is not None:
         return [ModelScore(**row) for row in calibration.results["models"]]
     batches = _batches(services, calibration_id)
-    infos = {b.id: services.client.retrieve_batch(str(b.provider_batch_id)) for b in batches}
-    if any(info.processing_status != "ended" for info in infos.values()):
-        return None
+    for batch in batches:
+        try:
+            info = services.client.retrieve_batch(str(batch.provider_batch_id))
+        except ProviderError as exc:
+            if not_visible_yet(exc, batch.submitted_at):
+                return None  # created seconds ago: the API's transient 404, not a lost batch
+            raise
+        if info.processing_status != "ended":
+            return None
     task_type = services.registry.get(calibration.task_type)
     with services.engine.connect() as conn:
         payloads: dict[int, dict[str, Any]] = {
