@@ -55,11 +55,15 @@ class PromptShape:
     prefix_tokens: tuple[int, ...]
     keys: tuple[int, ...]
     breakpoints: tuple[tuple[int, int], ...]  # (block position, ttl seconds), in prompt order
+    # What the responders draw their answers from: the prompt's content, not the cache-invalidating
+    # settings (thinking, effort, output format), so the same question gets the same answer and the
+    # same thinking amount at the same effort whichever way the settings are spelled.
+    content_digest: int = 0
 
     @property
     def digest(self) -> int:
-        """A hash of the whole prompt (the key of its last block)."""
-        return self.keys[-1] if self.keys else 0
+        """A hash of the whole prompt's content (model, tool_choice, images and blocks)."""
+        return self.content_digest
 
 
 def normalised_blocks(content: object) -> list[dict[str, Any]]:
@@ -132,9 +136,11 @@ def _salts(params: Mapping[str, Any], model: str) -> tuple[bytes, bytes]:
     output_config = params.get("output_config")
     settings: Mapping[str, Any] = output_config if isinstance(output_config, Mapping) else {}
     whole = canonical_json([model, settings.get("format")])
-    messages = canonical_json(
-        [params.get("tool_choice"), _has_images(params), params.get("thinking"), settings.get("effort")]
-    )
+    thinking = params.get("thinking")
+    if isinstance(thinking, Mapping):
+        # How thinking is displayed changes the response, not what the model computes (nor the bill).
+        thinking = {k: v for k, v in thinking.items() if k != "display"}
+    messages = canonical_json([params.get("tool_choice"), _has_images(params), thinking, settings.get("effort")])
     return whole.encode("utf-8"), b"messages\x00" + messages.encode("utf-8")
 
 
@@ -148,6 +154,9 @@ def analyse_prompt(params: Mapping[str, Any], model: str, *, ratio: float = 1.0)
     breakpoints = _breakpoints(blocks, params.get("cache_control"))
     whole, message_level = _salts(params, model)
     chain = hashlib.blake2b(whole, digest_size=8).digest()
+    content = hashlib.blake2b(
+        canonical_json([model, params.get("tool_choice"), _has_images(params)]).encode("utf-8"), digest_size=8
+    ).digest()
     keys: list[int] = []
     prefix: list[int] = []
     running = 0
@@ -158,9 +167,10 @@ def analyse_prompt(params: Mapping[str, Any], model: str, *, ratio: float = 1.0)
             chain = hashlib.blake2b(chain + message_level, digest_size=8).digest()
         material = chain + block.tag.encode("utf-8") + b"\x00" + canonical_json(block.body).encode("utf-8")
         chain = hashlib.blake2b(material, digest_size=8).digest()
+        content = hashlib.blake2b(content + material[8:], digest_size=8).digest()
         keys.append(int.from_bytes(chain, "big"))
         running += block.tokens
         prefix.append(scale_tokens(running, ratio))
     empty_messages = sum(1 for m in params["messages"] if not normalised_blocks(m["content"]))
     total = scale_tokens(running + REPLY_PRIMER + MESSAGE_OVERHEAD * empty_messages, ratio)
-    return PromptShape(total, tuple(prefix), tuple(keys), breakpoints)
+    return PromptShape(total, tuple(prefix), tuple(keys), breakpoints, int.from_bytes(content, "big"))
