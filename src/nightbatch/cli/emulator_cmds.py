@@ -32,6 +32,11 @@ def serve_command(
         max=1.0,
         help="Chance a batch item reads a live entry (best effort; 0.3 = the docs' lower bound). Seeded.",
     ),
+    slow_model: list[str] = typer.Option(
+        [],
+        help="MODEL=LOW:HIGH: that model's batches wait LOW..HIGH extra simulated seconds (uniform, per batch) "
+        "before processing starts. Repeatable.",
+    ),
     debug: bool = typer.Option(False, help="Log one line per request."),
 ) -> None:
     """Serve the emulator until interrupted. Point ANTHROPIC_BASE_URL at it; any API key is accepted."""
@@ -46,12 +51,26 @@ def serve_command(
             seed=seed,
             batch_cache_model=batch_cache_model,
             batch_cache_hit_probability=batch_cache_hit_probability,
+            model_batch_delay_seconds=_slow_models(slow_model),
         ),
         host=host,
         port=port,
         persist_path=persist,
         log_level="debug" if debug else "info",
     )
+
+
+def _slow_models(specs: list[str]) -> dict[str, tuple[float, float]]:
+    """``["claude-opus-4-8=3600:14400"]`` -> ``{"claude-opus-4-8": (3600.0, 14400.0)}``."""
+    slow: dict[str, tuple[float, float]] = {}
+    for spec in specs:
+        model, _, bounds = spec.partition("=")
+        low, _, high = bounds.partition(":")
+        try:
+            slow[model.strip()] = (float(low), float(high or low))
+        except ValueError:
+            raise typer.BadParameter(f"--slow-model {spec!r}: expected MODEL=LOW:HIGH (seconds)") from None
+    return slow
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,8 @@
 ``POST /_emulator/faults/requests``    arm a batch :class:`RequestFault`
 ``POST /_emulator/faults/results``     arm a result-line :class:`ResultFault` (corrupted lines)
 ``POST /_emulator/faults/fresh_404``   ``{"seconds": 5}``: new batches answer 404 that long after create
+``POST /_emulator/batches/{id}/stall``  ``{"after_requests": 0}``: hold the batch's requests from there on
+``DELETE /_emulator/batches/{id}/stall``  resume a stalled batch
 ``GET  /_emulator/ledger``             billed responses (``?batch_id=``, ``?workspace_id=``) + totals
 ``GET  /_emulator/stats``              counters: batches by status, calls per endpoint, cache
 ``GET  /_emulator/requests``           recent request log (``?limit=``)
@@ -133,6 +135,17 @@ def admin_routes(state: EmulatorState) -> list[Route]:
         state.faults.add_result_fault(ResultFault.model_validate(await body(request)))
         return state.faults.snapshot()
 
+    async def stall(request: Request) -> Any:
+        batch_id = request.path_params["batch_id"]
+        if request.method == "DELETE":
+            batch = state.resume_batch(batch_id)
+        else:
+            after = (await body(request)).get("after_requests", 0)
+            if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+                raise ValueError("after_requests must be a non-negative integer")
+            batch = state.stall_batch(batch_id, after_requests=after)
+        return {"id": batch.id, "stall_at": batch.stall_at, "processing_status": batch.status}
+
     async def ledger(request: Request) -> Any:
         with state.lock:
             state.sync()
@@ -159,6 +172,7 @@ def admin_routes(state: EmulatorState) -> list[Route]:
         ("/_emulator/faults/requests", ["POST"], request_faults),
         ("/_emulator/faults/results", ["POST"], result_faults),
         ("/_emulator/faults/fresh_404", ["POST"], fresh_404),
+        ("/_emulator/batches/{batch_id}/stall", ["POST", "DELETE"], stall),
         ("/_emulator/ledger", ["GET"], ledger),
         ("/_emulator/stats", ["GET"], stats_route),
         ("/_emulator/requests", ["GET"], requests),

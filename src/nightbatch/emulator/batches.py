@@ -7,6 +7,10 @@ moves the batch to ``canceling``: requests not yet started end ``canceled`` and 
 the in-flight wave has finished and ``cancel_delay`` has passed. Until the batch ends,
 ``request_counts`` shows every request as ``processing``; the final split appears at the end.
 
+A batch can be *stalled* (``stall_at``): requests from that position on do not start until it is
+resumed, canceled or expired, as when the provider's queue sits on a batch for hours. Tests use it to
+let a deadline pass while a batch is still open.
+
 Nothing here runs by itself: :meth:`Batch.next_event` says when the batch next changes and
 :meth:`Batch.step` applies that change; the emulator state calls them in time order across batches.
 Per-request data is kept compact (see :class:`BatchRequest`) so 100k-request batches stay small.
@@ -66,6 +70,12 @@ class Batch:
     cancel_done_at: float | None = None
     ended_at: float | None = None
     counts: tuple[int, int, int, int, int] = field(default=(0, 0, 0, 0, 0))
+    stall_at: int | None = None  # requests from this position on wait until resumed (None: not stalled)
+
+    @property
+    def stalled(self) -> bool:
+        """Whether the next request to start is held back by a stall."""
+        return self.stall_at is not None and self.next_index >= self.stall_at and self.cancel_done_at is None
 
     @property
     def expires_at(self) -> float:
@@ -107,6 +117,8 @@ class Batch:
             return self.cancel_done_at
         if self.next_index >= len(self.requests):
             return self.last_wave_end
+        if self.stalled:
+            return max(self.expires_at, self.last_wave_end)
         start = self._wave_start()
         return self.expires_at if start + self.wave_seconds > self.expires_at else start
 
@@ -117,7 +129,7 @@ class Batch:
             return
         if self.cancel_done_at is not None:
             self._finish(moment, CANCELED)
-        elif self.next_index >= len(self.requests):
+        elif self.next_index >= len(self.requests) or self.stalled:
             self._finish(moment, EXPIRED)
         else:
             start = self._wave_start()
@@ -127,9 +139,26 @@ class Batch:
             stop = min(len(self.requests), self.next_index + self.concurrency)
             # Waves are aligned to multiples of `concurrency` from the first request.
             stop = min(stop, (self.next_index // self.concurrency + 1) * self.concurrency)
+            if self.stall_at is not None and self.stall_at > self.next_index:
+                stop = min(stop, self.stall_at)
             run_wave(self, range(self.next_index, stop), start)
             self.next_index = stop
             self.last_wave_end = start + self.wave_seconds
+
+    def stall(self, after_requests: int = 0) -> None:
+        """Hold back every request from position ``after_requests`` on (those already started still finish)."""
+        self.stall_at = max(0, after_requests)
+
+    def resume(self, now: float) -> None:
+        """Lift a stall: the held-back requests start with the next wave from ``now``."""
+        if self.stall_at is None:
+            return
+        held = self.stalled
+        self.stall_at = None
+        if held:
+            # Shift the schedule so the next wave starts now, not at its (long past) planned time.
+            waves_done = self.next_index // self.concurrency
+            self.start_delay = max(self.start_delay, now - self.created_at - waves_done * self.wave_seconds)
 
     def cancel(self, now: float) -> None:
         """Start canceling at ``now`` (no-op unless in progress)."""

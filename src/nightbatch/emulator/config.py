@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["EmulatorConfig"]
 
@@ -34,11 +34,27 @@ class EmulatorConfig(BaseModel):
     batch_concurrency: int = Field(16, ge=1, description="Requests of one batch processed together in a wave.")
     wave_seconds: float = Field(2.0, ge=0.0, description="Simulated seconds one wave takes.")
     batch_start_delay_seconds: float = Field(5.0, ge=0.0, description="Queueing delay before the first wave.")
+    model_batch_delay_seconds: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description=(
+            "Per model id, extra simulated queueing before a batch's first wave, drawn uniformly between the two "
+            "bounds per batch (seeded by the batch id); a batch mixing models waits for its slowest. Makes a "
+            "model's batches slow, e.g. {'claude-opus-4-8': [3600, 14400]}."
+        ),
+    )
     cancel_delay_seconds: float = Field(2.0, ge=0.0, description="How long a batch stays `canceling`.")
     batch_expiry_seconds: float = Field(
         _DAY, gt=0.0, description="Unfinished requests expire this long after creation."
     )
     results_retention_seconds: float = Field(29 * _DAY, gt=0.0, description="`archived_at` = created_at + this.")
+
+    @field_validator("model_batch_delay_seconds")
+    @classmethod
+    def _delay_bounds(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for model, (low, high) in value.items():
+            if not 0 <= low <= high:
+                raise ValueError(f"model_batch_delay_seconds[{model!r}]: need 0 <= low <= high, got [{low}, {high}]")
+        return value
 
     # Limits of the real API.
     max_batch_requests: int = Field(100_000, ge=1)

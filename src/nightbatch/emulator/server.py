@@ -143,6 +143,14 @@ class EmulatorServer:
         """Move simulated time forward; returns the new now (epoch seconds)."""
         return self.state.clock.advance(seconds)
 
+    def stall_batch(self, batch_id: str, *, after_requests: int = 0) -> None:
+        """Hold back ``batch_id``'s requests from position ``after_requests`` on, until resumed, canceled or expired."""
+        self.state.stall_batch(batch_id, after_requests=after_requests)
+
+    def resume_batch(self, batch_id: str) -> None:
+        """Lift a stall; the held requests start with the next wave."""
+        self.state.resume_batch(batch_id)
+
     def register_responder(self, responder: Responder, *, first: bool = True) -> None:
         """Add a custom responder (dropped again by :meth:`reset`)."""
         with self.state.lock:

@@ -233,20 +233,57 @@ class EmulatorState:
                 for index, item in enumerate(items)
             ]
             config = self.config
+            batch_id = self.ids.new("msgbatch")
             batch = Batch(
-                id=self.ids.new("msgbatch"),
+                id=batch_id,
                 workspace_id=workspace,
                 created_at=now,
                 requests=requests,
                 concurrency=config.batch_concurrency,
                 wave_seconds=config.wave_seconds,
-                start_delay=config.batch_start_delay_seconds,
+                start_delay=config.batch_start_delay_seconds + self._model_delay(batch_id, requests),
                 cancel_delay=config.cancel_delay_seconds,
                 expiry_seconds=config.batch_expiry_seconds,
                 retention_seconds=config.results_retention_seconds,
             )
             self.batches[batch.id] = batch
             self.order.append(batch.id)
+            self.dirty = True
+            return batch
+
+    def _model_delay(self, batch_id: str, requests: list[BatchRequest]) -> float:
+        """Extra queueing for a batch of slow models (``model_batch_delay_seconds``): its slowest model's draw."""
+        slow = self.config.model_batch_delay_seconds
+        if not slow:
+            return 0.0
+        models = {r.prepared.request.model for r in requests if r.prepared is not None}
+        draw = random.Random(stable_hash(self.config.seed, "batch-delay", batch_id)).random()
+        bounds = [slow[m] for m in models if m in slow]
+        return max((low + (high - low) * draw for low, high in bounds), default=0.0)
+
+    def stall_batch(self, batch_id: str, *, after_requests: int = 0) -> Batch:
+        """Hold back a batch's requests from position ``after_requests`` on (a provider queue sitting on it).
+
+        It stays ``in_progress`` until :meth:`resume_batch`, a cancel, or expiry (its held requests end
+        ``expired``). Any workspace's batch: this is an admin knob, not part of the API.
+        """
+        with self.lock:
+            self.sync()
+            batch = self.batches.get(batch_id)
+            if batch is None:
+                raise KeyError(f"no batch {batch_id!r}")
+            batch.stall(after_requests)
+            self.dirty = True
+            return batch
+
+    def resume_batch(self, batch_id: str) -> Batch:
+        """Lift a stall: the held requests start with the next wave from now."""
+        with self.lock:
+            now = self.sync()
+            batch = self.batches.get(batch_id)
+            if batch is None:
+                raise KeyError(f"no batch {batch_id!r}")
+            batch.resume(now)
             self.dirty = True
             return batch
 
