@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(900, ge=10, description="A claim older than this, by a silent worker, is reclaimable.")
     budget_per_run_usd: Decimal | None = Field(None, ge=0, description="Hard cap on forecast spend per run.")
     budget_per_day_usd: Decimal | None = Field(None, ge=0, description="Hard cap on spend per UTC day.")
+    deadline_margin_minutes: float = Field(
+        30.0, ge=0, description="Batches still open this long before a deadline are canceled and their tasks settled."
+    )
+    realtime_concurrency: int = Field(4, ge=1, description="Real-time fallback requests in flight at once.")
     submit_concurrency_limit: str | None = Field(
         None,
         description="Name of a Prefect global concurrency limit that submitting flows hold (e.g. nightbatch-submit).",

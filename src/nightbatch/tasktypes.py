@@ -22,7 +22,18 @@ from nightbatch.catalog import load_catalog
 from nightbatch.errors import ConfigError
 from nightbatch.quality.checks import CheckSpec
 
-__all__ = ["CachePolicy", "ContextPolicy", "RoutingPolicy", "TaskType", "TaskTypeRegistry", "load_task_types"]
+OnDeadline = Literal["realtime", "next_run", "fail"]
+"""What happens to a task its batch will not finish by the deadline (see :mod:`nightbatch.deadline`)."""
+
+__all__ = [
+    "CachePolicy",
+    "ContextPolicy",
+    "OnDeadline",
+    "RoutingPolicy",
+    "TaskType",
+    "TaskTypeRegistry",
+    "load_task_types",
+]
 
 
 class ContextPolicy(BaseModel):
@@ -74,6 +85,7 @@ class TaskType(BaseModel):
     escalation: tuple[str, ...] = ()
     checks: CheckSpec = CheckSpec()
     routing: RoutingPolicy = RoutingPolicy()
+    on_deadline: OnDeadline = "next_run"
 
     @field_validator("escalation")
     @classmethod
@@ -104,6 +116,10 @@ class _TaskTypeFile(BaseModel):
     escalation: list[str] = Field(default_factory=list)
     checks: CheckSpec = CheckSpec()
     routing: RoutingPolicy = RoutingPolicy()
+    on_deadline: OnDeadline = Field(
+        "next_run",
+        description="When a batch will miss the deadline: send the rest real-time, leave it queued, or fail it.",
+    )
 
 
 class TaskTypeRegistry:
@@ -181,6 +197,7 @@ def _resolve(name: str, raw: _TaskTypeFile, tools: dict[str, dict[str, Any]], fi
             escalation=tuple(raw.escalation),
             checks=raw.checks,
             routing=raw.routing,
+            on_deadline=raw.on_deadline,
         )
     except ValidationError as exc:
         raise ConfigError(f"{where}: {_describe(exc)}") from exc

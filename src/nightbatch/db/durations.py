@@ -58,9 +58,7 @@ def finished_batches(engine: Engine, *, since: datetime | None = None, limit: in
         query = query.where(col(Batch.submitted_at) >= since)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    return [
-        BatchDuration(str(m), int(n), s, max(0.0, (e - s).total_seconds())) for m, n, s, e in rows if s is not None
-    ]
+    return [BatchDuration(str(m), int(n), s, max(0.0, (e - s).total_seconds())) for m, n, s, e in rows if s is not None]
 
 
 def in_flight_batches(engine: Engine, *, run_id: int | None = None) -> list[InFlightBatch]:

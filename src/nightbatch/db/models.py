@@ -175,6 +175,7 @@ class UsagePurpose(StrEnum):
     CALIBRATION = "calibration"
     SHADOW = "shadow"
     ORPHAN = "orphan"  # billed by a batch no task pointed at any more (reported; see submit.submitter)
+    FALLBACK = "fallback"  # a task sent real-time because its batch would miss the deadline (nightbatch.deadline)
 
 
 class RunStatus(StrEnum):

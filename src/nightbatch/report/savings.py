@@ -46,6 +46,7 @@ OVERHEAD_LEVER = {
     UsagePurpose.ORPHAN: "batching",
     UsagePurpose.CALIBRATION: "routing",
     UsagePurpose.SHADOW: "routing",
+    UsagePurpose.FALLBACK: "batching",  # what missing the batch window cost
 }
 """The lever each non-task purpose is a cost of; a purpose not listed is charged to routing."""
 

@@ -1,0 +1,172 @@
+"""The real-time fallback: tasks a batch will not finish by the deadline, sent one by one through the Messages API.
+
+Each request is the one the batch carried, sent through the same Claude port (``ClaudeClient.create_message``)
+with the SDK's retries, at most ``realtime_concurrency`` at a time. Its answer is checked like a batch result,
+written to its own output object, and billed at **standard** prices in the ledger with purpose ``fallback``
+and tier ``standard``, so a task's batch usage and its real-time usage stay apart.
+
+Before anything is sent each request is priced at its upper bound (whole prompt uncached plus ``max_tokens``
+of output, at standard prices) and admitted against the run's and the day's budget; what does not fit stays
+queued, like a batch request would.
+
+Known limit: with SDK retries on, a call whose first answer was lost after billing and that is then retried
+is billed twice and booked once (the priming call runs without retries for this reason). The issue asks for
+the SDK's retries here: a lost answer is rarer than a 429 or 529 at night.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from nightbatch.build.requests import BuiltRequest, RequestBuilder
+from nightbatch.collect.outcome import check_output
+from nightbatch.db.deadlines import claim_for_fallback, fail_for_deadline, record_fallback, release_fallback
+from nightbatch.db.models import TaskStatus
+from nightbatch.errors import ProviderError
+from nightbatch.pricing import Usage, price_usage
+from nightbatch.quality.routes import calibrated_routes
+from nightbatch.quality.shadow import is_shadow_id
+from nightbatch.services import Services
+from nightbatch.submit.budget import Budget
+from nightbatch.submit.plan import PrefixSizer, plan_requests
+
+__all__ = ["FallbackReport", "send_realtime", "standard_bound_usd"]
+
+log = logging.getLogger(__name__)
+
+_MTOK = Decimal(1_000_000)
+_INLINE_LIMIT = 512
+
+
+@dataclass
+class FallbackReport:
+    """What the real-time fallback did."""
+
+    sent: list[int] = field(default_factory=list)  # task ids answered (succeeded or failed its checks)
+    failed: list[str] = field(default_factory=list)  # "task N: why" for calls that failed
+    requeued: list[int] = field(default_factory=list)  # retryable failures and budget stops: back in the queue
+    cost_pusd: int = 0
+    budget_stopped: str | None = None
+
+
+def standard_bound_usd(services: Services, request: BuiltRequest, prefix_tokens: int) -> Decimal:
+    """Upper bound of one real-time request: the whole prompt uncached and ``max_tokens`` out, standard prices."""
+    price = services.prices.price(request.model)
+    prompt = (prefix_tokens + request.tail_tokens) * price.input / _MTOK
+    return prompt + request.max_tokens * price.output / _MTOK
+
+
+def _inline(output: Any) -> Any:
+    text = json.dumps(output, ensure_ascii=False)
+    return output if len(text) <= _INLINE_LIMIT else None
+
+
+def send_realtime(
+    services: Services, task_ids: list[int], *, run_id: int | None, budget: Budget, now: datetime
+) -> FallbackReport:
+    """Claim ``task_ids`` (those still queued), send each real-time, record answers; see the module docstring."""
+    report = FallbackReport()
+    claimed = claim_for_fallback(services.engine, task_ids, services.worker, now)
+    if not claimed:
+        return report
+    plan = plan_requests(claimed, services.registry, RequestBuilder(), calibrated=calibrated_routes(services.engine))
+    for failure in plan.failures:
+        fail_for_deadline(
+            services.engine, [failure.task_id], failure.message, status=TaskStatus.CLAIMED, worker=services.worker
+        )
+        report.failed.append(f"task {failure.task_id}: {failure.message}")
+    requests = [r for r in plan.requests if not is_shadow_id(r.custom_id)]
+    by_id = {t.id: t for t in claimed}
+    sizer = PrefixSizer(services.client)
+    admitted: list[BuiltRequest] = []
+    for request in requests:
+        if report.budget_stopped is None and budget.admit(
+            standard_bound_usd(services, request, sizer.tokens(request.prefix))
+        ):
+            admitted.append(request)
+            continue
+        report.budget_stopped = report.budget_stopped or budget.stopped
+        release_fallback(
+            services.engine,
+            request.task_id,
+            services.worker,
+            error_type="budget",
+            message=f"real-time fallback not sent: {budget.stopped}",
+        )
+        report.requeued.append(request.task_id)
+    with ThreadPoolExecutor(max_workers=services.settings.realtime_concurrency) as pool:
+        outcomes = list(pool.map(lambda r: _send_one(services, r, by_id, run_id, now), admitted))
+    for request, (cost, problem, requeued) in zip(admitted, outcomes, strict=True):
+        report.cost_pusd += cost
+        if problem is None:
+            report.sent.append(request.task_id)
+        else:
+            report.failed.append(f"task {request.task_id}: {problem}")
+            if requeued:
+                report.requeued.append(request.task_id)
+    return report
+
+
+def _send_one(
+    services: Services, request: BuiltRequest, claimed: dict[int, Any], run_id: int | None, now: datetime
+) -> tuple[int, str | None, bool]:
+    """Send one request; returns (cost in picodollars, problem or None, whether the task went back to the queue)."""
+    task = claimed[request.task_id]
+    try:
+        # Uncached: the batch's cache entries are not shared with real-time calls (ANTHROPIC_API.md, late 2026).
+        message = services.client.create_message(request.params(None))
+    except ProviderError as exc:
+        if exc.error_type == "invalid_request_error":
+            fail_for_deadline(services.engine, [task.id], str(exc), status=TaskStatus.CLAIMED, worker=services.worker)
+            return 0, str(exc), False
+        release_fallback(services.engine, task.id, services.worker, error_type="fallback_error", message=str(exc))
+        return 0, str(exc), True
+    usage = Usage.from_api(message.get("usage") or {})
+    model = str(message.get("model") or request.model)
+    cost = price_usage(services.prices, model, usage, "standard").total_pusd
+    task_type = services.registry.get(task.task_type) if task.task_type in services.registry else None
+    output, check = check_output(message, task_type, task.payload)
+    key = f"outputs/task_type={task.task_type}/date={now:%Y-%m-%d}/realtime-task-{task.id}-a{task.attempts}.jsonl"
+    record = {
+        "task_id": task.id,
+        "custom_id": request.custom_id,
+        "task_type": task.task_type,
+        "model": model,
+        "batch_id": None,
+        "service_tier": "standard",
+        "passed": check.passed,
+        "output": output,
+        "stop_reason": message.get("stop_reason"),
+        "usage": message.get("usage"),
+    }
+    uri = services.store.put_bytes(key, (json.dumps(record) + "\n").encode(), content_type="application/jsonl")
+    record_fallback(
+        services.engine,
+        task,
+        worker=services.worker,
+        run_id=run_id,
+        message={**message, "model": model},
+        usage={
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_write_5m_tokens": usage.cache_write_5m_tokens,
+            "cache_write_1h_tokens": usage.cache_write_1h_tokens,
+            "cache_read_tokens": usage.cache_read_tokens,
+        },
+        cost_pusd=cost,
+        price_version=services.prices.version,
+        status=TaskStatus.SUCCEEDED if check.passed else TaskStatus.FAILED,
+        output=_inline(output),
+        output_uri=uri,
+        inline=_inline(output),
+        check_passed=check.passed,
+        check_reason=check.reason,
+        now=now,
+    )
+    return cost, None, False
