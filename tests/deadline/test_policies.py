@@ -101,7 +101,8 @@ def test_realtime_sends_the_unfinished_tasks_at_standard_prices(services: Servic
     for task_id in settled.realtime:
         assert after[task_id].output_uri is not None
     assert any("sent real-time" in line for line in settled.notes())
-    assert at_margin.notes() and "canceled batches" in at_margin.notes()[0]
+    assert at_margin.notes()
+    assert "canceled batches" in at_margin.notes()[0]
 
 
 def test_next_run_leaves_the_unfinished_tasks_queued(services: Services, emulator: EmulatorServer):
