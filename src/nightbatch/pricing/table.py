@@ -75,10 +75,8 @@ class ModelPrice:
 
     def for_prompt(self, prompt_tokens: int) -> ModelPrice:
         """The prices one request of ``prompt_tokens`` prompt tokens pays: this row, or its long-prompt band."""
-        if self.long_prompt is not None and self.long_prompt_above is not None:
-            if prompt_tokens > self.long_prompt_above:
-                return self.long_prompt
-        return self
+        band, above = self.long_prompt, self.long_prompt_above
+        return band if band is not None and above is not None and prompt_tokens > above else self
 
 
 @dataclass(frozen=True)
@@ -174,7 +172,7 @@ def _parse_row(path: Path, model: str, index: int, row: Any) -> ModelPrice:
     if missing or unknown:
         parts = [f"missing {', '.join(missing)}" if missing else "", f"unknown {', '.join(unknown)}" if unknown else ""]
         raise ConfigError(f"{where}: {'; '.join(p for p in parts if p)} (fields: {', '.join(sorted(_ROW_FIELDS))})")
-    prices = {name: _parse_price(where, name, row[name]) for name in PRICE_FIELDS}
+    prices = _prices(where, row)
     source = row["source"]
     if not isinstance(source, str):
         raise ConfigError(f"{where}: source must be a string")
@@ -182,12 +180,18 @@ def _parse_row(path: Path, model: str, index: int, row: Any) -> ModelPrice:
     above, band = None, None
     if "long_prompt" in row:
         above, band_prices = _parse_band(where, row["long_prompt"])
-        band = ModelPrice(model=model, effective_from=effective_from, source=source, **band_prices)
-    return ModelPrice(model=model, effective_from=effective_from, source=source, long_prompt_above=above,
-                      long_prompt=band, **prices)  # fmt: skip
+        band = ModelPrice(model, *band_prices, effective_from=effective_from, source=source)
+    return ModelPrice(model, *prices, effective_from=effective_from, source=source, long_prompt_above=above,
+                      long_prompt=band)  # fmt: skip
 
 
-def _parse_band(where: str, band: Any) -> tuple[int, dict[str, Decimal]]:
+def _prices(where: str, row: dict[str, Any]) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
+    """The five PRICE_FIELDS of ``row``, in the order ModelPrice declares them."""
+    i, o, w5, w1, r = (_parse_price(where, name, row[name]) for name in PRICE_FIELDS)
+    return i, o, w5, w1, r
+
+
+def _parse_band(where: str, band: Any) -> tuple[int, tuple[Decimal, Decimal, Decimal, Decimal, Decimal]]:
     where = f"{where}: long_prompt"
     if not isinstance(band, dict):
         raise ConfigError(f"{where}: expected a table {{above = N, input = ..., ...}}")
@@ -198,7 +202,7 @@ def _parse_band(where: str, band: Any) -> tuple[int, dict[str, Decimal]]:
     above = band["above"]
     if isinstance(above, bool) or not isinstance(above, int) or above < 0:
         raise ConfigError(f"{where}: above must be a non-negative whole number of prompt tokens, got {above!r}")
-    return above, {name: _parse_price(where, name, band[name]) for name in PRICE_FIELDS}
+    return above, _prices(where, band)
 
 
 def _parse_price(where: str, name: str, value: Any) -> Decimal:
