@@ -45,7 +45,7 @@ def spent_today_usd(engine: Engine, now: datetime | None = None) -> Decimal:
         total = conn.execute(
             select(func.coalesce(func.sum(UsageRecord.cost_pusd), 0)).where(col(UsageRecord.created_at) >= midnight)
         ).scalar_one()
-    return pusd_to_usd(int(total))
+    return pusd_to_usd(int(total or 0))  # unpriced rows (NULL cost) are not in the sum: reported elsewhere
 
 
 @dataclass
