@@ -199,10 +199,19 @@ def _pusd_per_token(usd_per_mtok: Decimal, tier: ServiceTier, geo: Decimal = Dec
     return int(rate)
 
 
-def _price_with(price: ModelPrice, usage: Usage, tier: ServiceTier, inference_geo: str | None = None) -> Cost:
+def _price_with(
+    price: ModelPrice,
+    usage: Usage,
+    tier: ServiceTier,
+    inference_geo: str | None = None,
+    long_prompt: bool | None = None,
+) -> Cost:
     if tier not in get_args(ServiceTier):
         raise ValueError(f"unknown service tier {tier!r}; expected one of {get_args(ServiceTier)}")
-    rates = price.for_prompt(usage.prompt_tokens)
+    if long_prompt is None:
+        rates = price.for_prompt(usage.prompt_tokens)
+    else:
+        rates = price.long_prompt if long_prompt and price.long_prompt is not None else price
     geo = geo_multiplier(inference_geo)
     return Cost(
         input_pusd=usage.input_tokens * _pusd_per_token(rates.input, tier, geo),
@@ -221,11 +230,14 @@ def price_usage(
     at: date | None = None,
     *,
     inference_geo: str | None = None,
+    long_prompt: bool | None = None,
 ) -> Cost:
     """The cost of one request's ``usage`` on ``model`` billed at ``tier`` on ``at`` (default today, UTC).
 
     ``inference_geo`` is where it ran (``"us"``: 1.1x on everything). ``usage`` must be ONE request's
-    when the model has a long-prompt band (see the module docstring). Raises
-    :class:`~nightbatch.errors.UnknownModelError` for a model the table does not price.
+    when the model has a long-prompt band (see the module docstring), unless ``long_prompt`` says which
+    prices to use: True (the band's, when the model has one) or False (the ordinary row's), for a sum of
+    requests known to be on one side. Raises :class:`~nightbatch.errors.UnknownModelError` for a model
+    the table does not price.
     """
-    return _price_with(table.price(model, at), usage, tier, inference_geo)
+    return _price_with(table.price(model, at), usage, tier, inference_geo, long_prompt)
