@@ -14,6 +14,7 @@ from nightbatch.pricing import PriceTable
 from nightbatch.report import build_report, resolve_selection, summarize
 from nightbatch.report.attention import attention_items
 from nightbatch.report.query import ledger_groups
+from nightbatch.report.render import cost_table_rows, cost_text_table
 from nightbatch.report.savings import BASELINE_MODEL, baseline_model_for, savings
 from nightbatch.tasktypes import TaskTypeRegistry, load_task_types
 
@@ -67,6 +68,13 @@ def test_unpriced_responses_are_out_of_every_level_and_named_loudly(engine: Engi
     assert s.naive_pusd == 1_000 * 4_000_000  # only the priced response, real time on Opus 5.5
     assert sum(s.levers().values()) == s.naive_pusd - s.actual_pusd
     assert report.warnings[0].startswith("UNPRICED: 2 billed response(s) have no price (2 on claude-mystery-1)")
+    rows_by_model = {r["model"]: r for r in cost_table_rows(report, total=False)}
+    assert rows_by_model["claude-mystery-1"]["cost_usd"] is None  # no figure, never $0
+    assert rows_by_model["claude-haiku-5-5"]["cost_usd"] is not None
+    header, text_rows = cost_text_table(report)
+    mystery = next(r for r in text_rows if r[1] == "claude-mystery-1")
+    assert mystery[header.index("cost")] == "UNPRICED"
+    assert "+2 UNPRICED" in text_rows[-1][header.index("cost")]  # the total says it is incomplete
     summary = summarize(engine, prices, run_id=rows.run_id)
     assert summary.unpriced == {"claude-mystery-1": 2}
     assert summary.cost_pusd == 50_000_000  # not $0 for the unpriced ones: left out and named
