@@ -159,6 +159,7 @@ def finish_calibration(services: Services, calibration_id: int) -> list[ModelSco
     if calibration.results is not None:
         return [ModelScore(**row) for row in calibration.results["models"]]
     batches = _batches(services, calibration_id)
+    infos = {}
     for batch in batches:
         try:
             info = services.client.retrieve_batch(str(batch.provider_batch_id))
@@ -168,6 +169,7 @@ def finish_calibration(services: Services, calibration_id: int) -> list[ModelSco
             raise
         if info.processing_status != "ended":
             return None
+        infos[batch.id] = info
     task_type = services.registry.get(calibration.task_type)
     with services.engine.connect() as conn:
         payloads: dict[int, dict[str, Any]] = {
