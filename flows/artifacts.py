@@ -36,7 +36,8 @@ def publish_run_artifacts(services: Services, run_id: int, notes: list[str]) -> 
     items = attention_items(services.engine, services.registry, run_id, notes=notes)
     attention = "\n".join(f"- {item}" for item in items) if items else "- nothing"
     try:
-        report = build_report(services.engine, services.prices, resolve_selection(services.engine, run_id=run_id))
+        selection = resolve_selection(services.engine, run_id=run_id)
+        report = build_report(services.engine, services.prices, selection, registry=services.registry)
     except NightbatchError as exc:  # e.g. a run that billed nothing
         get_run_logger().info("no cost report for run %s: %s", run_id, exc)
         create_markdown_artifact(f"# nightbatch run {run_id}\n\nNothing billed.\n\n## Needs attention\n{attention}\n",

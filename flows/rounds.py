@@ -63,7 +63,7 @@ def submit_and_collect(
     if budget_stopped:
         notes.append(f"budget stop: {budget_stopped}; the rest stays queued")
     publish_run_artifacts(services, run_id, notes)
-    summary = summarize(services.engine, services.prices, run_id=run_id)
+    summary = summarize(services.engine, services.prices, run_id=run_id, registry=services.registry)
     return {
         "outcomes": summary.outcomes,
         "cost_usd": str(summary.cost_usd),

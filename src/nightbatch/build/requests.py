@@ -47,6 +47,7 @@ class BuiltRequest:
             "model": self.prefix.model,
             "max_tokens": self.max_tokens,
             **self.prefix.render(ttl),
+            **self.prefix.settings,
             "messages": list(self.messages),
         }
 
@@ -65,7 +66,7 @@ class BuiltRequest:
         return len(head) + len(prefix) + len(tail)
 
     def _parts(self, ttl: CacheTTL | None) -> tuple[bytes, bytes, bytes]:
-        # The layout of entry(): {"custom_id":…,"params":{"model":…,"max_tokens":…,<prefix>,"messages":[…]}}
+        # The layout of entry(): {"custom_id":…,"params":{"model":…,"max_tokens":…,<prefix>,<settings>,"messages":[…]}}
         max_tokens = str(self.max_tokens) if type(self.max_tokens) is int else _dumps(self.max_tokens)
         head = f'{{"custom_id":{_dumps(self.custom_id)},"params":{{"model":{_dumps(self.prefix.model)},'
         head += f'"max_tokens":{max_tokens}'
@@ -81,11 +82,11 @@ _PREFIX_PARAMS: dict[tuple[str, CacheTTL | None], bytes] = {}
 
 
 def _prefix_params(prefix: Prefix, ttl: CacheTTL | None) -> bytes:
-    """The prefix's params (``,"tools":[…],"system":[…]``) as they sit inside a request, serialized once."""
-    key = (prefix.hash, ttl)  # the hash covers model, tools and system: equal hashes, equal bytes
+    """The prefix's params (``,"tools":[…],"system":[…],"thinking":…``) as they sit in a request, serialized once."""
+    key = (prefix.hash, ttl)  # the hash covers model, tools, system and settings: equal hashes, equal bytes
     found = _PREFIX_PARAMS.get(key)
     if found is None:
-        rendered = canonical_json(prefix.render(ttl))  # {"tools":[…],"system":[…]} or {}
+        rendered = canonical_json({**prefix.render(ttl), **prefix.settings})  # {"tools":[…],…} or {}
         found = b"," + rendered[1:-1] if len(rendered) > 2 else b""
         if len(_PREFIX_PARAMS) >= 1024:  # a long-lived worker may see many configurations; keep it small
             _PREFIX_PARAMS.clear()

@@ -33,6 +33,12 @@ DEMO_ERROR_RATES = {1: 0.04, 2: 0.02, 3: 0.01}
 @handle_errors
 def demo(
     examples: Path = typer.Option(Path("examples"), help="Folder with nightbatch.toml and tasks/*.jsonl."),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="Task-type config to run the example tasks with (default: <examples>/nightbatch.toml, the 5.5 "
+        "lineup; examples/nightbatch-4x.toml has the seed article's 4.x routes).",
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before spending real money."),
     time_scale: float = typer.Option(3600.0, help="Emulator only: simulated seconds per real second."),
 ) -> None:
@@ -40,9 +46,10 @@ def demo(
     from flows.nightly import nightly
     from flows.params import NightlyParams
 
-    config = examples / "nightbatch.toml"
+    config = config or examples / "nightbatch.toml"
     if not config.exists():
-        raise ConfigError(f"{config} not found: run the demo from the repository root (or pass --examples)")
+        raise ConfigError(f"{config} not found: run the demo from the repository root (or pass --examples / --config)")
+    config = config.resolve()
     home = Path(".nightbatch/demo")
     shutil.rmtree(home, ignore_errors=True)  # a fresh database each time, so the figures are this run's
     export_to_environment({"NIGHTBATCH_HOME": str(home), "NIGHTBATCH_TASK_CONFIG": str(config)})
@@ -77,7 +84,7 @@ def demo(
         elapsed = time.monotonic() - started
         label = "SIMULATED run" if settings.simulated else "Run"
         print_summary(
-            summarize(services.engine, services.prices, run_id=int(result["run_id"])),
+            summarize(services.engine, services.prices, run_id=int(result["run_id"]), registry=services.registry),
             title=f"{label} summary ({elapsed:.0f} s)",
         )
         console.print(f"outputs: {settings.resolved_output}   database: {settings.resolved_database_url}")

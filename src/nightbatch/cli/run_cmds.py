@@ -48,7 +48,8 @@ def run(
     )
     services = Services.from_settings(settings)
     try:
-        print_summary(summarize(services.engine, services.prices, run_id=int(result["run_id"])), title="This run")
+        summary = summarize(services.engine, services.prices, run_id=int(result["run_id"]), registry=services.registry)
+        print_summary(summary, title="This run")
     finally:
         services.close()
 

@@ -6,7 +6,7 @@ from rich.table import Table
 
 from nightbatch.cli.app import console
 from nightbatch.pricing import pusd_to_usd
-from nightbatch.report.summary import BASELINE_MODEL, RunSummary
+from nightbatch.report.summary import RunSummary
 
 
 def _usd(value: object) -> str:
@@ -23,10 +23,13 @@ def print_summary(summary: RunSummary, *, title: str) -> None:
         table.add_row(f"billed responses on {model}", f"{count:,}")
     table.add_row("prompt tokens", f"{summary.prompt_tokens:,}")
     table.add_row("output tokens", f"{summary.output_tokens:,}")
+    table.add_row("  of which thinking (billed as output)", f"{summary.thinking_tokens:,}")
     rate = summary.cache_hit_rate
     table.add_row("cache hit rate (read / cacheable)", "n/a" if rate is None else f"{rate:.1%}")
     table.add_row("cost", _usd(summary.cost_usd))
-    table.add_row(f"naive cost (all real-time {BASELINE_MODEL}, no cache)", _usd(summary.baseline_usd))
+    for model, count in sorted(summary.unpriced.items()):  # never shown as $0: loud, and out of the totals
+        table.add_row(f"[bold red]UNPRICED: {count:,} response(s) on {model}[/]", "[bold red]no price row[/]")
+    table.add_row(f"naive cost (all real-time {summary.savings.baseline_model}, no cache)", _usd(summary.baseline_usd))
     saving = summary.saving_fraction
     table.add_row("saving", "n/a" if saving is None else f"{saving:.1%}")
     shares = summary.savings.shares()

@@ -77,7 +77,7 @@ class FallbackRow:
     task_id: int
     task_type: str
     model: str
-    cost_pusd: int
+    cost_pusd: int | None  # None: unpriced (no price row for the model that day)
     status: str
 
 
@@ -235,8 +235,8 @@ def record_fallback(
     worker: str,
     run_id: int | None,
     message: dict[str, Any],
-    usage: dict[str, int],
-    cost_pusd: int,
+    usage: dict[str, Any],
+    cost_pusd: int | None,
     price_version: str,
     status: TaskStatus,
     output: Any,
@@ -317,7 +317,7 @@ def fallback_rows(engine: Engine, *, run_id: int | None = None) -> list[Fallback
         query = query.where(col(UsageRecord.run_id) == run_id)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    return [FallbackRow(int(i), str(t), str(m), int(c), str(s)) for i, t, m, c, s in rows]
+    return [FallbackRow(int(i or 0), str(t), str(m), c, str(s)) for i, t, m, c, s in rows]
 
 
 def run_spent_pusd(engine: Engine, run_id: int) -> int:
@@ -326,4 +326,4 @@ def run_spent_pusd(engine: Engine, run_id: int) -> int:
         total = conn.execute(
             select(func.coalesce(func.sum(col(UsageRecord.cost_pusd)), 0)).where(col(UsageRecord.run_id) == run_id)
         ).scalar_one()
-    return int(total)
+    return int(total or 0)

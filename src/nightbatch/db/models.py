@@ -276,6 +276,11 @@ class UsageRecord(SQLModel, table=True):
     """One billed API response, with its exact cost in picodollars (1e-12 USD).
 
     ``task_id`` is NULL for requests that serve no single task (cache priming, calibration).
+    ``cost_pusd`` is NULL when the response's model has no price row (an **unpriced** response: billed by
+    the provider, never booked as $0; reports count and name them). ``thinking_tokens`` is the part of
+    ``output_tokens`` the model spent thinking (billed as output; 0 when it did not think).
+    ``inference_geo`` is where the response says it ran (``"us"``: priced 1.1x). ``billed_at`` is when it
+    was billed (a batch result: its batch's ``ended_at``): the price row in force then is the one used.
     """
 
     __tablename__ = "usage_record"
@@ -294,9 +299,12 @@ class UsageRecord(SQLModel, table=True):
     cache_write_1h_tokens: int = Field(default=0, sa_type=Integer())
     cache_read_tokens: int = Field(default=0, sa_type=Integer())
     price_version: str = Field(sa_type=String(64))
-    cost_pusd: int = Field(sa_type=BigInteger())
+    cost_pusd: int | None = Field(default=None, sa_type=BigInteger())
     purpose: UsagePurpose = Field(default=UsagePurpose.TASK, sa_type=StrEnumType(UsagePurpose))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    thinking_tokens: int = Field(default=0, sa_type=Integer(), sa_column_kwargs={"server_default": "0"})
+    inference_geo: str | None = Field(default=None, sa_type=String(16))
+    billed_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
 
 
 class TaskAttempt(SQLModel, table=True):

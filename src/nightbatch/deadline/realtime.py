@@ -25,11 +25,13 @@ from decimal import Decimal
 from typing import Any
 
 from nightbatch.build.requests import BuiltRequest, RequestBuilder
+from nightbatch.catalog import canonical_model
 from nightbatch.collect.outcome import check_output
+from nightbatch.collect.rows import thinking_tokens
 from nightbatch.db.deadlines import claim_for_fallback, fail_for_deadline, record_fallback, release_fallback
 from nightbatch.db.models import TaskStatus
-from nightbatch.errors import ProviderError
-from nightbatch.pricing import Usage, price_usage
+from nightbatch.errors import ConfigError, ProviderError
+from nightbatch.pricing import Usage, geo_multiplier, price_usage
 from nightbatch.quality.routes import calibrated_routes
 from nightbatch.quality.shadow import is_shadow_id
 from nightbatch.services import Services
@@ -56,10 +58,14 @@ class FallbackReport:
 
 
 def standard_bound_usd(services: Services, request: BuiltRequest, prefix_tokens: int) -> Decimal:
-    """Upper bound of one real-time request: the whole prompt uncached and ``max_tokens`` out, standard prices."""
-    price = services.prices.price(request.model)
-    prompt = (prefix_tokens + request.tail_tokens) * price.input / _MTOK
-    return prompt + request.max_tokens * price.output / _MTOK
+    """Upper bound of one real-time request: the whole prompt uncached and ``max_tokens`` out, standard prices.
+
+    The long-prompt band and US inference (1.1x) are applied as the batch bound applies them.
+    """
+    prompt = prefix_tokens + request.tail_tokens
+    price = services.prices.price(request.model).for_prompt(prompt)
+    geo = geo_multiplier(request.prefix.settings.get("inference_geo"))
+    return (prompt * price.input / _MTOK + request.max_tokens * price.output / _MTOK) * geo
 
 
 def _inline(output: Any) -> Any:
@@ -127,9 +133,12 @@ def _send_one(
             return 0, str(exc), False
         release_fallback(services.engine, task.id, services.worker, error_type="fallback_error", message=str(exc))
         return 0, str(exc), True
-    usage = Usage.from_api(message.get("usage") or {})
-    model = str(message.get("model") or request.model)
-    cost = price_usage(services.prices, model, usage, "standard").total_pusd
+    raw = message.get("usage") or {}
+    usage = Usage.from_api(raw)
+    model = canonical_model(str(message.get("model") or request.model))
+    reported_geo = raw.get("inference_geo")
+    geo = reported_geo if isinstance(reported_geo, str) else request.prefix.settings.get("inference_geo")
+    cost = _price(services, model, usage, geo, now)
     task_type = services.registry.get(task.task_type) if task.task_type in services.registry else None
     output, check = check_output(message, task_type, task.payload)
     key = f"outputs/task_type={task.task_type}/date={now:%Y-%m-%d}/realtime-task-{task.id}-a{task.attempts}.jsonl"
@@ -158,6 +167,9 @@ def _send_one(
             "cache_write_5m_tokens": usage.cache_write_5m_tokens,
             "cache_write_1h_tokens": usage.cache_write_1h_tokens,
             "cache_read_tokens": usage.cache_read_tokens,
+            "thinking_tokens": thinking_tokens(message, raw, usage.output_tokens),
+            "inference_geo": geo,
+            "billed_at": now,
         },
         cost_pusd=cost,
         price_version=services.prices.version,
@@ -169,4 +181,14 @@ def _send_one(
         check_reason=check.reason,
         now=now,
     )
-    return cost, None, False
+    return cost or 0, None, False
+
+
+def _price(services: Services, model: str, usage: Usage, geo: str | None, now: datetime) -> int | None:
+    """The standard-tier cost, or None (booked unpriced, never $0) when the table has no row for the day."""
+    if not services.prices.knows(model):
+        return None
+    try:
+        return price_usage(services.prices, model, usage, "standard", now.date(), inference_geo=geo).total_pusd
+    except ConfigError:
+        return None

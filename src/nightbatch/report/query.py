@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, exists, func, literal_column, select
+from sqlalchemy import ColumnElement, Engine, case, exists, func, literal_column, select
 from sqlmodel import col
 
 from nightbatch.db.models import Batch, Run, Task, UsagePurpose, UsageRecord
 from nightbatch.errors import InputError, StateError
-from nightbatch.pricing import Usage
+from nightbatch.pricing import PriceTable, Usage, load_price_table
 
 __all__ = [
     "BatchCache",
@@ -34,6 +34,7 @@ __all__ = [
     "billed_tasks",
     "daily_model_costs",
     "ledger_groups",
+    "long_prompt_thresholds",
     "price_versions",
     "resolve_selection",
     "run_cache_history",
@@ -165,9 +166,13 @@ def resolve_selection(
 
 @dataclass(frozen=True)
 class LedgerGroup:
-    """Usage rows summed per (task type, model, purpose, service tier, UTC day billed).
+    """Usage rows summed per (task type, model, purpose, service tier, UTC day billed, geo, prompt band).
 
-    ``task_type`` is None for rows that serve no task (priming, calibration probes).
+    ``task_type`` is None for rows that serve no task (priming, calibration probes). ``day`` is the day the
+    rows were billed (``billed_at``, else ``created_at``): the day whose price rows re-price them.
+    ``unpriced`` of the ``responses`` have no cost (NULL: their model had no price row); ``cost_pusd`` is
+    the sum of the others. ``long_prompt`` is the largest long-prompt threshold of the price table that
+    every row's prompt exceeds (0: none), so a sum of rows can be re-priced with each row's own band.
     """
 
     task_type: str | None
@@ -178,6 +183,9 @@ class LedgerGroup:
     responses: int
     usage: Usage
     cost_pusd: int
+    unpriced: int = 0
+    inference_geo: str | None = None
+    long_prompt: int = 0
 
 
 @dataclass(frozen=True)
@@ -266,12 +274,54 @@ def _usage(sums: Sequence[Any]) -> Usage:
     )
 
 
-def ledger_groups(engine: Engine, selection: Selection) -> list[LedgerGroup]:
-    """Every usage row of the selection, summed per (task type, model, purpose, tier, day)."""
-    day = _day(engine)
-    keys = (col(Task.task_type), col(UsageRecord.model), col(UsageRecord.purpose), col(UsageRecord.service_tier), day)
+def _billed_day(engine: Engine) -> ColumnElement[Any]:
+    """The UTC day a row was billed (``billed_at``; rows from before it was recorded: ``created_at``)."""
+    column = func.coalesce(col(UsageRecord.billed_at), col(UsageRecord.created_at))
+    if engine.dialect.name == "postgresql":
+        return func.to_char(func.timezone(literal_column("'UTC'"), column), literal_column("'YYYY-MM-DD'"))
+    return func.strftime(literal_column("'%Y-%m-%d'"), column)
+
+
+def _band(thresholds: Sequence[int]) -> ColumnElement[Any]:
+    """The largest of ``thresholds`` the row's prompt (input + writes + reads) exceeds, 0 for none, in SQL.
+
+    Literal thresholds, for the same reason as :func:`_day` (GROUP BY matching on PostgreSQL).
+    """
+    prompt = (
+        col(UsageRecord.input_tokens)
+        + col(UsageRecord.cache_write_5m_tokens)
+        + col(UsageRecord.cache_write_1h_tokens)
+        + col(UsageRecord.cache_read_tokens)
+    )
+    whens: list[tuple[ColumnElement[bool], ColumnElement[Any]]] = [
+        (prompt > literal_column(str(int(t))), literal_column(str(int(t)))) for t in sorted(thresholds, reverse=True)
+    ]
+    return case(*whens, else_=literal_column("0")) if whens else literal_column("0")
+
+
+def long_prompt_thresholds(prices: PriceTable) -> list[int]:
+    """Every long-prompt threshold of ``prices`` (the band keys :func:`ledger_groups` groups by)."""
+    found = {row.long_prompt_above for rows in prices.rows.values() for row in rows}
+    return sorted(t for t in found if t is not None)
+
+
+def ledger_groups(engine: Engine, selection: Selection, prices: PriceTable | None = None) -> list[LedgerGroup]:
+    """Every usage row of the selection, summed per (task type, model, purpose, tier, day, geo, band).
+
+    ``prices`` supplies the long-prompt thresholds (default: the packaged table's).
+    """
+    day = _billed_day(engine)
+    band = _band(long_prompt_thresholds(prices or load_price_table()))
+    keys = (col(Task.task_type), col(UsageRecord.model), col(UsageRecord.purpose), col(UsageRecord.service_tier), day,
+            col(UsageRecord.inference_geo), band)  # fmt: skip
     stmt = (
-        select(*keys, func.count(), *_TOKEN_SUMS, func.sum(col(UsageRecord.cost_pusd)))
+        select(
+            *keys,
+            func.count(),
+            *_TOKEN_SUMS,
+            func.sum(col(UsageRecord.cost_pusd)),
+            func.count(col(UsageRecord.cost_pusd)),
+        )
         .select_from(UsageRecord)
         .outerjoin(Task, col(Task.id) == col(UsageRecord.task_id))
         .where(*selection.usage_filter())
@@ -287,11 +337,14 @@ def ledger_groups(engine: Engine, selection: Selection) -> list[LedgerGroup]:
             service_tier=str(tier),
             day=date.fromisoformat(day_text),
             responses=int(count),
-            usage=_usage(row[6:11]),
-            cost_pusd=_int(row[11]),
+            usage=_usage(row[8:13]),
+            cost_pusd=_int(row[13]),
+            unpriced=int(count) - _int(row[14]),
+            inference_geo=geo,
+            long_prompt=_int(band_key),
         )
         for row in rows
-        for task_type, model, purpose, tier, day_text, count in [row[:6]]
+        for task_type, model, purpose, tier, day_text, geo, band_key, count in [row[:8]]
     ]
 
 
