@@ -81,7 +81,7 @@ def add_batch(engine: Engine, *, status: BatchStatus, submitted: datetime, ended
                 submitted_at=submitted,
                 ended_at=ended,
                 canceled_count=canceled,
-            )  # fmt: skip
+            )
         )
 
 
