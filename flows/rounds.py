@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -10,6 +11,7 @@ from prefect import get_run_logger
 
 from flows.artifacts import BatchProgress, publish_run_artifacts
 from flows.collect import collect_results, log_collect
+from flows.deadline import enforce_deadline, run_margin
 from flows.params import SubmitParams
 from flows.submit import log_submit, submit_batches
 from nightbatch.collect.wait import Backoff
@@ -38,7 +40,19 @@ def submit_and_collect(
     notes = list(notes or [])
     forecast = Decimal(0)
     budget_stopped: str | None = None
+    # The run's deadline: at its margin open batches are canceled and due tasks settled (nightbatch.deadline).
+    run_deadline = datetime.now(UTC) + timedelta(minutes=deadline_minutes)
+    margin = run_margin(services, deadline_minutes)
+
+    def deadline_tick() -> bool:
+        done = enforce_deadline(services, run_id, run_deadline, margin, params.task_types, params.budget_usd)
+        notes.extend(done.notes())
+        return done.run_margin_passed
+
+    past_margin = False
     for _round in range(services.settings.max_attempts + 1):
+        if deadline_tick():
+            break  # nothing more goes out once the run's deadline is within its margin
         remaining = None if params.budget_usd is None else max(Decimal(0), params.budget_usd - forecast)
         submitted = submit_batches(services, params, run_id, remaining)
         forecast += submitted.forecast_usd
@@ -52,10 +66,11 @@ def submit_and_collect(
             report = collect_results(services)
             progress.update(report)
             collected = log_collect(report)
+            past_margin = deadline_tick() or past_margin
             if collected["open"] == 0 or backoff.expired:
                 break
             time.sleep(backoff.next_delay())
-        if budget_stopped or backoff.expired or queued_count(services, params.task_types) == 0:
+        if past_margin or budget_stopped or backoff.expired or queued_count(services, params.task_types) == 0:
             break
     if backoff.expired:
         logger.warning("deadline passed with batches still open; the collect flow will finish them")
