@@ -61,6 +61,8 @@ class GroupForecast:
     cache_option: str = "none"
     expected_usd: Decimal = Decimal(0)
     upper_bound_usd: Decimal = Decimal(0)
+    fallback_worst_usd: Decimal = Decimal(0)
+    """For ``on_deadline = "realtime"`` types: every task real-time, uncached, ``max_tokens`` out, standard prices."""
     counted: bool = False
     sample: list[BuiltRequest] = field(default_factory=list)
     prefix: Prefix | None = None
@@ -84,6 +86,10 @@ class Forecast:
         return sum((g.upper_bound_usd for g in self.groups), Decimal(0))
 
     @property
+    def fallback_worst_usd(self) -> Decimal:
+        return sum((g.fallback_worst_usd for g in self.groups), Decimal(0))
+
+    @property
     def total_usd(self) -> Decimal:
         return self.upper_bound_usd
 
@@ -94,9 +100,15 @@ class Forecast:
     def describe(self) -> str:
         counted = "token counts from the API" if all(g.counted for g in self.groups) else "local token estimates"
         thinking = f", of which ~{self.thinking_tokens:,} thinking output tokens" if self.thinking_tokens else ""
+        fallback = (
+            f"; if every batch missed its deadline, the real-time fallback (on_deadline = realtime) would cost at "
+            f"most ${self.fallback_worst_usd:,.4f} more at standard prices"
+            if self.fallback_worst_usd
+            else ""
+        )
         return (
             f"{self.tasks:,} tasks: expected ${self.expected_usd:,.4f}{thinking}, at most "
-            f"${self.upper_bound_usd:,.4f} at batch prices ({counted})"
+            f"${self.upper_bound_usd:,.4f} at batch prices ({counted}){fallback}"
         )
 
 
@@ -191,6 +203,10 @@ class Forecaster:
             )
             group.expected_usd = fixed + group.expected_output_tokens * price.output / _MTOK * BATCH_DISCOUNT * geo
             group.upper_bound_usd = fixed + group.max_output_tokens * price.output / _MTOK * BATCH_DISCOUNT * geo
+            if task_type.on_deadline == "realtime":
+                # Worst case: none of the batch finished in time and every task went real-time uncached.
+                prompt = group.prefix_tokens * group.tasks + group.tail_tokens
+                group.fallback_worst_usd = (prompt * price.input + group.max_output_tokens * price.output) / _MTOK * geo
             group.sample = []
             forecast.groups.append(group)
         return forecast

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -9,6 +10,7 @@ from rich.table import Table
 
 from nightbatch.cli.app import console, handle_errors, load_settings
 from nightbatch.db.migrate import upgrade
+from nightbatch.deadline.durations import DurationModel, describe_all, expected_finishes, forecast_lines
 from nightbatch.forecast import Forecast, forecast_tasks
 from nightbatch.queue.taskfile import TaskFileReader
 from nightbatch.services import Services
@@ -32,6 +34,16 @@ def print_forecast(forecast: Forecast, *, title: str) -> None:
         console.print(f"[yellow]{forecast.skipped} tasks of unconfigured types were not priced[/]")
 
 
+def print_durations(services: Services, groups: list[tuple[str, int]]) -> None:
+    """How long such batches took before (p50/p95), and when what is in flight should end."""
+    now = datetime.now(UTC)
+    durations = DurationModel.load(services.engine)
+    for line in forecast_lines(durations, groups, now):
+        console.print(line, highlight=False)
+    for line in describe_all(expected_finishes(services.engine, now, model=durations)):
+        console.print(f"in flight: {line}", highlight=False)
+
+
 @handle_errors
 def estimate(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A JSONL task file."),
@@ -48,7 +60,9 @@ def estimate(
         reader = TaskFileReader(file, default_task_type=default, source_name=str(file), task_types=known)
         rows = ((n, spec.task_type, spec.payload, spec.model_override) for n, spec in enumerate(reader, start=1))
         use_api = not offline and (settings.api_key_value() is not None or services.base_url is not None)
-        print_forecast(forecast_tasks(services, rows, use_api=use_api), title=f"Forecast for {file}")
+        forecast = forecast_tasks(services, rows, use_api=use_api)
+        print_forecast(forecast, title=f"Forecast for {file}")
+        print_durations(services, [(g.model, g.tasks) for g in forecast.groups])
     finally:
         services.close()
 

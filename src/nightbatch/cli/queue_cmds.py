@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import typer
 from rich.table import Table
 from sqlalchemy import func, select
@@ -11,6 +13,7 @@ from nightbatch.cli.app import console, handle_errors, load_settings
 from nightbatch.db.engine import make_engine
 from nightbatch.db.migrate import upgrade
 from nightbatch.db.models import Batch, BatchStatus, Task
+from nightbatch.deadline.durations import describe_all, expected_finishes
 from nightbatch.errors import InputError
 from nightbatch.services import Services
 from nightbatch.sources import enqueue_source
@@ -60,6 +63,7 @@ def status() -> None:
         open_batches = conn.execute(
             select(*columns).where(col(Batch.status).in_(unfinished)).order_by(col(Batch.id))
         ).all()
+        expected = describe_all(expected_finishes(engine, datetime.now(UTC)))
     engine.dispose()
     tasks = Table(title="Tasks")
     tasks.add_column("status")
@@ -73,6 +77,8 @@ def status() -> None:
     for row in open_batches:
         batches.add_row(*(str(v) if v is not None else "-" for v in row))
     console.print(batches if open_batches else "no open batches")
+    for line in expected:
+        console.print(f"expected finish: {line}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

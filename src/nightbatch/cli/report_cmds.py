@@ -23,6 +23,7 @@ from nightbatch.errors import InputError
 from nightbatch.pricing import load_price_table
 from nightbatch.report.build import Report, build_report
 from nightbatch.report.cache import DEFAULT_DROP_POINTS, DEFAULT_WINDOW
+from nightbatch.report.deadlines import deadline_lines
 from nightbatch.report.html import write_report_page
 from nightbatch.report.quality import quality_markdown, quality_report
 from nightbatch.report.query import resolve_selection
@@ -87,6 +88,8 @@ def print_report(report: Report, console: Console) -> None:
         hidden = len(report.cache.by_batch) - BATCHES_SHOWN
         if hidden > 0:
             console.print(f"… and {hidden} more batches (--format json lists them all)")
+    for line in deadline_lines(report.deadlines) if report.deadlines else []:
+        console.print(line, highlight=False)
     console.print(provenance(report), style="dim", highlight=False)
 
 

@@ -38,4 +38,9 @@ def print_summary(summary: RunSummary, *, title: str) -> None:
         table.add_row(
             f"  of which {lever}", f"{_usd(pusd_to_usd(pusd))}" + ("" if share is None else f" ({share:.0%})")
         )
+    if summary.fallback_tasks:
+        table.add_row("real-time fallback (missed the batch window)", _usd(pusd_to_usd(summary.fallback_pusd)))
+        table.add_row("  tasks that fell back", ", ".join(str(t) for t in summary.fallback_tasks))
+    for line in summary.in_flight:
+        table.add_row("in flight", line)
     console.print(table)

@@ -18,7 +18,16 @@ from sqlalchemy import Engine
 
 from nightbatch.db.durations import BatchDuration, InFlightBatch, finished_batches, in_flight_batches
 
-__all__ = ["MIN_SAMPLES", "DurationModel", "Expected", "Spread", "describe_all", "expected_finishes", "size_bucket"]
+__all__ = [
+    "MIN_SAMPLES",
+    "DurationModel",
+    "Expected",
+    "Spread",
+    "describe_all",
+    "expected_finishes",
+    "forecast_lines",
+    "size_bucket",
+]
 
 MIN_SAMPLES = 3
 _BUCKETS = ((100, "1-100"), (1_000, "101-1k"), (10_000, "1k-10k"), (100_000, "10k-100k"))
@@ -130,3 +139,18 @@ def _expect(durations: DurationModel, batch: InFlightBatch, now: datetime) -> Ex
 def describe_all(expected: Iterable[Expected]) -> list[str]:
     """One line per in-flight batch."""
     return [e.describe() for e in expected]
+
+
+def forecast_lines(durations: DurationModel, groups: Iterable[tuple[str, int]], now: datetime) -> list[str]:
+    """For (model, requests) groups about to be sent: how long their batch should take, p50 and p95."""
+    lines = []
+    for model, requests in groups:
+        spread = durations.spread(model, requests, now)
+        if spread is None:
+            lines.append(f"a batch of {requests:,} on {model}: no finished batches measured yet")
+            continue
+        lines.append(
+            f"a batch of {requests:,} on {model}: expected to take {spread.p50 / 3600:.1f} h (p50), "
+            f"{spread.p95 / 3600:.1f} h (p95), from {spread.samples} batches ({spread.scope})"
+        )
+    return lines

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from nightbatch.pricing import PriceTable
 from nightbatch.report.cache import DEFAULT_DROP_POINTS, DEFAULT_MIN_RUNS, DEFAULT_WINDOW, CacheReport, cache_report
 from nightbatch.report.costs import CostTable, cost_table
+from nightbatch.report.deadlines import DeadlineSection, deadline_section
 from nightbatch.report.query import (
     DayModelCost,
     Selection,
@@ -46,6 +47,8 @@ class Report:
     """Cost per (UTC day, model) over the chart window."""
     chart_days: tuple[date, date] | None = None
     """The first and last UTC day of the chart window."""
+    deadlines: DeadlineSection | None = None
+    """The real-time fallback's cost and tasks, and measured batch durations (nightbatch.deadline)."""
 
     @property
     def empty(self) -> bool:
@@ -107,4 +110,5 @@ def build_report(
         repriced_with=prices.version,
         daily_costs=daily_model_costs(engine, first, last),
         chart_days=(first, last),
+        deadlines=deadline_section(engine, run_id=selection.run_id),
     )

@@ -15,6 +15,7 @@ from nightbatch.pricing import pusd_to_usd
 from nightbatch.report.build import Report
 from nightbatch.report.cache import TypeCache, hit_rate
 from nightbatch.report.costs import CostRow
+from nightbatch.report.deadlines import deadline_lines
 
 __all__ = [
     "COST_COLUMNS",
@@ -193,6 +194,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "daily_costs": [
             {"day": d.day.isoformat(), "model": d.model, "cost_usd": usd(d.cost_pusd)} for d in report.daily_costs
         ],
+        "deadlines": report.deadlines.to_dict() if report.deadlines else None,
         "warnings": report.warnings,
     }
 
@@ -325,5 +327,7 @@ def report_markdown(report: Report) -> str:
     lines += ["", "## Cost per task", "", *_md_table(cost_text_table(report))]
     if report.cache.by_type:
         lines += ["", "## Cache hit rate by task type", "", *_md_table(type_cache_text_table(report))]
+    if report.deadlines and (extra := deadline_lines(report.deadlines)):
+        lines += ["", "## Deadlines: real-time fallback and batch durations", "", *(f"- {line}" for line in extra)]
     lines += ["", f"_{provenance(report)}_"]
     return "\n".join(lines) + "\n"

@@ -15,12 +15,15 @@ For a full report (cost per task type × model, hit rates per type and batch, dr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import Engine, func, select
 from sqlmodel import col
 
+from nightbatch.db.deadlines import fallback_rows
 from nightbatch.db.models import Task, UsageRecord
+from nightbatch.deadline.durations import describe_all, expected_finishes
 from nightbatch.pricing import PriceTable, pusd_to_usd
 from nightbatch.report.cache import hit_rate
 from nightbatch.report.query import Selection, ledger_groups
@@ -47,6 +50,12 @@ class RunSummary:
     billed_responses: int = 0
     thinking_tokens: int = 0
     """Of ``output_tokens``, those spent thinking (billed as output)."""
+    fallback_pusd: int = 0
+    """What the real-time fallback cost (tasks whose batch would miss the deadline), standard prices."""
+    fallback_tasks: list[int] = field(default_factory=list)
+    """Every task that fell back to a real-time request."""
+    in_flight: list[str] = field(default_factory=list)
+    """One line per batch still open: its expected finish (p50/p95) from measured durations."""
     savings: Savings = field(default_factory=Savings)
     """The naive → routed → batched → actual cost levels and the three levers between them."""
 
@@ -105,6 +114,10 @@ def summarize(
     with engine.connect() as conn:
         thinking = select(func.sum(col(UsageRecord.thinking_tokens))).where(*selection.usage_filter())
         summary.thinking_tokens = int(conn.execute(thinking).scalar_one() or 0)
+    fallback = fallback_rows(engine, run_id=run_id)
+    summary.fallback_pusd = sum(r.cost_pusd or 0 for r in fallback)
+    summary.fallback_tasks = sorted(r.task_id for r in fallback)
+    summary.in_flight = describe_all(expected_finishes(engine, datetime.now(UTC), run_id=run_id))
     summary.savings = savings(groups, prices, baseline_model=baseline)
     summary.baseline_pusd = summary.savings.naive_pusd
     return summary
