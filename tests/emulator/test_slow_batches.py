@@ -75,7 +75,8 @@ def test_stall_and_slow_models_over_http(anthropic_client, emulator):
     assert resumed.json()["stall_at"] is None
     unknown = httpx2.post(f"{emulator.base_url}/_emulator/batches/msgbatch_nope/stall", json={})
     assert unknown.status_code == 400
-    patched = httpx2.patch(f"{emulator.base_url}/_emulator/config", json={"model_batch_delay_seconds": {MODEL: [5, 10]}})
+    config = f"{emulator.base_url}/_emulator/config"
+    patched = httpx2.patch(config, json={"model_batch_delay_seconds": {MODEL: [5, 10]}})
     assert patched.json()["model_batch_delay_seconds"] == {MODEL: [5.0, 10.0]}
-    bad = httpx2.patch(f"{emulator.base_url}/_emulator/config", json={"model_batch_delay_seconds": {MODEL: [10, 5]}})
+    bad = httpx2.patch(config, json={"model_batch_delay_seconds": {MODEL: [10, 5]}})
     assert bad.status_code == 400
