@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import tempfile
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -113,6 +114,14 @@ def main() -> None:
             )
             emulator.advance(15 * 3600)  # to the next evening
         _figures(services, run_id)
+        with Session(services.engine) as session:
+            ours = list(session.exec(sqlmodel_select(UsageRecord)).all())
+        billed = emulator.ledger.entries()
+        per_task = Counter((r.task_id, r.purpose) for r in ours if r.task_id is not None)
+        print(
+            f"provider billed {len(billed)} responses, our ledger has {len(ours)} rows; "
+            f"most rows for one task and purpose: {max(per_task.values())}"
+        )
         print("measured batch durations (model, size, batches, p50 h, p95 h):")
         for model, bucket, n, p50, p95 in DurationModel.load(services.engine).groups():
             print(f"  {model:<18} {bucket:<8} {n:>3} {p50 / 3600:5.1f} {p95 / 3600:5.1f}")
