@@ -28,7 +28,7 @@ from nightbatch.config import Settings
 from nightbatch.db.engine import make_engine
 from nightbatch.db.migrate import upgrade
 from nightbatch.db.models import Batch, UsagePurpose, UsageRecord
-from nightbatch.deadline.durations import DurationModel, describe_all, expected_finishes
+from nightbatch.deadline.durations import DurationModel, expected_finishes
 from nightbatch.deadline.policy import deadline_step
 from nightbatch.emulator import EmulatorConfig, run_emulator
 from nightbatch.pricing import Usage, load_price_table, price_usage, pusd_to_usd
@@ -97,8 +97,14 @@ def main() -> None:
                 emulator.advance(3600)
                 collect_step(services)
                 print(f"night {night + 1}, {now():%H:%M}: in flight")
-                for line in describe_all(expected_finishes(services.engine, now(), run_id=run_id)):
-                    print(f"  {line}")
+                for e in expected_finishes(services.engine, now(), run_id=run_id):
+                    assert e.p50_at is not None
+                    assert e.p95_at is not None
+                    assert e.spread is not None
+                    print(
+                        f"  batch {e.batch.id} ({e.batch.model}, {e.batch.requests} requests): expected by "
+                        f"{e.p50_at:%H:%M} (p50), {e.p95_at:%H:%M} (p95), from {e.spread.samples} batches"
+                    )
             report = None
             while now() < deadline:
                 emulator.advance(300)  # the flow polls every minute or so; 5 minutes is enough here
@@ -106,7 +112,7 @@ def main() -> None:
                 report = deadline_step(services, now=now(), run_id=run_id, run_deadline=deadline)
                 if night == 3:
                     for line in report.notes():  # the task ids are listed in full in the run summary
-                        print(f"  {now():%H:%M} {line[:160]}")
+                        print(f"  {now():%H:%M} {line if len(line) < 100 else line[:96] + ' ...'}")
             summary = summarize(services.engine, services.prices, run_id=run_id)
             print(
                 f"night {night + 1}: outcomes {summary.outcomes}, cost ${summary.cost_usd:.4f}, "
@@ -121,7 +127,7 @@ def main() -> None:
         per_task = Counter(r.task_id for r in ours if r.task_id is not None and r.purpose in own)
         print(
             f"provider billed {len(billed)} responses, our ledger has {len(ours)} rows; "
-            f"most task/fallback bills for one task: {max(per_task.values())}"
+            f"most bills for one task: {max(per_task.values())}"
         )
         print("measured batch durations (model, size, batches, p50 h, p95 h):")
         for model, bucket, n, p50, p95 in DurationModel.load(services.engine).groups():
@@ -142,9 +148,7 @@ def _figures(services: Services, run_id: int) -> None:
     for r in rows:
         kind = f"{r.purpose}/{r.service_tier}"
         by_kind[kind] = by_kind.get(kind, 0) + (r.cost_pusd or 0)
-    print(
-        "night 4 ledger by purpose/tier: " + ", ".join(f"{k} ${pusd_to_usd(v):.4f}" for k, v in sorted(by_kind.items()))
-    )
+    print("night 4 by purpose/tier: " + ", ".join(f"{k} ${pusd_to_usd(v):.4f}" for k, v in sorted(by_kind.items())))
     fallback = [r for r in rows if r.purpose == UsagePurpose.FALLBACK]
     standard = sum(r.cost_pusd or 0 for r in fallback)
     as_batch = sum(
@@ -159,9 +163,12 @@ def _figures(services: Services, run_id: int) -> None:
         for r in fallback
     )
     print(
-        f"night 4 bill: batch ${pusd_to_usd(batch):.4f}; real-time fallback ${pusd_to_usd(standard):.4f} "
-        f"for {len(fallback)} tasks (the same usage in a batch: ${pusd_to_usd(as_batch):.4f}; missing the "
-        f"window cost ${pusd_to_usd(standard - as_batch):.4f})"
+        f"night 4 bill: batch tasks ${pusd_to_usd(batch):.4f}; real-time fallback ${pusd_to_usd(standard):.4f} "
+        f"for {len(fallback)} tasks"
+    )
+    print(
+        f"  the same usage in a batch: ${pusd_to_usd(as_batch):.4f}; missing the window cost "
+        f"${pusd_to_usd(standard - as_batch):.4f}"
     )
 
 
