@@ -49,6 +49,8 @@ def log_submit(report: SubmitReport) -> dict[str, Any]:
     )
     for task_type, count in report.unconfigured_queued.items():
         logger.warning("%d queued task(s) of type %r wait: no task-type config for it here", count, task_type)
+    if report.nothing_sent:
+        logger.warning("nothing sent: %s", report.nothing_sent)
     if report.stopped:
         logger.warning(report.stopped)
     if report.budget_stopped:
@@ -59,6 +61,7 @@ def log_submit(report: SubmitReport) -> dict[str, Any]:
         "batches": len(report.batches),
         "forecast_usd": str(report.forecast_usd),
         "budget_stopped": report.budget_stopped,
+        "nothing_sent": report.nothing_sent,
     }
 
 

@@ -14,6 +14,7 @@ from nightbatch.build.cache_ttl import CacheDecision, decide_ttl
 from nightbatch.build.prefix import CacheTTL
 from nightbatch.build.requests import BuiltRequest, RequestBuilder
 from nightbatch.db.models import BatchStatus, Task, TaskStatus
+from nightbatch.db.queue_state import why_nothing_claimed
 from nightbatch.errors import ConfigError
 from nightbatch.quality.routes import calibrated_routes
 from nightbatch.quality.shadow import is_shadow_id
@@ -46,6 +47,7 @@ class SubmitReport:
     budget_stopped: str | None = None
     stopped: str | None = None
     unconfigured_queued: dict[str, int] = field(default_factory=dict)
+    nothing_sent: str | None = None  # why no task went out this round, when none did
 
 
 def _fail_tasks(services: Services, failures: list[BuildFailure]) -> None:
@@ -92,6 +94,12 @@ def _fit_budget(services: Services, batch: PackedBatch, decision: CacheDecision,
     return True
 
 
+def _why_nothing_sent(report: SubmitReport) -> str:
+    reasons = [f"{report.failed_tasks} task(s) failed before sending"] if report.failed_tasks else []
+    reasons += [r for r in (report.budget_stopped and f"budget: {report.budget_stopped}", report.stopped) if r]
+    return "; ".join(reasons) or "every claim was lost to another worker before its batch was written"
+
+
 def submit_step(
     services: Services,
     *,
@@ -131,6 +139,13 @@ def submit_step(
     claimed = claim(services.engine, limit, services.worker, task_types=wanted, lease_seconds=settings.lease_seconds)
     report.claimed = len(claimed)
     if not claimed:
+        report.nothing_sent = why_nothing_claimed(
+            services.engine,
+            wanted=wanted,
+            configured=configured,
+            worker=services.worker,
+            lease_seconds=settings.lease_seconds,
+        )
         return report
     plan = plan_requests(claimed, services.registry, RequestBuilder(), calibrated=calibrated_routes(services.engine))
     report.shadow_requests = plan.shadows
@@ -209,6 +224,8 @@ def submit_step(
         if report.budget_stopped:
             break
     report.forecast_usd = budget.committed_usd
+    if not report.submitted_tasks:
+        report.nothing_sent = _why_nothing_sent(report)
     if report.budget_stopped:
         log.warning("budget: %s; the rest stays queued", report.budget_stopped)
     return report

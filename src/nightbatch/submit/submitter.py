@@ -14,7 +14,8 @@ Task states on this path: ``claimed`` ─(linked to a pending batch)─▶ ``cla
 The order of effects is what makes a crash at any point safe:
 
 1. one transaction writes the ``pending`` batch row and links its tasks (``batch_id``, ``custom_id``);
-2. the exact request manifest is archived to the object store and its key recorded on the row;
+2. the exact request manifest is archived to the object store and its key recorded on the row (if this
+   fails, nothing was sent: the row becomes ``create_failed`` and its tasks are queued again at once);
 3. ``create`` is called with SDK retries off (a retried create can make a second, billed batch);
 4. one transaction records the provider id and moves the tasks to ``submitted``.
 
@@ -36,18 +37,30 @@ from sqlmodel import Session, col
 from nightbatch.build.prefix import canonical_json
 from nightbatch.claude import BatchInfo, ClaudeClient
 from nightbatch.db.models import Batch, BatchStatus, Task, TaskStatus
-from nightbatch.errors import ProviderError
+from nightbatch.errors import NightbatchError, ProviderError
 from nightbatch.quality.shadow import is_shadow_id
 from nightbatch.storage import ObjectStore
 from nightbatch.submit.pack import PackedBatch
 
-__all__ = ["SubmitOutcome", "manifest_key", "submit_batch"]
+__all__ = ["FailedBeforeCreateError", "SubmitOutcome", "manifest_key", "submit_batch"]
 
 log = logging.getLogger(__name__)
 
 
 def manifest_key(batch_id: int, created: datetime) -> str:
     return f"manifests/date={created:%Y-%m-%d}/batch-{batch_id}.jsonl"
+
+
+class FailedBeforeCreateError(NightbatchError):
+    """A step before ``create`` failed (e.g. the manifest upload): nothing was sent and the tasks are queued again."""
+
+    def __init__(self, batch_id: int, tasks: int, cause: BaseException) -> None:
+        self.batch_id = batch_id
+        self.tasks = tasks
+        super().__init__(
+            f"batch {batch_id} failed before create, nothing was sent; its {tasks} task(s) are back in the queue: "
+            f"{cause}"
+        )
 
 
 @dataclass
@@ -261,7 +274,13 @@ def submit_batch(
         return None
     batch_id = written
     task_ids = [r.task_id for r in packed.requests]
-    archive_manifest(engine, store, batch_id, packed)
+    try:
+        archive_manifest(engine, store, batch_id, packed)
+    except Exception as exc:
+        # Nothing can be at the provider yet: give the claim up now rather than strand the tasks behind a
+        # pending row for the whole lease (the reconciler would only find that nothing was created).
+        mark_create_failed(engine, batch_id, f"failed before create (nothing sent): {exc}")
+        raise FailedBeforeCreateError(batch_id, len(task_ids), exc) from exc
     try:
         info = client.create_batch(packed)
     except ProviderError as exc:
