@@ -20,7 +20,7 @@ from sqlmodel import col
 
 from nightbatch.db.models import Task, TaskStatus
 from nightbatch.errors import InputError
-from nightbatch.queue.enqueue import EnqueueReport, enqueue_jsonl
+from nightbatch.queue.enqueue import EnqueueReport, enqueue_jsonl, template_check
 from nightbatch.services import Services
 from nightbatch.storage import open_store, open_uri
 
@@ -81,6 +81,8 @@ def enqueue_source(services: Services, source: str, *, default_task_type: str | 
     """
     summary = EnqueueSummary()
     known = services.registry.names() or None
+    # Every payload is checked against its type's template here, before a task is spent on a typo.
+    check = template_check({name: services.registry.get(name).template for name in services.registry.names()})
 
     def one(name: str, open_lines: Callable[[], Any]) -> None:
         def run() -> EnqueueReport:
@@ -91,6 +93,7 @@ def enqueue_source(services: Services, source: str, *, default_task_type: str | 
                     default_task_type=default_task_type_for(name, default_task_type, known),
                     source_name=name,
                     task_types=known,
+                    check=check,
                 )
 
         summary.attempt(run)

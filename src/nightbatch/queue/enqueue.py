@@ -20,12 +20,21 @@ from typing import Any
 
 from sqlalchemy import Dialect, Engine, Table, bindparam, select, text
 
+from nightbatch.build.template import check_fields
 from nightbatch.db.engine import dialect_name, insert_ignoring_conflicts
 from nightbatch.db.models import TaskStatus, UTCDateTime, metadata, utcnow
-from nightbatch.errors import StateError
+from nightbatch.errors import InputError, StateError
 from nightbatch.queue.taskfile import TaskFileReader, TaskSource, TaskSpec, canonical_json, make_task_spec
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "EnqueueReport", "EnqueueResult", "TypeCounts", "enqueue", "enqueue_jsonl"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "EnqueueReport",
+    "EnqueueResult",
+    "TypeCounts",
+    "enqueue",
+    "enqueue_jsonl",
+    "template_check",
+]
 
 DEFAULT_CHUNK_SIZE = 2000
 MAX_CHUNK_BYTES = 8 * 2**20  # a chunk of big payloads is cut short: memory stays bounded by bytes too
@@ -189,6 +198,7 @@ def enqueue_jsonl(
     source_name: str | None = None,
     task_types: Container[str] | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    check: Callable[[TaskSpec], None] | None = None,
 ) -> EnqueueReport:
     """Enqueue every task of a JSONL task file, all or nothing.
 
@@ -198,12 +208,17 @@ def enqueue_jsonl(
     ``source_name`` names the file in errors and in ``task.source`` (default: the path). With
     ``task_types``, a line naming a type not in it is an error. The first bad line raises
     :class:`~nightbatch.errors.TaskFileError` and nothing from the file is enqueued. Keys already queued,
-    and keys repeated within the file, count as duplicates.
+    and keys repeated within the file, count as duplicates. ``check`` vets each task further (see
+    :func:`template_check`); a task it refuses is a bad line like any other.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     reader = TaskFileReader(
-        stream_or_path, default_task_type=default_task_type, source_name=source_name, task_types=task_types
+        stream_or_path,
+        default_task_type=default_task_type,
+        source_name=source_name,
+        task_types=task_types,
+        check=check,
     )
     seen: Counter[str] = Counter()
     inserted: Counter[str] = Counter()
@@ -221,3 +236,20 @@ def enqueue_jsonl(
         inserted=sum(inserted.values()),
         by_task_type={t: TypeCounts(tasks=n, inserted=inserted[t]) for t, n in sorted(seen.items())},
     )
+
+
+def template_check(templates: Mapping[str, str]) -> Callable[[TaskSpec], None]:
+    """A ``check`` for :func:`enqueue_jsonl`: every field a task's type template names must be in its payload.
+
+    ``templates`` maps task types to their templates; types it does not list pass unchecked.
+    """
+
+    def check(spec: TaskSpec) -> None:
+        template = templates.get(spec.task_type)
+        if template is not None:
+            try:
+                check_fields(template, spec.payload)
+            except InputError as exc:
+                raise InputError(f"task type {spec.task_type!r}: {exc}") from None
+
+    return check

@@ -48,6 +48,7 @@ class SubmitReport:
     stopped: str | None = None
     unconfigured_queued: dict[str, int] = field(default_factory=dict)
     nothing_sent: str | None = None  # why no task went out this round, when none did
+    failure_reasons: dict[str, int] = field(default_factory=dict)  # "error_type: message" -> tasks it failed
 
 
 def _fail_tasks(services: Services, failures: list[BuildFailure]) -> None:
@@ -180,6 +181,9 @@ def submit_step(
     ]
     _fail_tasks(services, failures)
     report.failed_tasks = len(failures)
+    for failure in failures:
+        reason = f"{failure.error_type}: {failure.message}"
+        report.failure_reasons[reason] = report.failure_reasons.get(reason, 0) + 1
     report.decisions = {f"{k[0]}/{k[1]}": d.as_record() for k, d in decisions.items()}
     primed: set[tuple[str, str]] = set()
     for index, batch in enumerate(packed.batches):
