@@ -100,8 +100,8 @@ def check(
     """Every invariant of docs/reliability.md, against our database, our objects and the provider's ledger.
 
     ``settled``: no task may be claimed or submitted and no batch still open. ``max_attempts``: no task
-    was claimed more often. ``errors_recorded``: every failed task, and every re-queued one that was
-    tried, says why.
+    was sent more often (attempts count sends, not claims: issue 15, item 5). ``errors_recorded``: every
+    failed task, and every re-queued one that was tried, says why.
     """
     out = Outcome(billed=len(billed))
     with Session(engine) as session:
@@ -114,7 +114,7 @@ def check(
         if settled and task.status not in SETTLED_TASK:
             out.fail(f"task {task.id} left {task.status} (batch {task.batch_id})")
         if max_attempts is not None and task.attempts > max_attempts:
-            out.fail(f"task {task.id} claimed {task.attempts} times, over the limit of {max_attempts}")
+            out.fail(f"task {task.id} sent {task.attempts} times, over the limit of {max_attempts}")
         tried = task.attempts > 0 and task.status == TaskStatus.QUEUED
         if errors_recorded and (task.status == TaskStatus.FAILED or tried) and not task.error_type:
             out.fail(f"task {task.id} is {task.status} after {task.attempts} attempts with no error recorded")

@@ -12,8 +12,8 @@ expired                            ``queued`` again, ``failed`` once attempts re
 canceled                           ``canceled`` if the user canceled it, else ``queued`` again
 =================================  ============================================================
 
-``attempts`` counts claims (the queue increments it on every claim), so it already includes the attempt
-being decided. A request canceled before it ran was not the task's fault: its attempt is given back.
+``attempts`` counts requests sent (it goes up when a batch's create is accepted), so it already includes
+the attempt being decided. A request canceled before it ran was not the task's fault: its attempt is given back.
 """
 
 from __future__ import annotations

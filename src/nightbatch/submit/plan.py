@@ -88,7 +88,8 @@ def plan_requests(
                 route=task.route_model,
                 calibrated=calibrated.get(task.task_type),
             )
-            request = builder.build(task.id, task.attempts, task_type, model, task.payload)
+            # The attempt this request will be if it is sent (attempts counts the sends before it).
+            request = builder.build(task.id, task.attempts + 1, task_type, model, task.payload)
         except InputError as exc:
             plan.failures.append(BuildFailure(task.id, "invalid_task", str(exc)))
             continue
@@ -96,7 +97,7 @@ def plan_requests(
         plan.trimmed_tokens += request.trimmed_tokens
         above = next_rung(task_type, model)
         if above is not None and in_shadow_sample(task.id, task_type.routing.shadow_fraction):
-            shadow = builder.build(task.id, task.attempts, task_type, above, task.payload)
-            plan.requests.append(replace(shadow, custom_id=shadow_custom_id(task.id, task.attempts)))
+            shadow = builder.build(task.id, task.attempts + 1, task_type, above, task.payload)
+            plan.requests.append(replace(shadow, custom_id=shadow_custom_id(task.id, task.attempts + 1)))
             plan.shadows += 1
     return plan

@@ -149,7 +149,7 @@ def reconcile_pending(
                 if not matching
                 else f"create unconfirmed and {len(matching)} provider batches could be it; all canceled as orphans"
             )
-            mark_create_failed(engine, row.id, reason)
+            mark_create_failed(engine, row.id, reason, worker_died=True)
             outcome = ReconcileOutcome(row.id, None, False)
         log.warning(outcome.describe())
         outcomes.append(outcome)

@@ -137,7 +137,14 @@ def submit_step(
         raise ConfigError(f"task type(s) {', '.join(sorted(unknown))} not configured (configured: "
                           f"{', '.join(sorted(configured)) or 'none'})")  # fmt: skip
     report.unconfigured_queued = _unconfigured_queued(services, configured)
-    claimed = claim(services.engine, limit, services.worker, task_types=wanted, lease_seconds=settings.lease_seconds)
+    claimed = claim(
+        services.engine,
+        limit,
+        services.worker,
+        task_types=wanted,
+        lease_seconds=settings.lease_seconds,
+        poison_claims=settings.poison_claims,
+    )
     report.claimed = len(claimed)
     if not claimed:
         report.nothing_sent = why_nothing_claimed(

@@ -9,7 +9,8 @@ Batch row states and transitions::
               not found              ─▶ create_failed (tasks back to queued)
 
 Task states on this path: ``claimed`` ─(linked to a pending batch)─▶ ``claimed`` with ``batch_id`` ─
-(create accepted)─▶ ``submitted``. Collecting takes them on (:mod:`nightbatch.collect`).
+(create accepted)─▶ ``submitted``, which is when the task's ``attempts`` goes up (see
+:mod:`nightbatch.queue.claim` for why not at claim). Collecting takes them on (:mod:`nightbatch.collect`).
 
 The order of effects is what makes a crash at any point safe:
 
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, select, update
+from sqlalchemy import CursorResult, Engine, case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -182,10 +183,19 @@ def record_created(engine: Engine, batch_id: int, info: BatchInfo, *, worker: st
         if cast(CursorResult[Any], taken).rowcount != 1:
             session.rollback()
             return False
+        # The request was sent and accepted: this is where an attempt counts (not at claim, so a worker
+        # that dies before sending burns no retry), and the task's count of dead claims starts over.
         session.execute(
             update(Task)
             .where(col(Task.batch_id) == batch_id, col(Task.status) == TaskStatus.CLAIMED)
-            .values(status=TaskStatus.SUBMITTED, claimed_by=None, claimed_at=None, updated_at=now)
+            .values(
+                status=TaskStatus.SUBMITTED,
+                attempts=col(Task.attempts) + 1,
+                claims=0,
+                claimed_by=None,
+                claimed_at=None,
+                updated_at=now,
+            )
         )
         session.commit()
         return True
@@ -228,8 +238,13 @@ def record_orphan(engine: Engine, client: ClaudeClient, info: BatchInfo, *, mode
         return batch.id
 
 
-def mark_create_failed(engine: Engine, batch_id: int, error: str) -> None:
-    """The batch was never created: record why and put its tasks back in the queue, unharmed."""
+def mark_create_failed(engine: Engine, batch_id: int, error: str, *, worker_died: bool = False) -> None:
+    """The batch was never created: record why and put its tasks back in the queue, unharmed.
+
+    No attempt was counted (that happens when a create is accepted). The claim is taken back from the
+    tasks' ``claims`` unless ``worker_died`` (the reconciler giving up a dead worker's row): those deaths
+    count towards the poison rule (:mod:`nightbatch.queue.claim`).
+    """
     now = _now()
     with Session(engine) as session:
         session.execute(
@@ -242,13 +257,24 @@ def mark_create_failed(engine: Engine, batch_id: int, error: str) -> None:
             .where(col(Task.batch_id) == batch_id, col(Task.status) == TaskStatus.CLAIMED)
             .values(
                 status=TaskStatus.QUEUED,
-                attempts=col(Task.attempts) - 1,  # the claim that led nowhere does not count
+                claims=col(Task.claims) if worker_died else case((col(Task.claims) > 0, col(Task.claims) - 1), else_=0),
                 batch_id=None,
                 custom_id=None,
                 claimed_by=None,
                 claimed_at=None,
                 updated_at=now,
             )
+        )
+        session.commit()
+
+
+def _hand_over_claims(engine: Engine, batch_id: int) -> None:
+    """This live worker leaves its pending row to the reconciler: its claim is not a death (poison rule)."""
+    with Session(engine) as session:
+        session.execute(
+            update(Task)
+            .where(col(Task.batch_id) == batch_id, col(Task.status) == TaskStatus.CLAIMED)
+            .values(claims=case((col(Task.claims) > 0, col(Task.claims) - 1), else_=0))
         )
         session.commit()
 
@@ -286,6 +312,7 @@ def submit_batch(
     except ProviderError as exc:
         if exc.maybe_applied:
             log.warning("batch %s: create outcome unknown (%s); left pending for reconciliation", batch_id, exc)
+            _hand_over_claims(engine, batch_id)
             return SubmitOutcome(batch_id, None, BatchStatus.PENDING, str(exc), task_ids)
         mark_create_failed(engine, batch_id, str(exc))
         raise
