@@ -14,6 +14,7 @@ from flows.params import SubmitParams
 from flows.submit import log_submit, submit_batches
 from nightbatch.collect.wait import Backoff
 from nightbatch.report.summary import summarize
+from nightbatch.runs import heartbeat
 from nightbatch.services import Services
 from nightbatch.sources import queued_count
 
@@ -40,6 +41,7 @@ def submit_and_collect(
     budget_stopped: str | None = None
     for _round in range(services.settings.max_attempts + 1):
         remaining = None if params.budget_usd is None else max(Decimal(0), params.budget_usd - forecast)
+        heartbeat(services.engine, run_id)
         submitted = submit_batches(services, params, run_id, remaining)
         forecast += submitted.forecast_usd
         budget_stopped = budget_stopped or submitted.budget_stopped
@@ -49,6 +51,7 @@ def submit_and_collect(
         log_submit(submitted)
         backoff.reset()
         while True:
+            heartbeat(services.engine, run_id)
             report = collect_results(services)
             progress.update(report)
             collected = log_collect(report)

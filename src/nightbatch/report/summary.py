@@ -25,6 +25,7 @@ from nightbatch.pricing import PriceTable, pusd_to_usd
 from nightbatch.report.cache import hit_rate
 from nightbatch.report.query import Selection, ledger_groups
 from nightbatch.report.savings import BASELINE_MODEL, Savings, savings
+from nightbatch.runs import interrupted_before
 
 __all__ = ["BASELINE_MODEL", "RunSummary", "summarize"]
 
@@ -68,7 +69,12 @@ def summarize(
     engine: Engine, prices: PriceTable, *, run_id: int | None = None, baseline_model: str = BASELINE_MODEL
 ) -> RunSummary:
     """Summarize the tasks and usage of one run (or of everything, when ``run_id`` is None)."""
-    selection = Selection(run_id=run_id) if run_id is not None else Selection.everything()
+    # A run's summary includes the interrupted runs just before it: it collected and finished their work.
+    selection = (
+        Selection(run_id=run_id, interrupted_runs=tuple(interrupted_before(engine, run_id)))
+        if run_id is not None
+        else Selection.everything()
+    )
     summary = RunSummary()
     with engine.connect() as conn:
         task_query = select(col(Task.status), func.count()).group_by(col(Task.status))
