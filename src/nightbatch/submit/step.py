@@ -10,6 +10,7 @@ from decimal import Decimal
 from sqlalchemy import func, select, update
 from sqlmodel import Session, col
 
+from nightbatch import custom_ids
 from nightbatch.build.cache_ttl import CacheDecision, decide_ttl
 from nightbatch.build.prefix import CacheTTL
 from nightbatch.build.requests import BuiltRequest, RequestBuilder
@@ -17,7 +18,6 @@ from nightbatch.db.models import BatchStatus, Task, TaskStatus
 from nightbatch.db.queue_state import why_nothing_claimed
 from nightbatch.errors import ConfigError
 from nightbatch.quality.routes import calibrated_routes
-from nightbatch.quality.shadow import is_shadow_id
 from nightbatch.queue.claim import claim, release
 from nightbatch.services import Services
 from nightbatch.submit.budget import Budget, request_bound_usd, spent_today_usd
@@ -90,7 +90,7 @@ def _fit_budget(services: Services, batch: PackedBatch, decision: CacheDecision,
             cut = batch.requests[position:]
             batch.requests = batch.requests[:position]
             batch.recount()
-            release(services.engine, [r.task_id for r in cut if not is_shadow_id(r.custom_id)], services.worker)
+            release(services.engine, [r.task_id for r in cut if not custom_ids.is_shadow(r.custom_id)], services.worker)
             return False
     return True
 
@@ -225,7 +225,7 @@ def submit_step(
             continue
         report.batches.append(outcome)
         if outcome.provider_batch_id:
-            report.submitted_tasks += sum(not is_shadow_id(r.custom_id) for r in batch.requests)
+            report.submitted_tasks += sum(not custom_ids.is_shadow(r.custom_id) for r in batch.requests)
         if outcome.status == BatchStatus.PENDING:
             # One unconfirmed create at a time per worker: two of equal size could not be told apart later.
             later = [r.task_id for b in packed.batches[index + 1 :] for r in b.requests]

@@ -14,7 +14,8 @@ Task states on this path: ``claimed`` ─(linked to a pending batch)─▶ ``cla
 
 The order of effects is what makes a crash at any point safe:
 
-1. one transaction writes the ``pending`` batch row and links its tasks (``batch_id``, ``custom_id``);
+1. one transaction writes the ``pending`` batch row, binds every request's custom_id to that row and this
+   installation (:mod:`nightbatch.custom_ids`) and links its tasks (``batch_id``, ``custom_id``);
 2. the exact request manifest is archived to the object store and its key recorded on the row (if this
    fails, nothing was sent: the row becomes ``create_failed`` and its tasks are queued again at once);
 3. ``create`` is called with SDK retries off (a retried create can make a second, billed batch);
@@ -27,7 +28,7 @@ reconciler (:mod:`nightbatch.submit.reconcile`) finds it by its request count an
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -35,11 +36,12 @@ from sqlalchemy import CursorResult, Engine, case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
+from nightbatch import custom_ids
 from nightbatch.build.prefix import canonical_json
 from nightbatch.claude import BatchInfo, ClaudeClient
+from nightbatch.db.installation import installation_id
 from nightbatch.db.models import Batch, BatchStatus, Task, TaskStatus
 from nightbatch.errors import NightbatchError, ProviderError
-from nightbatch.quality.shadow import is_shadow_id
 from nightbatch.storage import ObjectStore
 from nightbatch.submit.pack import PackedBatch
 
@@ -95,6 +97,7 @@ def write_pending(
     Returns None when no task is left.
     """
     now = _now()
+    installation = installation_id(engine)  # before the write transaction: it may insert on first use
     with Session(engine) as session:
         batch = Batch(
             model=packed.model,
@@ -111,9 +114,18 @@ def write_pending(
         session.add(batch)
         session.flush()
         assert batch.id is not None
+        # Every custom_id now names this row and this installation: what proves the batch ours later.
+        bound = [
+            replace(r, custom_id=custom_ids.bind(r.custom_id, row=batch.id, installation=installation))
+            for r in packed.requests
+        ]
+        resized = any(len(a.custom_id) != len(b.custom_id) for a, b in zip(packed.requests, bound, strict=True))
+        packed.requests = bound
+        if resized:
+            packed.recount()
         kept = []
         for request in packed.requests:
-            if purpose != "task" or is_shadow_id(request.custom_id):
+            if purpose != "task" or custom_ids.is_shadow(request.custom_id):
                 kept.append(request)  # a probe, not the task's own request: the task stays where it is
                 continue
             linked = session.execute(
@@ -207,13 +219,17 @@ def _is_recorded(engine: Engine, provider_batch_id: str) -> bool:
     return found is not None
 
 
-def record_orphan(engine: Engine, client: ClaudeClient, info: BatchInfo, *, model: str, reason: str) -> int | None:
-    """A batch exists at the provider that no task points at: cancel it and record it, so that whatever it
-    billed before the cancel lands in the ledger (purpose ``orphan``) and the run reports it."""
-    try:
-        info = client.cancel_batch(info.id)
-    except ProviderError as exc:
-        log.error("could not cancel orphan batch %s: %s", info.id, exc)
+def record_orphan(
+    engine: Engine, client: ClaudeClient, info: BatchInfo, *, model: str, reason: str, cancel: bool = True
+) -> int | None:
+    """A batch of ours exists at the provider that no task points at: cancel it (unless it has ended, or
+    ``cancel`` is False) and record it, so that whatever it billed lands in the ledger (purpose ``orphan``)
+    and the run reports it. Only for batches proven ours (:mod:`nightbatch.submit.reconcile`)."""
+    if cancel and info.processing_status != "ended":
+        try:
+            info = client.cancel_batch(info.id)
+        except ProviderError as exc:
+            log.error("could not cancel orphan batch %s: %s", info.id, exc)
     with Session(engine) as session:
         batch = Batch(
             provider_batch_id=info.id,
