@@ -26,11 +26,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, event, inspect, literal, select, text
 
 from nightbatch.db.engine import make_engine, redact_url
 from nightbatch.db.models import metadata
-from nightbatch.errors import StateError
+from nightbatch.errors import ConfigError, StateError
 
 __all__ = ["current_revision", "downgrade", "head_revision", "new_revision", "require_current", "upgrade"]
 
@@ -95,6 +96,13 @@ def upgrade(url: str, revision: str = "head") -> None:
         with engine.begin() as conn:
             _clear_half_made(conn, url)
             command.upgrade(_config(conn), revision)
+    except CommandError as exc:
+        # The database is at a revision this nightbatch does not ship (a newer nightbatch migrated it, or
+        # the URL names another application's database): say so instead of alembic's traceback.
+        raise ConfigError(
+            f"database {redact_url(url)} cannot be upgraded: {exc}. It was migrated by a newer nightbatch "
+            "(upgrade nightbatch) or belongs to something else (fix NIGHTBATCH_DATABASE_URL)"
+        ) from exc
     finally:
         engine.dispose()
 
