@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, select, update
 from sqlmodel import Session, col
@@ -58,6 +59,14 @@ def open_work(engine: Engine) -> tuple[int, int]:
         ).all()
         batches = conn.execute(select(col(Batch.id)).where(col(Batch.status).in_(list(OPEN_BATCH)))).all()
     return len(tasks), len(batches)
+
+
+def unrecorded_batches(engine: Engine, client: Any) -> int:
+    """Provider batches our database does not know yet (issue 15: a late create of ours is recorded only
+    once it has ended and its results prove it ours, so the campaigns keep going until none is left)."""
+    with engine.connect() as conn:
+        known = set(conn.execute(select(col(Batch.provider_batch_id))).scalars())
+    return sum(1 for b in client.list_batches() if b.id not in known)
 
 
 def _task_of(custom_id: str | None) -> int | None:
