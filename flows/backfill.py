@@ -43,7 +43,8 @@ def backfill(params: BackfillParams) -> dict[str, Any]:
                 run.run_id,
                 deadline_minutes=params.deadline_minutes,
                 poll_seconds=params.poll_seconds,
-                notes=[f"task file refused (nothing of it enqueued): {error}" for error in enqueued.errors],
+                notes=[*run.notes]
+                + [f"task file refused (nothing of it enqueued): {error}" for error in enqueued.errors],
             ),
         }
         return {"run_id": run.run_id, **run.totals}

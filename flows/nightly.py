@@ -46,6 +46,6 @@ def nightly(params: NightlyParams | None = None) -> dict[str, Any]:
             run.run_id,
             deadline_minutes=params.deadline_minutes,
             poll_seconds=params.poll_seconds,
-            notes=refused,
+            notes=[*run.notes, *refused],
         )
         return {"run_id": run.run_id, **run.totals}

@@ -15,7 +15,9 @@ from flows.deadline import enforce_deadline, run_margin
 from flows.params import SubmitParams
 from flows.submit import log_submit, submit_batches
 from nightbatch.collect.wait import Backoff
+from nightbatch.db.transient import retry_transient
 from nightbatch.report.summary import summarize
+from nightbatch.runs import heartbeat
 from nightbatch.services import Services
 from nightbatch.sources import queued_count
 
@@ -54,7 +56,12 @@ def submit_and_collect(
         if deadline_tick():
             break  # nothing more goes out once the run's deadline is within its margin
         remaining = None if params.budget_usd is None else max(Decimal(0), params.budget_usd - forecast)
-        submitted = submit_batches(services, params, run_id, remaining)
+        # A database restart mid-run is ridden out at the step boundary: the steps are safe to re-run.
+        retry_transient(lambda: heartbeat(services.engine, run_id), what="heartbeat")
+        submitted = retry_transient(
+            lambda: submit_batches(services, params, run_id, remaining),  # noqa: B023 - called at once
+            what="submit",
+        )
         forecast += submitted.forecast_usd
         budget_stopped = budget_stopped or submitted.budget_stopped
         notes += submitted.reconciled
@@ -63,7 +70,8 @@ def submit_and_collect(
         log_submit(submitted)
         backoff.reset()
         while True:
-            report = collect_results(services)
+            retry_transient(lambda: heartbeat(services.engine, run_id), what="heartbeat")
+            report = retry_transient(lambda: collect_results(services), what="collect")
             progress.update(report)
             collected = log_collect(report)
             past_margin = deadline_tick() or past_margin

@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from nightbatch import custom_ids
 from nightbatch.build.context import estimate_tokens, trim_payload
 from nightbatch.build.prefix import CacheTTL, Prefix, canonical_json, prefix_for
 from nightbatch.build.template import render
@@ -104,11 +105,6 @@ def _messages(payload: dict[str, Any], user_turn: str) -> list[dict[str, Any]]:
     return turns
 
 
-def custom_id_for(task_id: int, attempt: int) -> str:
-    """Our ``custom_id``: short, within ``^[a-zA-Z0-9_-]{1,64}$``, unique per task attempt."""
-    return f"t{task_id}-{attempt}"
-
-
 class RequestBuilder:
     """Builds requests, sharing one prefix object per (task type, model)."""
 
@@ -132,7 +128,8 @@ class RequestBuilder:
         messages = _messages(trimmed.payload, render(task_type.template, trimmed.payload))
         return BuiltRequest(
             task_id=task_id,
-            custom_id=custom_id_for(task_id, attempt),
+            # Unbound: the batch row and installation are filled in when the pending row is written.
+            custom_id=custom_ids.build(custom_ids.Kind.TASK, task_id, attempt),
             task_type=task_type.name,
             prefix=self.prefix(task_type, model),
             max_tokens=task_type.max_tokens,

@@ -14,11 +14,23 @@ from nightbatch.cli import (
     quality_cmds,
     queue_cmds,
     report_cmds,
+    requeue_cmds,
     run_cmds,
 )
 from nightbatch.cli.app import app
 
-for module in (db_cmds, queue_cmds, estimate_cmds, run_cmds, demo_cmds, emulator_cmds, quality_cmds, report_cmds):
+_MODULES = (
+    db_cmds,
+    queue_cmds,
+    requeue_cmds,
+    estimate_cmds,
+    run_cmds,
+    demo_cmds,
+    emulator_cmds,
+    quality_cmds,
+    report_cmds,
+)
+for module in _MODULES:
     module.register(app)
 
 __all__ = ["app"]

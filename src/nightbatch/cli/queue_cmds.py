@@ -23,6 +23,9 @@ from nightbatch.sources import enqueue_source
 def enqueue(
     sources: list[str] = typer.Argument(..., help="JSONL files, folders of them, or s3://bucket/prefix."),
     task_type: str | None = typer.Option(None, "--task-type", "-t", help="Task type for lines that name none."),
+    replace: bool = typer.Option(
+        False, "--replace", help="A key already queued for a different task: give the queued task the new one."
+    ),
 ) -> None:
     """Enqueue tasks from JSONL. A bad line aborts its whole file (FILE:LINE is named); nothing of it is queued."""
     settings = load_settings()
@@ -31,7 +34,7 @@ def enqueue(
     try:
         refused: list[str] = []
         for source in sources:
-            summary = enqueue_source(services, source, default_task_type=task_type)
+            summary = enqueue_source(services, source, default_task_type=task_type, replace=replace)
             refused += summary.errors
             summary.errors = []
             console.print(f"{source}: {summary.describe()}")

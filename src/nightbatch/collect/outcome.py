@@ -12,9 +12,8 @@ expired                            ``queued`` again, ``failed`` once attempts re
 canceled                           ``canceled`` if the user canceled it, else ``queued`` again
 =================================  ============================================================
 
-``attempts`` counts claims (the queue increments it on every claim), so it already includes the attempt
-being decided. A request canceled before it ran was not the task's fault: its attempt is given back.
-
+``attempts`` counts requests sent (it goes up when a batch's create is accepted), so it already includes
+the attempt being decided. A request canceled before it ran was not the task's fault: its attempt is given back.
 A type with ``structured = true`` had its schema sent as ``output_config.format``; its output is read as
 JSON and still validated against ``output_schema`` here (the SDK has no parser for batch results, and a
 rung without structured-output support, or a refusal / ``max_tokens`` stop, can still break the schema):

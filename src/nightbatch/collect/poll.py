@@ -20,6 +20,7 @@ from nightbatch.claude.client import not_visible_yet
 from nightbatch.collect.ingest import IngestReport, ingest_batch
 from nightbatch.db.models import Batch, BatchStatus
 from nightbatch.errors import ProviderError
+from nightbatch.runs import close_interrupted_runs, stale_after
 from nightbatch.services import Services
 
 __all__ = ["CollectReport", "collect_step", "open_batches"]
@@ -37,6 +38,7 @@ class CollectReport:
     progress: dict[int, dict[str, int]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     not_yet_visible: int = 0  # just-created batches the API still answered 404 for (looked at again next poll)
+    closed_runs: list[str] = field(default_factory=list)  # runs found dead and closed as interrupted
 
 
 def _record(services: Services, batch_id: int, info: BatchInfo) -> None:
@@ -91,6 +93,11 @@ def _claim_for_ingest(services: Services, batch_id: int) -> bool:
 def collect_step(services: Services) -> CollectReport:
     """Poll every open batch once and ingest every ended, not yet ingested batch."""
     report = CollectReport()
+    # A run whose process died stays `running` until someone looks: every collect does (nightbatch.runs).
+    closed = close_interrupted_runs(services.engine, stale_after=stale_after(services.settings))
+    report.closed_runs = [c.describe() for c in closed]
+    for line in report.closed_runs:
+        log.warning(line)
     for batch_id, provider_id, submitted_at in _open_batches(services):
         try:
             info = services.client.retrieve_batch(provider_id)

@@ -42,6 +42,7 @@ __all__ = [
     "Batch",
     "BatchStatus",
     "Calibration",
+    "Installation",
     "Run",
     "RunStatus",
     "ServiceTier",
@@ -185,6 +186,7 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELED = "canceled"
+    INTERRUPTED = "interrupted"  # its process died without finishing it (closed by a later run or collect)
 
 
 # -- tables ----------------------------------------------------------------------------------------
@@ -202,6 +204,10 @@ class Run(SQLModel, table=True):
     started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     totals: dict[str, Any] | None = Field(default=None, sa_type=_json(nullable=True))
+    # Who runs it, so a later run can tell a live run from one whose process is gone (see nightbatch.runs).
+    hostname: str | None = Field(default=None, sa_type=String(255))
+    pid: int | None = Field(default=None, sa_type=Integer())
+    heartbeat_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
 
 
 class Batch(SQLModel, table=True):
@@ -252,6 +258,8 @@ class Task(SQLModel, table=True):
     idempotency_key: str = Field(sa_type=String(KEY_MAX_LENGTH), unique=True)
     status: TaskStatus = Field(default=TaskStatus.QUEUED, sa_type=StrEnumType(TaskStatus))
     attempts: int = Field(default=0, sa_type=Integer())
+    # Claims that never led to a sent request (see nightbatch.queue.claim: the poison rule).
+    claims: int = Field(default=0, sa_type=Integer(), sa_column_kwargs={"server_default": "0"})
     model: str | None = Field(default=None, sa_type=String(MODEL_MAX_LENGTH))
     model_override: str | None = Field(default=None, sa_type=String(MODEL_MAX_LENGTH))
     batch_id: int | None = Field(default=None, foreign_key="batch.id", sa_type=_id_type(), index=True)
@@ -330,6 +338,20 @@ class TaskAttempt(SQLModel, table=True):
     check_passed: bool | None = Field(default=None)
     check_reason: str | None = Field(default=None, sa_type=Text())
     output: Any | None = Field(default=None, sa_type=_json(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+class Installation(SQLModel, table=True):
+    """This database's installation id, made once (row ``id = 1``) and carried in every custom_id we send.
+
+    Two installations sharing one API workspace tell their batches apart by it (see
+    :mod:`nightbatch.custom_ids` and :mod:`nightbatch.submit.reconcile`).
+    """
+
+    __tablename__ = "installation"
+
+    id: int = Field(default=1, primary_key=True, sa_type=Integer())
+    installation_id: str = Field(sa_type=String(16))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlmodel import Session, col
 
+from nightbatch import custom_ids
 from nightbatch.build.requests import RequestBuilder
 from nightbatch.catalog import model_info
 from nightbatch.claude.client import not_visible_yet
@@ -114,7 +115,10 @@ def start_calibration(services: Services, task_type_name: str, sample: int, mode
     builder = RequestBuilder()
     for model in candidates:
         requests = [
-            replace(builder.build(task_id, 0, task_type, model, payload), custom_id=f"c{task_id}")
+            replace(
+                builder.build(task_id, 0, task_type, model, payload),
+                custom_id=custom_ids.build(custom_ids.Kind.CALIBRATION, task_id, 0),
+            )
             for task_id, payload in rows
         ]
         for packed in pack(requests, lambda key, members: "1h" if len(members) > 1 else None).batches:
@@ -186,7 +190,10 @@ def finish_calibration(services: Services, calibration_id: int) -> list[ModelSco
     usage_rows: list[dict[str, Any]] = []
     for batch in batches:
         for line in _result_lines(services, batch):
-            task_id = int(line["custom_id"][1:])
+            parsed = custom_ids.parse(str(line.get("custom_id")))
+            if parsed is None or parsed.kind != custom_ids.Kind.CALIBRATION:
+                continue  # not a probe of ours: nothing to score
+            task_id = parsed.task_id
             result = line.get("result") or {}
             output, check = None, None
             if result.get("type") == "succeeded":

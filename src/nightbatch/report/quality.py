@@ -129,8 +129,19 @@ def quality_report(
     with engine.connect() as conn:
         for row in conn.execute(query):
             per_task.setdefault(row.task_id, []).append(row)
+        # Core rows (one column each), not ORM entities: a Connection does not wrap rows in the model.
         calibrations = conn.execute(
-            select(Calibration).where(col(Calibration.status) == "decided").order_by(col(Calibration.id))
+            select(
+                col(Calibration.id),
+                col(Calibration.task_type),
+                col(Calibration.recommended_model),
+                col(Calibration.threshold),
+                col(Calibration.decided_at),
+                col(Calibration.applied_at),
+                col(Calibration.results),
+            )
+            .where(col(Calibration.status) == "decided")
+            .order_by(col(Calibration.id))
         ).all()
     lines: dict[str, EscalationLine] = {}
     for rows in per_task.values():
@@ -146,7 +157,7 @@ def quality_report(
         line.all_top_pusd += price_usage(prices, line.top_model, usage, "batch").total_pusd
     report.escalation = sorted(lines.values(), key=lambda line: line.task_type)
     latest: dict[str, Any] = {}
-    for (calibration,) in calibrations:
+    for calibration in calibrations:
         latest[calibration.task_type] = calibration
     report.calibrations = [
         CalibrationLine(c.task_type, c.id, c.recommended_model, c.threshold, c.decided_at, c.applied_at, c.results)

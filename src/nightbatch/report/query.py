@@ -22,6 +22,7 @@ from sqlmodel import col
 from nightbatch.db.models import Batch, Run, Task, UsagePurpose, UsageRecord
 from nightbatch.errors import InputError, StateError
 from nightbatch.pricing import PriceTable, Usage, load_price_table
+from nightbatch.runs import interrupted_before
 
 __all__ = [
     "BatchCache",
@@ -58,10 +59,12 @@ class Selection:
     """First UTC day, inclusive (ranges only)."""
     until: date | None = None
     """Last UTC day, inclusive (ranges only)."""
+    interrupted_runs: tuple[int, ...] = ()
+    """Interrupted runs just before ``run_id`` whose work it finished (their rows keep their run ids)."""
 
     @classmethod
-    def run(cls, run_id: int, started_at: datetime) -> Selection:
-        return cls(run_id=run_id, run_started_at=started_at)
+    def run(cls, run_id: int, started_at: datetime, interrupted_runs: Sequence[int] = ()) -> Selection:
+        return cls(run_id=run_id, run_started_at=started_at, interrupted_runs=tuple(interrupted_runs))
 
     @classmethod
     def days(cls, since: date | None, until: date | None) -> Selection:
@@ -87,6 +90,9 @@ class Selection:
         """A human name: ``run 12 (2026-11-20)``, ``2026-11-20``, ``2026-11-01..2026-11-20``, ``all usage``."""
         if self.run_id is not None:
             started = f" ({self.run_started_at:%Y-%m-%d %H:%M} UTC)" if self.run_started_at else ""
+            if self.interrupted_runs:
+                earlier = ", ".join(map(str, self.interrupted_runs))
+                return f"run {self.run_id}{started} with interrupted run(s) {earlier}, whose work it finished"
             return f"run {self.run_id}{started}"
         if self.kind == "day":
             assert self.since is not None
@@ -100,6 +106,8 @@ class Selection:
     def usage_filter(self) -> list[ColumnElement[bool]]:
         """WHERE clauses on ``usage_record`` selecting the covered rows."""
         if self.run_id is not None:
+            if self.interrupted_runs:
+                return [col(UsageRecord.run_id).in_([self.run_id, *self.interrupted_runs])]
             return [col(UsageRecord.run_id) == self.run_id]
         clauses: list[ColumnElement[bool]] = []
         if self.since is not None:
@@ -118,6 +126,8 @@ class Selection:
         """True for a run before the selection: the history a rolling window is taken from."""
         if self.run_id is not None:
             assert self.run_started_at is not None
+            if run_id in self.interrupted_runs:
+                return False
             return (started_at, run_id) < (self.run_started_at, self.run_id)
         return self.since is not None and started_at < _midnight(self.since)
 
@@ -131,6 +141,9 @@ def resolve_selection(
     until: date | None = None,
 ) -> Selection:
     """The selection the CLI's options name; without any, the latest run that billed anything.
+
+    A run's selection includes the interrupted runs just before it (:func:`nightbatch.runs.interrupted_before`):
+    it finished their work, and its label says so.
 
     Raises :class:`InputError` for contradictory options or an unknown run, and :class:`StateError` when
     there is no run at all to default to.
@@ -149,7 +162,7 @@ def resolve_selection(
             started = conn.execute(select(col(Run.started_at)).where(col(Run.id) == run_id)).scalar_one_or_none()
             if started is None:
                 raise InputError(f"run {run_id} does not exist; `nightbatch report` without --run picks the latest")
-            return Selection.run(run_id, started)
+            return Selection.run(run_id, started, interrupted_before(engine, run_id))
         billed = exists().where(col(UsageRecord.run_id) == col(Run.id))
         latest = select(col(Run.id), col(Run.started_at)).order_by(col(Run.started_at).desc(), col(Run.id).desc())
         row = conn.execute(latest.where(billed).limit(1)).first() or conn.execute(latest.limit(1)).first()
@@ -158,7 +171,7 @@ def resolve_selection(
             "the database has no runs yet: run `nightbatch run` (or `make run`) first, or choose a period with "
             "--day / --since"
         )
-    return Selection.run(int(row[0]), row[1])
+    return Selection.run(int(row[0]), row[1], interrupted_before(engine, int(row[0])))
 
 
 # -- rows ------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from nightbatch.pricing import PriceTable, pusd_to_usd
 from nightbatch.report.cache import hit_rate
 from nightbatch.report.query import Selection, ledger_groups
 from nightbatch.report.savings import BASELINE_MODEL, Savings, baseline_model_for, savings
+from nightbatch.runs import interrupted_before
 from nightbatch.tasktypes import TaskTypeRegistry
 
 __all__ = ["BASELINE_MODEL", "RunSummary", "summarize"]
@@ -91,10 +92,15 @@ def summarize(
 ) -> RunSummary:
     """Summarize the tasks and usage of one run (or of everything, when ``run_id`` is None).
 
-    The naive baseline runs on ``baseline_model``, else on the top of ``registry``'s ladders.
+    The naive baseline runs on ``baseline_model``, else on the top of ``registry``'s ladders. A run's
+    summary includes the interrupted runs just before it: it collected and finished their work.
     """
     baseline = baseline_model or baseline_model_for(registry)
-    selection = Selection(run_id=run_id) if run_id is not None else Selection.everything()
+    selection = (
+        Selection(run_id=run_id, interrupted_runs=tuple(interrupted_before(engine, run_id)))
+        if run_id is not None
+        else Selection.everything()
+    )
     summary = RunSummary()
     with engine.connect() as conn:
         task_query = select(col(Task.status), func.count()).group_by(col(Task.status))
