@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, case, func, insert, or_, select, update
 from sqlmodel import col
 
 from nightbatch.db.models import (
@@ -142,14 +142,18 @@ def queued_with_deadlines(engine: Engine, run_id: int | None, task_types: Iterab
 
 
 def claim_for_fallback(engine: Engine, task_ids: list[int], worker: str, now: datetime) -> list[ClaimedTask]:
-    """Claim these queued tasks for real-time sending (one attempt each); the ones taken meanwhile are skipped."""
+    """Claim these queued tasks for real-time sending; the ones taken meanwhile are skipped.
+
+    As for batches (:mod:`nightbatch.queue.claim`), a claim counts in ``claims`` and ``attempts`` goes up only
+    when the request is sent (:func:`record_fallback`, :func:`release_fallback` with ``sent``).
+    """
     if not task_ids:
         return []
     with engine.begin() as conn:
         rows = conn.execute(
             update(Task)
             .where(col(Task.id).in_(task_ids), col(Task.status) == TaskStatus.QUEUED)
-            .values(status=TaskStatus.CLAIMED, claimed_by=worker, claimed_at=now, attempts=col(Task.attempts) + 1)
+            .values(status=TaskStatus.CLAIMED, claimed_by=worker, claimed_at=now, claims=col(Task.claims) + 1)
             .returning(
                 col(Task.id),
                 col(Task.task_type),
@@ -169,8 +173,16 @@ def claim_for_fallback(engine: Engine, task_ids: list[int], worker: str, now: da
     )
 
 
-def release_fallback(engine: Engine, task_id: int, worker: str, *, error_type: str, message: str) -> None:
-    """Give a claimed task back to the queue (a real-time call that could not be made), its attempt returned."""
+def release_fallback(
+    engine: Engine, task_id: int, worker: str, *, error_type: str, message: str, sent: bool = False
+) -> None:
+    """Give a claimed task back to the queue: ``sent`` (the call went out and failed) counts an attempt;
+    otherwise (over budget) the claim is handed back as if never made."""
+    counted = (
+        {"attempts": col(Task.attempts) + 1, "claims": 0}
+        if sent
+        else {"claims": case((col(Task.claims) > 0, col(Task.claims) - 1), else_=0)}
+    )
     with engine.begin() as conn:
         conn.execute(
             update(Task)
@@ -179,9 +191,9 @@ def release_fallback(engine: Engine, task_id: int, worker: str, *, error_type: s
                 status=TaskStatus.QUEUED,
                 claimed_by=None,
                 claimed_at=None,
-                attempts=col(Task.attempts) - 1,
                 error_type=error_type,
                 error_message=message[:2000],
+                **counted,
             )
         )
 
@@ -193,8 +205,12 @@ def fail_for_deadline(
     *,
     status: TaskStatus = TaskStatus.QUEUED,
     worker: str | None = None,
+    sent: bool = False,
 ) -> list[int]:
-    """Fail these tasks (still in ``status``, and held by ``worker`` when given) with ``reason``."""
+    """Fail these tasks (still in ``status``, and held by ``worker`` when given) with ``reason``.
+
+    ``sent``: a real-time request went out for them (and was refused): it counts as an attempt.
+    """
     if not task_ids:
         return []
     guard = [col(Task.id).in_(task_ids), col(Task.status) == status]
@@ -210,6 +226,7 @@ def fail_for_deadline(
                 error_message=reason[:2000],
                 claimed_by=None,
                 claimed_at=None,
+                **({"attempts": col(Task.attempts) + 1, "claims": 0} if sent else {}),
             )
             .returning(col(Task.id))
         ).scalars()
@@ -268,7 +285,7 @@ def record_fallback(
             insert(TaskAttempt).values(
                 task_id=task.id,
                 task_type=task.task_type,
-                attempt=task.attempts,
+                attempt=task.attempts + 1,  # this send (attempts counts the sends before it)
                 model=model,
                 purpose=UsagePurpose.FALLBACK,
                 batch_id=None,
@@ -294,6 +311,8 @@ def record_fallback(
                 error_message=check_reason if failed else None,
                 claimed_by=None,
                 claimed_at=None,
+                attempts=col(Task.attempts) + 1,
+                claims=0,
                 updated_at=now,
             )
         )

@@ -24,6 +24,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from nightbatch import custom_ids
 from nightbatch.build.requests import BuiltRequest, RequestBuilder
 from nightbatch.catalog import canonical_model
 from nightbatch.collect.outcome import check_output
@@ -33,7 +34,6 @@ from nightbatch.db.models import TaskStatus
 from nightbatch.errors import ConfigError, ProviderError
 from nightbatch.pricing import Usage, geo_multiplier, price_usage
 from nightbatch.quality.routes import calibrated_routes
-from nightbatch.quality.shadow import is_shadow_id
 from nightbatch.services import Services
 from nightbatch.submit.budget import Budget
 from nightbatch.submit.plan import PrefixSizer, plan_requests
@@ -87,7 +87,7 @@ def send_realtime(
             services.engine, [failure.task_id], failure.message, status=TaskStatus.CLAIMED, worker=services.worker
         )
         report.failed.append(f"task {failure.task_id}: {failure.message}")
-    requests = [r for r in plan.requests if not is_shadow_id(r.custom_id)]
+    requests = [r for r in plan.requests if not custom_ids.is_shadow(r.custom_id)]
     by_id = {t.id: t for t in claimed}
     sizer = PrefixSizer(services.client)
     admitted: list[BuiltRequest] = []
@@ -129,9 +129,13 @@ def _send_one(
         message = services.client.create_message(request.params(None))
     except ProviderError as exc:
         if exc.error_type == "invalid_request_error":
-            fail_for_deadline(services.engine, [task.id], str(exc), status=TaskStatus.CLAIMED, worker=services.worker)
+            fail_for_deadline(
+                services.engine, [task.id], str(exc), status=TaskStatus.CLAIMED, worker=services.worker, sent=True
+            )
             return 0, str(exc), False
-        release_fallback(services.engine, task.id, services.worker, error_type="fallback_error", message=str(exc))
+        release_fallback(
+            services.engine, task.id, services.worker, error_type="fallback_error", message=str(exc), sent=True
+        )
         return 0, str(exc), True
     raw = message.get("usage") or {}
     usage = Usage.from_api(raw)
@@ -141,7 +145,7 @@ def _send_one(
     cost = _price(services, model, usage, geo, now)
     task_type = services.registry.get(task.task_type) if task.task_type in services.registry else None
     output, check = check_output(message, task_type, task.payload)
-    key = f"outputs/task_type={task.task_type}/date={now:%Y-%m-%d}/realtime-task-{task.id}-a{task.attempts}.jsonl"
+    key = f"outputs/task_type={task.task_type}/date={now:%Y-%m-%d}/realtime-task-{task.id}-a{task.attempts + 1}.jsonl"
     record = {
         "task_id": task.id,
         "custom_id": request.custom_id,

@@ -56,6 +56,9 @@ def load(state: EmulatorState, path: Path) -> bool:
         raise ValueError(f"{path}: unsupported emulator state format {snapshot.get('format')!r}; delete the file")
     for name in _FIELDS:
         setattr(state, name, snapshot[name])
+    for batch in state.batches.values():
+        if not hasattr(batch, "stall_at"):  # saved before batches could be stalled (same format otherwise)
+            batch.stall_at = None
     state.clock.resume_at_least(float(snapshot["now"]))
     state.synced_to = float(snapshot["now"])
     state.dirty = False
