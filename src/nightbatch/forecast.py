@@ -5,7 +5,8 @@ Per (task type, model) group:
 - **prompt tokens**: the shared prefix is counted once by the token-counting endpoint (free); per-task
   tokens are estimated locally for every task and calibrated against the endpoint on a sample of the
   group's requests (``sample_per_group``), so large backfills cost a handful of counting calls;
-- **cache**: the prefix is priced by the same TTL decision the submitter will make;
+- **cache**: the prefix is priced by the same decision the submitter will make (pilot then fan-out, reads
+  of a known live entry, or no caching), at the hit rate measured for the group;
 - **output**: ``max_tokens`` gives the upper bound; the expected figure uses the mean output of the
   type on that model from the ledger when there is history, else the upper bound.
 
@@ -22,10 +23,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from nightbatch.build.cache_ttl import decide_ttl
+from nightbatch.build.cache_ttl import plan_group
 from nightbatch.build.prefix import Prefix
 from nightbatch.build.requests import BuiltRequest, RequestBuilder
-from nightbatch.db.models import Task, TaskStatus, UsagePurpose, UsageRecord
+from nightbatch.db.cache_entries import group_states, measured_hit_rate
+from nightbatch.db.models import Task, TaskStatus, UsagePurpose, UsageRecord, utcnow
 from nightbatch.errors import ProviderError
 from nightbatch.pricing import BATCH_DISCOUNT
 from nightbatch.route import choose_model
@@ -147,21 +149,30 @@ class Forecaster:
             price = self._services.prices.price(group.model)
             group.prefix_tokens = sizer.tokens(group.prefix)
             group.tail_tokens = self._count_tails(group)
-            decision = decide_ttl(
+            assert group.prefix is not None
+            key = (group.model, group.prefix.hash)
+            state = group_states(self._services.engine, [key])[key]
+            measured = measured_hit_rate(self._services.engine, *key)
+            decision = plan_group(
                 model=group.model,
                 prices=self._services.prices,
                 prefix_tokens=group.prefix_tokens,
                 requests=group.tasks,
-                concurrency=16,
                 mode=self._services.registry.get(group.task_type).cache.mode,
+                hit_rate=None if measured is None else measured.rate,
+                live_minutes=state.live_minutes(utcnow()),
+                pilot_running=state.pilot_running,
+                pilot_failures=state.pilot_failures,
             )
-            group.cache_option = decision.option
+            # A group waiting for its running pilot will be sent as a fan-out that reads.
+            option = "warm" if decision.option == "wait" else decision.option
+            group.cache_option = option
             history = _historical_output(self._services, group.task_type, group.model)
             per_task_max = group.max_output_tokens / group.tasks
             expected_out = min(history, per_task_max) if history is not None else per_task_max
             group.expected_output_tokens = int(expected_out * group.tasks)
             fixed = (
-                Decimal(decision.cost_usd[decision.option]) + group.tail_tokens * price.input / _MTOK * BATCH_DISCOUNT
+                Decimal(decision.cost_usd[option]) + group.tail_tokens * price.input / _MTOK * BATCH_DISCOUNT
             )
             group.expected_usd = fixed + group.expected_output_tokens * price.output / _MTOK * BATCH_DISCOUNT
             group.upper_bound_usd = fixed + group.max_output_tokens * price.output / _MTOK * BATCH_DISCOUNT

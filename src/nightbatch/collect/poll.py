@@ -36,6 +36,11 @@ class CollectReport:
     progress: dict[int, dict[str, int]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
+    @property
+    def pilots_ended(self) -> int:
+        """Pilot batches ingested by this call: their groups' waiting tasks may be submitted at once."""
+        return sum(r.pilot_ended for r in self.ingested)
+
 
 def _record(services: Services, batch_id: int, info: BatchInfo) -> None:
     c = info.counts
