@@ -40,14 +40,17 @@ def test_a_cold_group_is_never_sent_with_breakpoints_pilot_first():
 def test_the_measured_hit_rate_is_used_not_an_assumed_hundred_percent():
     # At h = 0.6 a fan-out item costs 0.6 x $0.25 + 0.4 x $5.00 = $2.15/MTok, still under $2.50 input.
     paying = plan_group(**OPUS, requests=200, hit_rate=0.6, measured={"rate": 0.6})
-    assert paying.option == "pilot_1h" and paying.hit_rate == 0.6 and paying.hit_rate_source == "measured"
+    assert paying.option == "pilot_1h"
+    assert paying.hit_rate == 0.6
+    assert paying.hit_rate_source == "measured"
     # At h = 0.4 a miss writes so often that caching costs more than plain input: the group is not cached.
     low = plan_group(**OPUS, requests=200, hit_rate=0.4)
     assert (low.option, low.ttl) == ("none", None)
     assert "40%" in low.reason
     # Without any measurement the prior is used, and said so.
     prior = plan_group(**OPUS, requests=200)
-    assert prior.hit_rate == PRIOR_HIT_RATE and prior.hit_rate_source.startswith("prior")
+    assert prior.hit_rate == PRIOR_HIT_RATE
+    assert prior.hit_rate_source.startswith("prior")
 
 
 def test_a_known_live_entry_is_read_at_once():
@@ -101,4 +104,6 @@ def test_budget_bound_is_the_dearest_price_a_request_can_pay():
     none = plan_group(**OPUS, requests=200, hit_rate=0.1)
     assert none.prefix_bound_usd(PRICES, "claude-opus-4-8") == Decimal("0.025")  # plain input
     record = pilot.as_record()
-    assert record["option"] == "pilot_1h" and record["ttl"] == "1h" and "cost_usd" in record
+    assert record["option"] == "pilot_1h"
+    assert record["ttl"] == "1h"
+    assert "cost_usd" in record

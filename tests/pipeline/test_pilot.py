@@ -16,9 +16,9 @@ from sqlmodel import Session, col
 from nightbatch.collect.poll import collect_step
 from nightbatch.db.models import Batch, CacheEntry, CacheState, Task, UsageRecord
 from nightbatch.emulator import EmulatorServer
+from nightbatch.queue.enqueue import enqueue
 from nightbatch.services import Services
 from nightbatch.submit.step import submit_step
-from nightbatch.queue.enqueue import enqueue
 from tests.pipeline.conftest import enqueue_examples, example_tasks
 
 JUDGED = ["policy_judgement"]
@@ -32,7 +32,9 @@ def enqueue_judged(services: Services, start: int, stop: int) -> None:
 
 def statuses(services: Services) -> Counter[str]:
     with services.engine.connect() as conn:
-        rows = conn.execute(select(Task.status, func.count()).where(col(Task.task_type) == JUDGED[0]).group_by(Task.status))
+        rows = conn.execute(
+            select(Task.status, func.count()).where(col(Task.task_type) == JUDGED[0]).group_by(Task.status)
+        )
         return Counter({str(s): n for s, n in rows})
 
 
@@ -66,8 +68,10 @@ def test_pilot_then_fan_out_reads(services: Services, emulator: EmulatorServer) 
     assert (first.pilots, first.submitted_tasks, first.waiting_tasks) == (1, 1, 19)
     [pilot] = batches(services)
     assert (pilot.cache_role, pilot.cache_ttl, pilot.request_count) == ("pilot", "1h", 1)
-    assert pilot.cache_decision is not None and pilot.cache_decision["option"] == "pilot_1h"
-    assert entry(services).state == CacheState.PILOT_RUNNING and entry(services).pilot_batch_id == pilot.id
+    assert pilot.cache_decision is not None
+    assert pilot.cache_decision["option"] == "pilot_1h"
+    assert entry(services).state == CacheState.PILOT_RUNNING
+    assert entry(services).pilot_batch_id == pilot.id
     assert statuses(services) == {"submitted": 1, "queued": 19}
     with services.engine.connect() as conn:
         assert conn.execute(select(func.max(Task.attempts)).where(col(Task.status) == "queued")).scalar() == 0
@@ -75,14 +79,16 @@ def test_pilot_then_fan_out_reads(services: Services, emulator: EmulatorServer) 
     # While the pilot runs, the group keeps waiting: nothing else goes out.
     again = submit_step(services, task_types=JUDGED)
     assert (again.submitted_tasks, again.waiting_tasks, len(batches(services))) == (0, 19, 1)
-    assert again.decisions and next(iter(again.decisions.values()))["option"] == "wait"
+    assert again.decisions
+    assert next(iter(again.decisions.values()))["option"] == "wait"
 
     emulator.advance(120)
     collected = collect_step(services)
     assert collected.pilots_ended == 1
     assert entry(services).state == CacheState.WARM
     [pilot_usage] = usage_of(services, pilot.id)  # an ordinary task result, ingested and billed
-    assert pilot_usage.cache_write_1h_tokens > 10_000 and pilot_usage.cache_read_tokens == 0
+    assert pilot_usage.cache_write_1h_tokens > 10_000
+    assert pilot_usage.cache_read_tokens == 0
 
     fan = submit_step(services, task_types=JUDGED)
     assert (fan.pilots, fan.submitted_tasks) == (0, 19)
@@ -121,8 +127,10 @@ def test_a_deadline_too_close_skips_the_pilot(services: Services, emulator: Emul
     report = submit_step(services, task_types=JUDGED, deadline=datetime.now(UTC) + timedelta(minutes=20))
     assert (report.pilots, report.submitted_tasks, report.waiting_tasks) == (0, 10, 0)
     [sent] = batches(services)
-    assert sent.cache_ttl is None and sent.cache_role is None
-    assert sent.cache_decision is not None and "no room for a pilot" in sent.cache_decision["reason"]
+    assert sent.cache_ttl is None
+    assert sent.cache_role is None
+    assert sent.cache_decision is not None
+    assert "no room for a pilot" in sent.cache_decision["reason"]
     finish(services, emulator)
     with services.engine.connect() as conn:
         writes = conn.execute(select(func.sum(UsageRecord.cache_write_1h_tokens + UsageRecord.cache_write_5m_tokens)))
