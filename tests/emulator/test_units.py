@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import nightbatch.emulator as emulator_package
-from nightbatch.emulator.cache import PromptCache
+from nightbatch.emulator.cache import CacheSpace, PromptCache
 from nightbatch.emulator.clock import SimClock, format_rfc3339
 from nightbatch.emulator.errors import ERROR_STATUS, ApiError
 from nightbatch.emulator.faults import ErrorKind
@@ -67,9 +67,10 @@ def test_prompt_layout_counts_and_breakpoints():
 
 def test_cache_plan_lookback_finds_an_earlier_entry():
     cache = PromptCache()
+    w = CacheSpace("w", "realtime")
     first = analyse_prompt(params("x" * 8000, cache_control={"type": "ephemeral"}), MODEL)
-    plan = cache.plan("w", first, 1024, 0.0, 20)
-    cache.commit("w", plan, now=0.0, usable_from=0.0)
+    plan = cache.plan(w, first, 1024, 0.0, 20)
+    cache.commit(w, plan, now=0.0, usable_from=0.0)
     conversation = {
         "model": MODEL,
         "max_tokens": 5,
@@ -81,9 +82,26 @@ def test_cache_plan_lookback_finds_an_earlier_entry():
         "cache_control": {"type": "ephemeral"},
     }
     longer = analyse_prompt(conversation, MODEL)
-    assert cache.plan("w", longer, 1024, 1.0, 20).cache_read_input_tokens == first.prefix_tokens[0]
-    assert cache.plan("w", longer, 1024, 1.0, 1).cache_read_input_tokens == 0  # outside the lookback window
-    assert cache.plan("other", longer, 1024, 1.0, 20).cache_read_input_tokens == 0
+    assert cache.plan(w, longer, 1024, 1.0, 20).cache_read_input_tokens == first.prefix_tokens[0]
+    assert cache.plan(w, longer, 1024, 1.0, 1).cache_read_input_tokens == 0  # outside the lookback window
+    assert cache.plan(CacheSpace("other", "realtime"), longer, 1024, 1.0, 20).cache_read_input_tokens == 0
+    assert cache.plan(CacheSpace("w", "batch", "b1"), longer, 1024, 1.0, 20).cache_read_input_tokens == 0
+
+
+def test_a_batch_reads_entries_other_batches_made_usable_never_its_own():
+    cache = PromptCache()
+    shape = analyse_prompt(params("x" * 8000, cache_control={"type": "ephemeral", "ttl": "1h"}), MODEL)
+    own, other = CacheSpace("w", "batch", "b1"), CacheSpace("w", "batch", "b2")
+    cache.commit(own, cache.plan(own, shape, 1024, 0.0, 20), now=0.0, usable_from=1.0)
+    assert cache.plan(own, shape, 1024, 2.0, 20).cache_read_input_tokens == 0
+    assert cache.plan(other, shape, 1024, 0.5, 20).cache_read_input_tokens == 0  # not usable yet
+    assert cache.plan(other, shape, 1024, 2.0, 20).cache_read_input_tokens == shape.prefix_tokens[0]
+    missed = cache.plan(other, shape, 1024, 2.0, 20, can_read=False)  # a best-effort miss writes it again
+    assert (missed.cache_read_input_tokens, missed.cache_creation_input_tokens) == (0, shape.prefix_tokens[0])
+    cache.commit(other, missed, now=2.0, usable_from=3.0)
+    assert cache.plan(own, shape, 1024, 3.0, 20).cache_read_input_tokens == shape.prefix_tokens[0]  # b2's write
+    assert cache.plan(own, shape, 1024, 1.0 + 3600, 20).cache_read_input_tokens == shape.prefix_tokens[0]
+    assert cache.plan(other, shape, 1024, 3.0 + 3600, 20).cache_read_input_tokens == 0  # expired
 
 
 def test_clock_advances_scales_and_formats():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -61,6 +62,20 @@ class EmulatorConfig(BaseModel):
 
     # Prompt cache model.
     cache_lookback_blocks: int = Field(20, ge=1, description="Blocks checked before each breakpoint for a hit.")
+    batch_cache_model: Literal["isolated", "waves"] = Field(
+        "isolated",
+        description=(
+            "'isolated' (as documented and measured): batch and real-time entries live apart and a batch's items "
+            "never read each other's writes, only those of earlier batches. 'waves' (legacy, for experiments): "
+            "one shared cache, later waves of a batch read its first wave's writes."
+        ),
+    )
+    batch_cache_hit_probability: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Chance a batch item reads a live entry at all (best effort; 0.3 = the docs' lower bound).",
+    )
 
     # Housekeeping.
     results_chunk_lines: int = Field(500, ge=1, description="Result lines rendered per streamed chunk.")

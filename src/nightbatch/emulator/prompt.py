@@ -3,9 +3,16 @@
 The prompt is the sequence ``tools -> system -> messages``, one *block* per tool, system text block
 and message content block (string content counts as one text block, exactly as the API treats it).
 For every block we keep the cumulative token count up to and including it and a chained hash of
-everything up to it, so "the exact prefix up to block i" is one 64-bit key. The hash chain starts
-from a salt holding what invalidates every cached prefix on the real service: the model, the
-``tool_choice`` and whether the request contains images.
+everything up to it, so "the exact prefix up to block i" is one 64-bit key. The chain follows the
+docs' "what invalidates the cache" table:
+
+* it starts from what invalidates every level: the model and ``output_config.format`` (structured
+  outputs); a change of any tool changes every later key too, since tools come first;
+* a system change keeps the tools keys (they are computed before it);
+* just before the first message block it mixes in what invalidates message-level entries only: the
+  ``tool_choice``, whether the request has images, ``thinking`` and ``output_config.effort``
+  (compared as sent: whether an omitted setting shares entries with its explicit default is
+  unverified).
 
 Breakpoints are the blocks carrying ``cache_control``, plus, for a top-level ``cache_control``, the
 last cacheable block (when it has none of its own). More than 4, or a ``1h`` breakpoint after a
@@ -119,17 +126,31 @@ def _breakpoints(blocks: list[_Block], automatic: Mapping[str, Any] | None) -> t
     return ordered
 
 
+def _salts(params: Mapping[str, Any], model: str) -> tuple[bytes, bytes]:
+    """(what invalidates every entry, what invalidates message-level entries only), as key material."""
+    output_config = params.get("output_config")
+    settings: Mapping[str, Any] = output_config if isinstance(output_config, Mapping) else {}
+    whole = canonical_json([model, settings.get("format")])
+    messages = canonical_json(
+        [params.get("tool_choice"), _has_images(params), params.get("thinking"), settings.get("effort")]
+    )
+    return whole.encode("utf-8"), b"messages\x00" + messages.encode("utf-8")
+
+
 def analyse_prompt(params: Mapping[str, Any], model: str) -> PromptShape:
     """Lay out validated params; raises :class:`ApiError` for breakpoint-count / TTL-order problems."""
     blocks = list(_iter_blocks(params))
     breakpoints = _breakpoints(blocks, params.get("cache_control"))
-    tool_choice = params.get("tool_choice")
-    salt = canonical_json([model, tool_choice, _has_images(params)]).encode("utf-8")
-    chain = hashlib.blake2b(salt, digest_size=8).digest()
+    whole, message_level = _salts(params, model)
+    chain = hashlib.blake2b(whole, digest_size=8).digest()
     keys: list[int] = []
     prefix: list[int] = []
     running = 0
+    in_messages = False
     for block in blocks:
+        if not in_messages and block.tag not in ("tool", "system"):
+            in_messages = True
+            chain = hashlib.blake2b(chain + message_level, digest_size=8).digest()
         material = chain + block.tag.encode("utf-8") + b"\x00" + canonical_json(block.body).encode("utf-8")
         chain = hashlib.blake2b(material, digest_size=8).digest()
         keys.append(int.from_bytes(chain, "big"))
