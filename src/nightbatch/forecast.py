@@ -171,9 +171,7 @@ class Forecaster:
             per_task_max = group.max_output_tokens / group.tasks
             expected_out = min(history, per_task_max) if history is not None else per_task_max
             group.expected_output_tokens = int(expected_out * group.tasks)
-            fixed = (
-                Decimal(decision.cost_usd[option]) + group.tail_tokens * price.input / _MTOK * BATCH_DISCOUNT
-            )
+            fixed = Decimal(decision.cost_usd[option]) + group.tail_tokens * price.input / _MTOK * BATCH_DISCOUNT
             group.expected_usd = fixed + group.expected_output_tokens * price.output / _MTOK * BATCH_DISCOUNT
             group.upper_bound_usd = fixed + group.max_output_tokens * price.output / _MTOK * BATCH_DISCOUNT
             group.sample = []
