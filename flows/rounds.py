@@ -84,7 +84,8 @@ def submit_and_collect(
         "outcomes": summary.outcomes,
         "cost_usd": str(summary.cost_usd),
         "baseline_usd": str(summary.baseline_usd),
-        "cache_hit_rate": summary.cache_hit_rate,
+        "prefix_hit_rate": summary.prefix_hit_rate,
+        "cache_hit_rate": summary.cache_hit_rate,  # read ÷ (read + write), the second figure
         "forecast_usd": str(forecast),
         "budget_stopped": budget_stopped,
     }

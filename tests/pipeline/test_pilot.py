@@ -10,13 +10,19 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, insert, select, update
 from sqlmodel import Session, col
 
 from nightbatch.collect.poll import collect_step
-from nightbatch.db.models import Batch, CacheEntry, CacheState, Task, UsageRecord
+from nightbatch.db.models import Batch, CacheEntry, CacheState, Run, Task, UsageRecord
 from nightbatch.emulator import EmulatorServer
 from nightbatch.queue.enqueue import enqueue
+from nightbatch.report.attention import attention_items
+from nightbatch.report.build import build_report
+from nightbatch.report.query import Selection
+from nightbatch.report.render import headline, report_csv, report_markdown, report_to_dict
+from nightbatch.report.summary import summarize
 from nightbatch.services import Services
 from nightbatch.submit.step import submit_step
 from tests.pipeline.conftest import enqueue_examples, example_tasks
@@ -135,3 +141,84 @@ def test_a_deadline_too_close_skips_the_pilot(services: Services, emulator: Emul
     with services.engine.connect() as conn:
         writes = conn.execute(select(func.sum(UsageRecord.cache_write_1h_tokens + UsageRecord.cache_write_5m_tokens)))
         assert writes.scalar() == 0
+
+
+def test_a_low_measured_hit_rate_stops_caching_the_group(services: Services, emulator: EmulatorServer) -> None:
+    # Best-effort batch reads: each fan-out item finds the live entry with probability 0.3 (the docs' low end).
+    emulator.configure(batch_cache_hit_probability=0.3)
+    enqueue_judged(services, 0, 30)
+    submit_step(services, task_types=JUDGED)  # the pilot
+    finish(services, emulator)
+    fan = submit_step(services, task_types=JUDGED)
+    assert fan.submitted_tasks == 29
+    fanout = batches(services)[-1]
+    assert fanout.cache_role == "fanout"
+    assert fanout.cache_decision is not None
+    assert fanout.cache_decision["hit_rate_source"].startswith("prior")
+    finish(services, emulator)
+    rows = usage_of(services, fanout.id)
+    reads = sum(r.cache_read_tokens for r in rows)
+    writes = sum(r.cache_write_1h_tokens for r in rows)
+    measured = reads / (reads + writes)
+    assert measured < 0.55  # a miss pays the write again
+
+    # The run's attention items name the batch, its group, the planned and the measured figure.
+    with services.engine.begin() as conn:
+        run = conn.execute(insert(Run).values(kind="nightly", parameters={})).inserted_primary_key[0]
+        conn.execute(update(Batch).values(run_id=run))
+        conn.execute(update(UsageRecord).values(run_id=run))
+    items = [i for i in attention_items(services.engine, services.registry, run) if "its plan expected" in i]
+    assert len(items) == 1
+    assert fanout.provider_batch_id in items[0]
+    assert "claude-opus-4-8/" in items[0]
+    assert f"read {measured:.0%}" in items[0]
+    assert "expected 80%" in items[0]
+
+    # The next tasks of the group: the entry is alive, but at the measured rate reads do not pay: uncached.
+    enqueue_judged(services, 30, 50)
+    later = submit_step(services, task_types=JUDGED)
+    assert (later.pilots, later.submitted_tasks) == (0, 20)
+    sent = batches(services)[-1]
+    assert sent.cache_ttl is None
+    assert sent.cache_decision is not None
+    assert sent.cache_decision["option"] == "none"
+    assert sent.cache_decision["hit_rate_source"] == "measured"
+    assert sent.cache_decision["hit_rate"] == pytest.approx(measured, abs=1e-3)
+
+
+def test_the_report_puts_every_prefix_token_in_one_bucket(services: Services, emulator: EmulatorServer) -> None:
+    enqueue_examples(services.engine, per_type=20)
+    while True:
+        report = submit_step(services)
+        finish(services, emulator)
+        if not report.waiting_tasks:
+            break
+    built = build_report(services.engine, services.prices, Selection.everything())
+    figures = {f.task_type: f for f in built.prefix}
+    judged = figures["policy_judgement"]
+    # One pilot wrote the policy prefix; the 19 tasks after it read it.
+    assert judged.written == judged.prefix_tokens
+    assert judged.read == 19 * judged.prefix_tokens
+    assert judged.below_minimum == judged.not_marked == 0
+    assert judged.hit_rate == pytest.approx(19 / 20, abs=0.01)
+    # The date prompt is below Haiku 4.5's minimum: never cacheable, said so, and advice is given.
+    dates = figures["date_extraction"]
+    assert dates.below_minimum == dates.sent > 0
+    assert dates.read == dates.written == 0
+    advice = [a for a in built.advice if a.startswith("date_extraction: prefix")]
+    assert len(advice) == 1
+    assert "< 4,096 minimum of claude-haiku-4-5, not cached" in advice[0]
+    assert "claude-haiku-5-5 caches from 512" in advice[0]
+    # The headline is read ÷ all prefix tokens; read ÷ (read + write) is the second, labelled figure.
+    sent = sum(f.sent for f in built.prefix)
+    assert built.prefix_hit_rate == pytest.approx(sum(f.read for f in built.prefix) / sent)
+    assert built.prefix_hit_rate < built.cache.hit_rate  # type: ignore[operator]
+    data = report_to_dict(built)
+    assert data["cache"]["prefix_hit_rate"] == built.prefix_hit_rate
+    assert {row["task_type"] for row in data["cache"]["prefix"]} == set(figures)
+    assert "prefix hit rate" in headline(built)
+    assert "## Prefix tokens by task type" in report_markdown(built)
+    assert "prefix_below_minimum_tokens" in report_csv(built).splitlines()[0]
+    summary = summarize(services.engine, services.prices)
+    assert summary.prefix_hit_rate == pytest.approx(built.prefix_hit_rate)
+    assert summary.advice == built.advice

@@ -17,7 +17,7 @@ marked ones from the API's own usage.
 A fan-out batch whose measured read share fell more than :data:`BELOW_PLAN_POINTS` points under the rate
 its plan used is an **attention item** naming the batch, its group and both figures. A prefix below its
 model's minimum gets **padding advice**: what padding it to the minimum would save per run, at the
-planner's prices, and which models of the same family cache it as it is.
+planner's prices, and which models of the same family have a lower minimum.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class PaddingAdvice:
     minimum: int
     requests: int
     saving_usd: Decimal | None  # per run of ``requests`` (None: padding would not pay)
-    alternatives: tuple[tuple[str, int], ...]  # models of the same family that cache this prefix as it is
+    alternatives: tuple[tuple[str, int], ...]  # models of the same family with a lower minimum
 
     def text(self) -> str:
         head = (f"{self.task_type}: prefix {self.prefix_tokens:,} tokens < {self.minimum:,} minimum of {self.model}, "
@@ -163,7 +163,7 @@ def padding_advice(
     alternatives = tuple(
         (name, info.min_cacheable_tokens)
         for name, info in sorted(load_catalog().items())
-        if info.family == family and name != model and info.min_cacheable_tokens <= prefix_tokens
+        if info.family == family and name != model and info.min_cacheable_tokens < minimum
     )
     return PaddingAdvice(task_type, model, prefix_tokens, minimum, requests,
                          saving if saving is not None and saving > 0 else None, alternatives)  # fmt: skip
