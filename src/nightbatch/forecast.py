@@ -30,6 +30,7 @@ from nightbatch.db.cache_entries import group_states, measured_hit_rate
 from nightbatch.db.models import Task, TaskStatus, UsagePurpose, UsageRecord, utcnow
 from nightbatch.errors import ProviderError
 from nightbatch.pricing import BATCH_DISCOUNT
+from nightbatch.report.prefix import padding_advice
 from nightbatch.route import choose_model
 from nightbatch.services import Services
 from nightbatch.submit.plan import PrefixSizer
@@ -61,6 +62,8 @@ class GroupForecast:
 class Forecast:
     groups: list[GroupForecast] = field(default_factory=list)
     skipped: int = 0
+    advice: list[str] = field(default_factory=list)
+    """Padding advice for prefixes below their model's minimum cacheable length."""
 
     @property
     def tasks(self) -> int:
@@ -176,6 +179,12 @@ class Forecaster:
             group.upper_bound_usd = fixed + group.max_output_tokens * price.output / _MTOK * BATCH_DISCOUNT
             group.sample = []
             forecast.groups.append(group)
+            advice = padding_advice(
+                group.task_type, group.model, group.prefix_tokens, group.tasks, self._services.prices,
+                hit_rate=None if measured is None else measured.rate,
+            )  # fmt: skip
+            if advice is not None:
+                forecast.advice.append(advice.text())
         return forecast
 
 

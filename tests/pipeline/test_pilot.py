@@ -25,6 +25,7 @@ from nightbatch.report.render import headline, report_csv, report_markdown, repo
 from nightbatch.report.summary import summarize
 from nightbatch.services import Services
 from nightbatch.submit.step import submit_step
+from nightbatch.tasktypes import CachePolicy, TaskTypeRegistry
 from tests.pipeline.conftest import enqueue_examples, example_tasks
 
 JUDGED = ["policy_judgement"]
@@ -222,3 +223,23 @@ def test_the_report_puts_every_prefix_token_in_one_bucket(services: Services, em
     summary = summarize(services.engine, services.prices)
     assert summary.prefix_hit_rate == pytest.approx(built.prefix_hit_rate)
     assert summary.advice == built.advice
+
+
+def test_a_padded_prefix_is_cached(services: Services, emulator: EmulatorServer) -> None:
+    padded = services.registry.get("date_extraction").model_copy(update={"cache": CachePolicy(pad_to_minimum=True)})
+    services.registry = TaskTypeRegistry([padded, *(t for t in services.registry if t.name != padded.name)])
+    enqueue_examples(services.engine, per_type=20)
+    first = submit_step(services, task_types=["date_extraction"])
+    assert (first.pilots, first.submitted_tasks) == (1, 1)
+    finish(services, emulator)
+    submit_step(services, task_types=["date_extraction"])
+    finish(services, emulator)
+    with services.engine.connect() as conn:
+        rows = conn.execute(
+            select(UsageRecord.cache_read_tokens, UsageRecord.cache_write_1h_tokens).where(
+                col(UsageRecord.model) == "claude-haiku-4-5"
+            )
+        ).all()
+    assert len(rows) == 20
+    assert sum(1 for read, write in rows if write >= 4096) == 1  # the pilot
+    assert sum(1 for read, write in rows if read >= 4096) == 19  # the rest read the padded prefix

@@ -136,7 +136,8 @@ class PaddingAdvice:
         head = (f"{self.task_type}: prefix {self.prefix_tokens:,} tokens < {self.minimum:,} minimum of {self.model}, "
                 "not cached")  # fmt: skip
         if self.saving_usd is not None:
-            head += f"; padding it to {self.minimum:,} would save ${self.saving_usd:.2f} a run of {self.requests:,}"
+            head += (f"; padding it to {self.minimum:,} (cache = {{ pad_to_minimum = true }}) would save "
+                     f"${self.saving_usd:.2f} a run of {self.requests:,}")  # fmt: skip
         else:
             head += f"; padding it to {self.minimum:,} would not pay at {self.requests:,} requests a run"
         if self.alternatives:
