@@ -243,3 +243,16 @@ def test_a_padded_prefix_is_cached(services: Services, emulator: EmulatorServer)
     assert len(rows) == 20
     assert sum(1 for read, write in rows if write >= 4096) == 1  # the pilot
     assert sum(1 for read, write in rows if read >= 4096) == 19  # the rest read the padded prefix
+
+
+def test_a_waiting_tasks_shadow_is_sent_once_with_its_task(services: Services, emulator: EmulatorServer) -> None:
+    # ticket_triage shadows 5% of its tasks to the next rung; its prefix pilots, so most tasks wait.
+    enqueue_examples(services.engine, per_type=200)
+    while True:
+        report = submit_step(services, task_types=["ticket_triage"])
+        finish(services, emulator)
+        if not report.waiting_tasks:
+            break
+    shadows = [e.custom_id for e in emulator.ledger.entries() if (e.custom_id or "").startswith("s")]
+    assert shadows, "the sample has shadow requests"
+    assert len(shadows) == len(set(shadows)), "a shadow request was sent (and billed) twice"

@@ -44,7 +44,8 @@ class PrefixFigures:
     task_type: str
     model: str
     responses: int = 0
-    prefix_tokens: int = 0  # one response's prefix (the largest seen)
+    prefix_tokens: int = 0  # one response's prefix (the largest seen), as the planner counted it
+    cached_prefix_tokens: int = 0  # one response's prefix as the API counted it (read + written), when marked
     read: int = 0
     written: int = 0
     below_minimum: int = 0
@@ -94,6 +95,9 @@ def prefix_figures(batches: Iterable[BatchCache], plans: dict[int, BatchPlan]) -
         figures.prefix_tokens = max(figures.prefix_tokens, size)
         figures.read += b.cache_read_tokens
         figures.written += b.cache_write_tokens
+        if b.responses and b.cache_ttl is not None:
+            observed = (b.cache_read_tokens + b.cache_write_tokens) // b.responses
+            figures.cached_prefix_tokens = max(figures.cached_prefix_tokens, observed)
         unaccounted = max(0, size * b.responses - b.cache_read_tokens - b.cache_write_tokens)
         if size < _minimum(b.model):
             figures.below_minimum += unaccounted

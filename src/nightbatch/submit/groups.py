@@ -13,7 +13,8 @@ pilots have taken, and the time left before the run's deadline. Then:
 - ``wait``: a pilot of this group is running; every task is released.
 
 Shadow requests (a second model's answer to a sampled task) are not tasks of the group: they never wait
-and never pilot; in a group that waits they go out uncached.
+and never pilot; in a group that waits they go out uncached. The shadow of a task that waits is not sent
+at all this round: it is built again when its task goes out.
 """
 
 from __future__ import annotations
@@ -111,4 +112,10 @@ def plan_sends(
             plan.sends.append(Send(key, members, decision.ttl, "fanout", decision))
         else:  # none, or a pilot with no real task to carry it (a group of shadow requests only)
             plan.sends.append(Send(key, members, None, None, decision))
+    # A waiting task's shadow request is not sent now: it is built again with the task when the task goes
+    # out after its pilot (shadow sampling is deterministic per task), so it is sent once, not twice.
+    waiting = set(plan.waiting)
+    for send in plan.sends:
+        send.requests = [r for r in send.requests if not (is_shadow_id(r.custom_id) and r.task_id in waiting)]
+    plan.sends = [send for send in plan.sends if send.requests]
     return plan
