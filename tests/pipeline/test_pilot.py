@@ -256,3 +256,31 @@ def test_a_waiting_tasks_shadow_is_sent_once_with_its_task(services: Services, e
     shadows = [e.custom_id for e in emulator.ledger.entries() if (e.custom_id or "").startswith("s")]
     assert shadows, "the sample has shadow requests"
     assert len(shadows) == len(set(shadows)), "a shadow request was sent (and billed) twice"
+
+
+def test_a_group_of_shadow_requests_pilots_too(services: Services, emulator: EmulatorServer) -> None:
+    # The triage shadows (5% of the tasks, to claude-sonnet-4-6) share the long triage guide: worth caching.
+    enqueue_examples(services.engine, per_type=400)
+    while True:
+        report = submit_step(services, task_types=["ticket_triage"])
+        finish(services, emulator)
+        if not report.waiting_tasks:
+            break
+    with services.engine.connect() as conn:
+        rows = conn.execute(
+            select(UsageRecord.cache_read_tokens, UsageRecord.cache_write_1h_tokens).where(
+                col(UsageRecord.purpose) == "shadow"
+            )
+        ).all()
+    assert len(rows) > 5
+    assert sum(1 for _, write in rows if write > 0) == 1  # one shadow pilot wrote the guide on Sonnet
+    assert sum(1 for read, _ in rows if read > 4000) == len(rows) - 1  # every other shadow read it
+    assert statuses_of(services, "ticket_triage") == {"succeeded": 400}
+
+
+def statuses_of(services: Services, task_type: str) -> Counter[str]:
+    with services.engine.connect() as conn:
+        rows = conn.execute(
+            select(Task.status, func.count()).where(col(Task.task_type) == task_type).group_by(Task.status)
+        )
+        return Counter({str(s): n for s, n in rows})

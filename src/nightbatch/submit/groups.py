@@ -12,9 +12,10 @@ pilots have taken, and the time left before the run's deadline. Then:
 - ``warm``: every request goes out with the breakpoint (``cache_role = fanout``) and reads;
 - ``wait``: a pilot of this group is running; every task is released.
 
-Shadow requests (a second model's answer to a sampled task) are not tasks of the group: they never wait
-and never pilot; in a group that waits they go out uncached. The shadow of a task that waits is not sent
-at all this round: it is built again when its task goes out.
+Shadow requests (a second model's answer to a sampled task) are not queued tasks: they cannot wait on their
+own. The shadow of a task that waits is not sent this round: it is built again when its task goes out. A
+group of shadow requests only pilots with one of them, and the tasks of the others wait with it, so that
+their shadows read after the pilot (see :func:`_pilots_and_waiting`).
 """
 
 from __future__ import annotations
@@ -80,10 +81,8 @@ def plan_sends(
     to_deadline = None if deadline is None else (deadline - now).total_seconds() / 60
     for key, members in groups.items():
         state = states[key]
-        real = [m for m in members if not is_shadow_id(m.custom_id)]
-        shadows = [m for m in members if is_shadow_id(m.custom_id)]
         measured = measured_hit_rate(services.engine, *key)
-        decision = plan_group(
+        plan.decisions[key] = plan_group(
             model=key[0],
             prices=services.prices,
             prefix_tokens=sizer.tokens(members[0].prefix),
@@ -99,23 +98,53 @@ def plan_sends(
             minutes_to_deadline=to_deadline,
             fanout_lag_minutes=fanout_lag_minutes,
         )
-        plan.decisions[key] = decision
-        if decision.option == "wait" or (decision.pilot and real):
-            if decision.pilot:
-                plan.sends.append(Send(key, real[:1], decision.ttl, "pilot", decision))
-                plan.pilots += 1
-                real = real[1:]
-            plan.waiting.extend(r.task_id for r in real)
-            if shadows:
-                plan.sends.append(Send(key, shadows, None, None, decision))
-        elif decision.cached and not decision.pilot:
-            plan.sends.append(Send(key, members, decision.ttl, "fanout", decision))
-        else:  # none, or a pilot with no real task to carry it (a group of shadow requests only)
-            plan.sends.append(Send(key, members, None, None, decision))
-    # A waiting task's shadow request is not sent now: it is built again with the task when the task goes
-    # out after its pilot (shadow sampling is deterministic per task), so it is sent once, not twice.
-    waiting = set(plan.waiting)
-    for send in plan.sends:
-        send.requests = [r for r in send.requests if not (is_shadow_id(r.custom_id) and r.task_id in waiting)]
+    pilots, waiting = _pilots_and_waiting(groups, plan.decisions)
+    plan.waiting = sorted(waiting)
+    plan.pilots = len(pilots)
+    for key, members in groups.items():
+        decision = plan.decisions[key]
+        # A waiting task's shadow request is not sent now: it is built again with the task when the task goes
+        # out (shadow sampling is deterministic per task), so it is sent once, not twice.
+        rest = [m for m in members if m.task_id not in waiting and m is not pilots.get(key)]
+        if key in pilots:
+            plan.sends.append(Send(key, [pilots[key]], decision.ttl, "pilot", decision))
+        if decision.cached and not decision.pilot:
+            plan.sends.append(Send(key, rest, decision.ttl, "fanout", decision))
+        elif rest:  # none; or, beside a pilot or a wait, shadows of tasks that go out now: never cold-marked
+            plan.sends.append(Send(key, rest, None, None, decision))
     plan.sends = [send for send in plan.sends if send.requests]
     return plan
+
+
+def _pilots_and_waiting(
+    groups: dict[GroupKey, list[BuiltRequest]], decisions: dict[GroupKey, CacheDecision]
+) -> tuple[dict[GroupKey, BuiltRequest], set[int]]:
+    """Each piloting group's pilot request, and the ids of the tasks that wait.
+
+    A task group pilots with its first task; its other tasks wait, and so does every task of a group whose
+    pilot is running. A group of shadow requests only (a sampled second model) pilots with the shadow of a
+    task that goes out now; the tasks of its other shadows wait too, so that their shadows go out after the
+    pilot and read (a shadow cannot wait on its own: it is not a queued task).
+    """
+    pilots: dict[GroupKey, BuiltRequest] = {}
+    waiting: set[int] = set()
+    shadow_only: list[GroupKey] = []
+    for key, members in groups.items():
+        decision = decisions[key]
+        real = [m for m in members if not is_shadow_id(m.custom_id)]
+        if decision.option == "wait":
+            waiting.update(r.task_id for r in real)
+        elif decision.pilot and real:
+            pilots[key] = real[0]
+            waiting.update(r.task_id for r in real[1:])
+        elif decision.pilot:
+            shadow_only.append(key)
+    carried = {p.task_id for p in pilots.values()}
+    for key in shadow_only:
+        going = [m for m in groups[key] if m.task_id not in waiting]
+        if len(going) < 2:
+            continue  # nothing to hold back for: these shadows go out uncached with their tasks
+        pilots[key] = going[0]
+        carried.add(going[0].task_id)
+        waiting.update(m.task_id for m in going[1:] if m.task_id not in carried)
+    return pilots, waiting
