@@ -15,10 +15,11 @@ has ended):
 
 Figures, all from the run's ledger (:func:`nightbatch.report.summary.summarize`) and re-priced with the
 real price table: (a) naive: all real-time on the top model, no caching; (b) routing only; (c) routing +
-batching; (d) what was billed; (e) the **floor**: routing + batching with, per cacheable prefix group, one
-1 h write and reads for every other response; (f) **cached without a pilot**: routing + batching with every
-response of a cacheable group paying a 1 h write (what sending the cold batch with breakpoints costs). (e)
-and (f) are computed from the run's own prefix figures (:mod:`nightbatch.report.prefix`), not run. The
+batching; (d) what was billed; (e) the **floor**: what was billed with, per cacheable prefix group, its
+prefix cost replaced by one 1 h write and reads for every other response; (f) **cached without a pilot**:
+the same with every response of a cacheable group paying a 1 h write (what sending the cold batch with
+breakpoints costs). (e) and (f) are computed from the run's own prefix figures
+(:mod:`nightbatch.report.prefix`), not run. The
 **pilot minutes** are the longest provider time a pilot batch took, from its creation to its end
 (emulator time: its queueing delay and one wave). Tokens, cache hits and costs are the **emulator's**
 usage accounting at the real price table; no real API was called.
@@ -169,18 +170,21 @@ def case_workload(tasks_dir: str, base_url: str) -> dict[str, Any]:
 
 
 def _floor_and_cold(summary: Any, prices: Any) -> tuple[int, int]:
-    """The floor and "cached without a pilot", in picodollars: the batched level with each cacheable prefix
-    group's input re-priced as one 1 h write plus reads (floor), or as a 1 h write on every response (cold)."""
+    """The floor and "cached without a pilot", in picodollars: the billed cost with each cacheable prefix
+    group's prefix cost as billed (reads, writes, unmarked input) replaced by one 1 h write plus reads for
+    every other response (floor), or by a 1 h write on every response (cold). Every purpose counts (shadow
+    responses are billed at their recorded cost in every level after routing)."""
     from nightbatch.catalog import model_info
 
-    floor = cold = summary.savings.batched_pusd
+    floor = cold = summary.savings.actual_pusd
     for f in summary.prefix:
         if f.responses == 0 or f.prefix_tokens < model_info(f.model).min_cacheable_tokens:
             continue
         p, n = f.cached_prefix_tokens or f.prefix_tokens, f.responses  # the API's own count when it was cached
-        as_input = _cost(prices, f.model, input_tokens=n * p)
-        floor += _cost(prices, f.model, cache_write_1h_tokens=p, cache_read_tokens=(n - 1) * p) - as_input
-        cold += _cost(prices, f.model, cache_write_1h_tokens=n * p) - as_input
+        billed = _cost(prices, f.model, cache_read_tokens=f.read, cache_write_1h_tokens=f.written,
+                       input_tokens=f.not_marked)  # fmt: skip
+        floor += _cost(prices, f.model, cache_write_1h_tokens=p, cache_read_tokens=(n - 1) * p) - billed
+        cold += _cost(prices, f.model, cache_write_1h_tokens=n * p) - billed
     return floor, cold
 
 

@@ -246,10 +246,16 @@ def measured_hit_rate(conn: Engine | Connection, model: str, prefix_hash: str, *
 
 
 def pilot_minutes(conn: Engine | Connection, *, last: int = 10) -> float | None:
-    """The longest time, in minutes, one of the last ``last`` pilot batches took from our row to its end."""
+    """The longest time, in minutes, one of the last ``last`` pilot batches took from its creation to its end.
+
+    Both times are the provider's (``created_at`` / ``ended_at`` of the batch), so an emulator running on
+    an accelerated clock gives figures in its own time, consistently.
+    """
     stmt = (
-        select(col(Batch.created_at), col(Batch.ended_at))
-        .where(and_(col(Batch.cache_role) == PILOT, col(Batch.ended_at).is_not(None)))
+        select(col(Batch.submitted_at), col(Batch.ended_at))
+        .where(
+            and_(col(Batch.cache_role) == PILOT, col(Batch.ended_at).is_not(None), col(Batch.submitted_at).is_not(None))
+        )
         .order_by(col(Batch.id).desc())
         .limit(last)
     )
