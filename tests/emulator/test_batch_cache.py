@@ -11,8 +11,8 @@ import anthropic
 import httpx2
 import pytest
 
+from nightbatch.emulator import run_emulator
 from nightbatch.emulator.prompt import analyse_prompt
-from nightbatch.emulator.tokenizer import TOOLS_PREAMBLE, tool_tokens
 from tests.emulator.support import MODEL, batch_requests, params, system_block, system_prefix_tokens
 from tests.fixtures.emulator import TEST_EMULATOR_CONFIG
 
@@ -194,7 +194,6 @@ TOOL = {
     "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}},
     "cache_control": {"type": "ephemeral", "ttl": "1h"},
 }
-T = tool_tokens(TOOL) + TOOLS_PREAMBLE
 QUESTION = "Background to the question. " * 300  # a message-level prefix well over the minimum
 IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
 
@@ -224,9 +223,18 @@ def read_after(
     return int(client.messages.create(**changed).usage.cache_read_input_tokens)
 
 
-def message_level(body: dict[str, Any]) -> int:
+def levels(body: dict[str, Any]) -> tuple[int, int, int]:
+    """Prompt tokens up to the tools, system and message-level breakpoints of ``body``."""
     shape = analyse_prompt(body, MODEL)
-    return shape.prefix_tokens[shape.breakpoints[-1][0]]
+    tools, system, message = (shape.prefix_tokens[position] for position, _ in shape.breakpoints)
+    return tools, system, message
+
+
+def message_level(body: dict[str, Any]) -> int:
+    return levels(body)[2]
+
+
+T, TP, _ = levels(layered())  # tools; tools + system
 
 
 def test_the_unchanged_request_reads_every_level(anthropic_client, emulator):
@@ -253,15 +261,15 @@ def test_a_system_change_keeps_the_tools_entry(anthropic_client, emulator):
     ids=["tool_choice", "images", "thinking", "effort"],
 )
 def test_message_level_settings_invalidate_only_message_entries(anthropic_client, emulator, change):
-    assert read_after(anthropic_client, emulator, layered(**change)) == T + P
+    assert read_after(anthropic_client, emulator, layered(**change)) == TP
 
 
 def test_thinking_and_effort_changes_between_two_settings_invalidate_message_entries(anthropic_client, emulator):
     budget = {"thinking": {"type": "enabled", "budget_tokens": 1024}}
     larger = {"thinking": {"type": "enabled", "budget_tokens": 1500}}
-    assert read_after(anthropic_client, emulator, layered(**larger), layered(**budget)) == T + P
+    assert read_after(anthropic_client, emulator, layered(**larger), layered(**budget)) == TP
     low, high = {"output_config": {"effort": "low"}}, {"output_config": {"effort": "high"}}
-    assert read_after(anthropic_client, emulator, layered(**high), layered(**low)) == T + P
+    assert read_after(anthropic_client, emulator, layered(**high), layered(**low)) == TP
     assert read_after(anthropic_client, emulator, layered(**low), layered(**low)) == message_level(layered())
 
 
@@ -302,3 +310,18 @@ def test_prompt_keys_follow_the_invalidation_table():
     ]
     for name, changed, expected in same:
         assert tuple(a == b for a, b in zip(changed, base, strict=True)) == expected, name
+
+
+def test_stats_count_entries_per_store(anthropic_client, emulator):
+    anthropic_client.messages.create(**params("real time", system=system_block(PREFIX, "1h")))
+    pilot(anthropic_client, emulator)
+    stats = httpx2.get(f"{emulator.base_url}/_emulator/stats").json()["cache"]
+    assert stats["entries_by_store"] == {"realtime": 1, "batch": 1}
+
+
+def test_a_pilot_write_survives_an_emulator_restart_with_persistence(tmp_path):
+    config = TEST_EMULATOR_CONFIG.model_copy(update={"persist_path": tmp_path / "state.pickle"})
+    with run_emulator(config) as first, anthropic.Anthropic(base_url=first.base_url, api_key="k") as client:
+        pilot(client, first)
+    with run_emulator(config) as second, anthropic.Anthropic(base_url=second.base_url, api_key="k") as client:
+        assert split(run_batch(client, second, group(20))) == (20, 0)

@@ -49,7 +49,12 @@ def stats(state: EmulatorState) -> dict[str, Any]:
             "batches": dict(statuses),
             "batch_requests": sum(len(batch.requests) for batch in state.batches.values()),
             "calls": calls,
-            "cache": {"entries": len(state.cache.entries), "reads": state.cache.reads, "writes": state.cache.writes},
+            "cache": {
+                "entries": len(state.cache.entries),
+                "entries_by_store": dict(Counter(store for _, store, _ in state.cache.entries)),
+                "reads": state.cache.reads,
+                "writes": state.cache.writes,
+            },
             "ledger": {"responses": len(state.ledger), "totals": state.ledger.totals(state.ledger.entries())},
             "faults": state.faults.snapshot(),
         }

@@ -57,7 +57,7 @@ class CacheSpace:
 
     workspace: str
     store: str
-    batch_id: str | None = None  # entries first written by this batch's own items are not readable by it
+    batch_id: str | None = None  # what only this batch's own items wrote is not readable by it
 
 
 def realtime_space(config: EmulatorConfig, workspace: str) -> CacheSpace:
