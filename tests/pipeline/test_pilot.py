@@ -15,6 +15,7 @@ from sqlalchemy import func, insert, select, update
 from sqlmodel import Session, col
 
 from nightbatch.collect.poll import collect_step
+from nightbatch.db.cache_entries import measured_hit_rate
 from nightbatch.db.models import Batch, CacheEntry, CacheState, Run, Task, UsageRecord
 from nightbatch.emulator import EmulatorServer
 from nightbatch.queue.enqueue import enqueue
@@ -185,6 +186,10 @@ def test_a_low_measured_hit_rate_stops_caching_the_group(services: Services, emu
     assert sent.cache_decision["option"] == "none"
     assert sent.cache_decision["hit_rate_source"] == "measured"
     assert sent.cache_decision["hit_rate"] == pytest.approx(measured, abs=1e-3)
+    # A week on, the bad figures are out of the window: the group is tried again (at the prior rate).
+    assert measured_hit_rate(services.engine, "claude-opus-4-8", fanout.prefix_hash or "") is not None
+    later_on = datetime.now(UTC) + timedelta(days=8)
+    assert measured_hit_rate(services.engine, "claude-opus-4-8", fanout.prefix_hash or "", now=later_on) is None
 
 
 def test_the_report_puts_every_prefix_token_in_one_bucket(services: Services, emulator: EmulatorServer) -> None:

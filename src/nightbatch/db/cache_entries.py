@@ -51,6 +51,7 @@ TTL_SECONDS = {"5m": 300, "1h": 3600}
 # A pilot whose batch is in one of these may still write the entry: its group keeps waiting.
 ALIVE_BATCH = (BatchStatus.PENDING, BatchStatus.IN_PROGRESS, BatchStatus.CANCELING, BatchStatus.ENDED)
 PILOT, FANOUT = "pilot", "fanout"
+MEASURED_WINDOW = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -216,19 +217,29 @@ class MeasuredRate:
                 "batches": self.batches, "scope": self.scope}  # fmt: skip
 
 
-def measured_hit_rate(conn: Engine | Connection, model: str, prefix_hash: str, *, last: int = 5) -> MeasuredRate | None:
-    """Read ÷ (read + write) tokens over the group's last ``last`` ingested fan-out batches.
+def measured_hit_rate(
+    conn: Engine | Connection,
+    model: str,
+    prefix_hash: str,
+    *,
+    last: int = 5,
+    within: timedelta = MEASURED_WINDOW,
+    now: datetime | None = None,
+) -> MeasuredRate | None:
+    """Read ÷ (read + write) tokens over the group's last ``last`` ingested fan-out batches of the last ``within``.
 
-    Falls back to the model's last fan-out batches of any group when the group has none; None when the
-    ledger has no fan-out batch of the model at all.
+    Falls back to the model's fan-out batches of any group when the group has none; None when there is no
+    fan-out batch of the model in the window. The window lets a group the planner stopped caching (no more
+    fan-outs, so no new measurement) be tried again once its bad figures are old.
     """
+    since = (now or utcnow()) - within
     for scope, where in (("group", [col(Batch.prefix_hash) == prefix_hash]), ("model", [])):
         recent = (
             select(col(Batch.id))
             .where(
                 col(Batch.model) == model, col(Batch.cache_role) == FANOUT, col(Batch.status) == BatchStatus.INGESTED
             )
-            .where(*where)
+            .where(col(Batch.created_at) >= since, *where)
             .order_by(col(Batch.id).desc())
             .limit(last)
             .subquery()

@@ -81,7 +81,7 @@ def plan_sends(
     to_deadline = None if deadline is None else (deadline - now).total_seconds() / 60
     for key, members in groups.items():
         state = states[key]
-        measured = measured_hit_rate(services.engine, *key)
+        measured = measured_hit_rate(services.engine, *key, now=now)
         plan.decisions[key] = plan_group(
             model=key[0],
             prices=services.prices,
