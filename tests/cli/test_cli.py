@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nightbatch.cli import app
+from nightbatch.db import head_revision
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

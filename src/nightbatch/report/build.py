@@ -10,10 +10,12 @@ from sqlalchemy import Engine
 from nightbatch.pricing import PriceTable
 from nightbatch.report.cache import DEFAULT_DROP_POINTS, DEFAULT_MIN_RUNS, DEFAULT_WINDOW, CacheReport, cache_report
 from nightbatch.report.costs import CostTable, cost_table
+from nightbatch.report.prefix import PrefixFigures, below_plan, padding_advice, prefix_figures
 from nightbatch.report.query import (
     DayModelCost,
     Selection,
     batch_cache,
+    batch_plans,
     billed_tasks,
     daily_model_costs,
     ledger_groups,
@@ -46,6 +48,12 @@ class Report:
     """Cost per (UTC day, model) over the chart window."""
     chart_days: tuple[date, date] | None = None
     """The first and last UTC day of the chart window."""
+    prefix: list[PrefixFigures] = field(default_factory=list)
+    """Prefix tokens per task type × model: read, written, below the minimum, not marked."""
+    below_plan: list[str] = field(default_factory=list)
+    """Fan-out batches whose reads fell well below their plan."""
+    advice: list[str] = field(default_factory=list)
+    """Padding advice for prefixes below their model's minimum."""
 
     @property
     def empty(self) -> bool:
@@ -54,7 +62,17 @@ class Report:
     @property
     def warnings(self) -> list[str]:
         unpriced = self.savings.unpriced_warning()
-        return ([unpriced] if unpriced else []) + self.cache.warnings
+        return ([unpriced] if unpriced else []) + self.cache.warnings + self.below_plan
+
+    @property
+    def prefix_sent(self) -> int:
+        return sum(f.sent for f in self.prefix)
+
+    @property
+    def prefix_hit_rate(self) -> float | None:
+        """read ÷ all prefix tokens sent: the headline cache figure."""
+        sent = self.prefix_sent
+        return sum(f.read for f in self.prefix) / sent if sent else None
 
 
 def _chart_window(selection: Selection, days: list[date], today: date) -> tuple[date, date]:
@@ -87,6 +105,9 @@ def build_report(
     """
     baseline = baseline_model or baseline_model_for(registry)
     groups = ledger_groups(engine, selection, prices)
+    batches = batch_cache(engine, selection)
+    plans = batch_plans(engine, [b.batch_id for b in batches])
+    prefix = prefix_figures(batches, plans)
     now = datetime.now(UTC)
     first, last = _chart_window(selection, [g.day for g in groups], now.date())
     return Report(
@@ -95,7 +116,7 @@ def build_report(
         costs=cost_table(groups, billed_tasks(engine, selection)),
         cache=cache_report(
             groups,
-            batch_cache(engine, selection),
+            batches,
             run_cache_history(engine, selection),
             selection,
             window=window,
@@ -107,4 +128,18 @@ def build_report(
         repriced_with=prices.version,
         daily_costs=daily_model_costs(engine, first, last),
         chart_days=(first, last),
+        prefix=prefix,
+        below_plan=below_plan(batches, plans),
+        advice=advice_for(prefix, prices),
     )
+
+
+def advice_for(prefix: list[PrefixFigures], prices: PriceTable) -> list[str]:
+    """Padding advice for each task type × model whose prefix was below the model's minimum."""
+    lines = []
+    for f in prefix:
+        if f.below_minimum and f.responses:
+            found = padding_advice(f.task_type, f.model, f.prefix_tokens, f.responses, prices)
+            if found is not None:
+                lines.append(found.text())
+    return lines
