@@ -53,7 +53,7 @@ def submit_and_collect(
         # A database restart mid-run is ridden out at the step boundary: the steps are safe to re-run.
         retry_transient(lambda: heartbeat(services.engine, run_id), what="heartbeat")
         submitted = retry_transient(
-            lambda: submit_batches(services, params, run_id, remaining, deadline),  # noqa: B023 - called at once
+            lambda: submit_batches(services, params, run_id, remaining, deadline),
             what="submit",
         )
         forecast += submitted.forecast_usd

@@ -9,7 +9,6 @@ import pytest
 from typer.testing import CliRunner
 
 from nightbatch.cli import app
-from nightbatch.db import head_revision
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -23,11 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from nightbatch import custom_ids
 from nightbatch.build.cache_ttl import CacheDecision, plan_group
 from nightbatch.build.prefix import CacheTTL
 from nightbatch.build.requests import BuiltRequest
 from nightbatch.db.cache_entries import group_states, measured_hit_rate, pilot_minutes
-from nightbatch import custom_ids
 from nightbatch.services import Services
 from nightbatch.submit.plan import PrefixSizer
 

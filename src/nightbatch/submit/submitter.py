@@ -39,8 +39,8 @@ from sqlmodel import Session, col
 from nightbatch import custom_ids
 from nightbatch.build.prefix import canonical_json
 from nightbatch.claude import BatchInfo, ClaudeClient
-from nightbatch.db.installation import installation_id
 from nightbatch.db.cache_entries import PILOT, claim_pilot, link_pilot
+from nightbatch.db.installation import installation_id
 from nightbatch.db.models import Batch, BatchStatus, Task, TaskStatus
 from nightbatch.errors import NightbatchError, ProviderError
 from nightbatch.storage import ObjectStore
