@@ -1,17 +1,27 @@
-"""Cost: what a workload is billed, against the naive baseline and each lever added in turn.
+"""Cost: what a workload is billed, against the naive baseline, each lever in turn, and the caching floor.
 
-Two workloads run end to end through the pipeline's own steps (enqueue -> submit -> an hour of provider
-time -> collect, in rounds until nothing is queued) against the emulator, in a process of its own, with
-the demo's per-tier error rates (so some outputs fail their checks and escalate):
+Three workloads run end to end through the pipeline's own steps against the emulator, in a process of its
+own, with the demo's per-tier error rates (so some outputs fail their checks and escalate). The emulator
+models the batch cache as the live API behaves (docs/emulator.md): items of one batch never read each
+other's writes, a later batch reads what an earlier batch wrote. So every cacheable group goes out as a
+one-task **pilot** batch first; the collect step moves the group on when the pilot is ingested, and the
+rest is sent (the loop below is the nightly flow's: submit, then poll, submitting again as soon as a pilot
+has ended):
 
 - **example**: ``examples/tasks`` as shipped (3,000 tasks of four types: triage, dates, reply drafts,
   policy judgements);
-- **classification backfill**: mostly ticket triage (90%), the rest date extraction: the cheap, highly
-  cacheable kind of job a backfill is.
+- **classification backfill**: mostly ticket triage (90%), the rest date extraction;
+- **prefix-heavy**: policy judgements only (a ~12k-token policy on Opus 4.8 shared by every task).
 
-The figures are :func:`nightbatch.report.savings.savings` of the run: the same billed usage re-priced as
-(a) naive: all real-time on the top model, no caching; (b) routing only; (c) routing + batching; and
-(d) what was billed (routing + batching + caching). Tokens, cache hits and costs are the **emulator's**
+Figures, all from the run's ledger (:func:`nightbatch.report.summary.summarize`) and re-priced with the
+real price table: (a) naive: all real-time on the top model, no caching; (b) routing only; (c) routing +
+batching; (d) what was billed; (e) the **floor**: what was billed with, per cacheable prefix group, its
+prefix cost replaced by one 1 h write and reads for every other response; (f) **cached without a pilot**:
+the same with every response of a cacheable group paying a 1 h write (what sending the cold batch with
+breakpoints costs). (e) and (f) are computed from the run's own prefix figures
+(:mod:`nightbatch.report.prefix`), not run. The
+**pilot minutes** are the longest provider time a pilot batch took, from its creation to its end
+(emulator time: its queueing delay and one wave). Tokens, cache hits and costs are the **emulator's**
 usage accounting at the real price table; no real API was called.
 """
 
@@ -41,7 +51,12 @@ class CostRow:
     routed_usd: float
     batched_usd: float
     billed_usd: float
+    floor_usd: float
+    cold_cached_usd: float
+    prefix_hit_rate: float | None
     cache_hit_rate: float | None
+    pilots: int
+    pilot_minutes: float | None
     notes: list[str]
 
 
@@ -74,6 +89,19 @@ def write_backfill(folder: Path, tasks: int, seed: int = 11) -> Path:
     return out
 
 
+def write_prefix_heavy(folder: Path, tasks: int) -> Path:
+    """Policy judgements only: the shipped cases, cycled under new keys, in ``folder/tasks``."""
+    cases = (EXAMPLES / "tasks" / "policy_judgement.jsonl").read_text().splitlines()
+    out = folder / "tasks"
+    out.mkdir(parents=True)
+    with (out / "policy_judgement.jsonl").open("w") as lines:
+        for n in range(tasks):
+            row = json.loads(cases[n % len(cases)])
+            row["key"] = f"heavy-{n}"
+            lines.write(json.dumps(row) + "\n")
+    return out
+
+
 def case_workload(tasks_dir: str, base_url: str) -> dict[str, Any]:
     """Run one workload to the end (child process); returns its summary's cost levels."""
     import httpx2
@@ -93,6 +121,7 @@ def case_workload(tasks_dir: str, base_url: str) -> dict[str, Any]:
     def advance(seconds: float) -> None:
         httpx2.post(f"{base_url}/_emulator/clock/advance", json={"seconds": seconds}, timeout=600)
 
+    advance(2 * 3600)  # every workload starts with a cold cache: the previous workload's entries have expired
     with scratch_folder() as folder, scratch_database("sqlite", folder) as url:
         settings = Settings(anthropic_api_key=None)
         services = Services(
@@ -108,16 +137,27 @@ def case_workload(tasks_dir: str, base_url: str) -> dict[str, Any]:
         run_id = start_run(services.engine, "benchmark", {"tasks": tasks_dir})
         for _round in range(settings.max_attempts + 1):
             submit_step(services, run_id=run_id)
-            for _poll in range(10):
-                advance(3600)
-                if collect_step(services).still_open == 0:
+            for _poll in range(400):
+                advance(60)  # the nightly flow polls at most a minute apart
+                collected = collect_step(services)
+                if collected.pilots_ended:
+                    submit_step(services, run_id=run_id)  # the groups that waited for their pilots
+                    continue
+                if collected.still_open == 0:
                     break
             if queued_count(services, None) == 0:
                 break
         summary = summarize(services.engine, services.prices, run_id=run_id)
+        floor, cold = _floor_and_cold(summary, services.prices)
+        pilots, pilot_minutes = _pilots(services.engine, run_id)
         services.close()
     levels = summary.savings
     return {
+        "floor": floor,
+        "cold": cold,
+        "prefix_hit_rate": summary.prefix_hit_rate,
+        "pilots": pilots,
+        "pilot_minutes": pilot_minutes,
         "tasks": enqueued.inserted,
         "responses": summary.billed_responses,
         "outcomes": summary.outcomes,
@@ -129,11 +169,55 @@ def case_workload(tasks_dir: str, base_url: str) -> dict[str, Any]:
     }
 
 
+def _floor_and_cold(summary: Any, prices: Any) -> tuple[int, int]:
+    """The floor and "cached without a pilot", in picodollars: the billed cost with each cacheable prefix
+    group's prefix cost as billed (reads, writes, unmarked input) replaced by one 1 h write plus reads for
+    every other response (floor), or by a 1 h write on every response (cold). Every purpose counts (shadow
+    responses are billed at their recorded cost in every level after routing)."""
+    from nightbatch.catalog import model_info
+
+    floor = cold = summary.savings.actual_pusd
+    for f in summary.prefix:
+        if f.responses == 0 or f.prefix_tokens < model_info(f.model).min_cacheable_tokens:
+            continue
+        p, n = f.cached_prefix_tokens or f.prefix_tokens, f.responses  # the API's own count when it was cached
+        billed = _cost(prices, f.model, cache_read_tokens=f.read, cache_write_1h_tokens=f.written,
+                       input_tokens=f.not_marked)  # fmt: skip
+        floor += _cost(prices, f.model, cache_write_1h_tokens=p, cache_read_tokens=(n - 1) * p) - billed
+        cold += _cost(prices, f.model, cache_write_1h_tokens=n * p) - billed
+    return floor, cold
+
+
+def _cost(prices: Any, model: str, **tokens: int) -> int:
+    from nightbatch.pricing import Usage, price_usage
+
+    return int(price_usage(prices, model, Usage(**tokens), "batch").total_pusd)
+
+
+def _pilots(engine: Any, run_id: int) -> tuple[int, float | None]:
+    """How many pilot batches the run sent, and the longest provider time one took (minutes)."""
+    from sqlalchemy import select
+    from sqlmodel import col
+
+    from nightbatch.db.models import Batch
+
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(col(Batch.submitted_at), col(Batch.ended_at)).where(
+                col(Batch.run_id) == run_id, col(Batch.cache_role) == "pilot"
+            )
+        ).all()
+    spans = [(end - start).total_seconds() / 60 for start, end in rows if start and end]
+    return len(rows), (max(spans) if spans else None)
+
+
 def _row(name: str, result: dict[str, Any]) -> CostRow:
     usd = 1e-12
     outcomes = ", ".join(f"{n:,} {status}" for status, n in sorted(result["outcomes"].items()))
     return CostRow(name, result["tasks"], result["responses"], result["naive"] * usd, result["routed"] * usd,
-                   result["batched"] * usd, result["billed"] * usd, result["hit_rate"], [outcomes])  # fmt: skip
+                   result["batched"] * usd, result["billed"] * usd, result["floor"] * usd, result["cold"] * usd,
+                   result["prefix_hit_rate"], result["hit_rate"], result["pilots"], result["pilot_minutes"],
+                   [outcomes])  # fmt: skip
 
 
 def run(quick: bool = False) -> list[CostRow]:
@@ -147,23 +231,33 @@ def run(quick: bool = False) -> list[CostRow]:
             tasks = write_backfill(folder, backfill_size)
             result = run_child(case_workload, tasks_dir=str(tasks), base_url=emulator.base_url)
         rows.append(_row("classification backfill", result))
+        with scratch_folder() as folder:
+            tasks = write_prefix_heavy(folder, 500 if quick else 5_000)
+            result = run_child(case_workload, tasks_dir=str(tasks), base_url=emulator.base_url)
+        rows.append(_row("prefix-heavy (policy judgements)", result))
     return rows
 
 
 def markdown_table(rows: list[CostRow]) -> str:
     lines = [
         "| workload | tasks | naive (all real-time, top model, no cache) | routing only | routing + batching | "
-        "routing + batching + caching (billed) | cache hit rate | outcomes |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "routing + batching + caching (billed) | floor (one 1 h write per group, then reads) | "
+        "cached without a pilot | prefix hit rate (read / all prefix tokens) | read / (read + write) | "
+        "pilots (longest, emulator minutes) | outcomes |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
 
         def share(value: float, naive: float = r.naive_usd) -> str:
             return f"${value:,.2f} ({value / naive:.1%})" if naive else f"${value:,.2f}"
 
-        hit = "–" if r.cache_hit_rate is None else f"{r.cache_hit_rate:.1%}"
+        def pct(rate: float | None) -> str:
+            return "–" if rate is None else f"{rate:.1%}"
+
+        minutes = "–" if r.pilot_minutes is None else f"{r.pilot_minutes:.1f}"
         lines.append(
             f"| {r.workload} | {r.tasks:,} | ${r.naive_usd:,.2f} (100%) | {share(r.routed_usd)} | "
-            f"{share(r.batched_usd)} | {share(r.billed_usd)} | {hit} | {'; '.join(r.notes)} |"
+            f"{share(r.batched_usd)} | {share(r.billed_usd)} | {share(r.floor_usd)} | {share(r.cold_cached_usd)} | "
+            f"{pct(r.prefix_hit_rate)} | {pct(r.cache_hit_rate)} | {r.pilots} ({minutes}) | {'; '.join(r.notes)} |"
         )
     return "\n".join(lines)

@@ -68,8 +68,8 @@ def _seed(engine: Any, n: int) -> None:
 
 
 def case_nightbatch(backend: str, postgres_url: str | None, n: int) -> dict[str, Any]:
-    """claim -> plan_requests -> decide_ttl + pack -> body_chunks, as the submit step does them."""
-    from nightbatch.build.cache_ttl import decide_ttl
+    """claim -> plan_requests -> plan_group + pack -> body_chunks, as the submit step does them."""
+    from nightbatch.build.cache_ttl import plan_group
     from nightbatch.build.requests import RequestBuilder
     from nightbatch.db import make_engine
     from nightbatch.pricing import load_price_table
@@ -90,7 +90,7 @@ def case_nightbatch(backend: str, postgres_url: str | None, n: int) -> dict[str,
             def ttl_for(key: tuple[str, str], members: list[Any]) -> Any:
                 first = members[0]
                 tokens = sizer.tokens(first.prefix)
-                return decide_ttl(model=first.model, prices=prices, prefix_tokens=tokens, requests=len(members)).ttl
+                return plan_group(model=first.model, prices=prices, prefix_tokens=tokens, requests=len(members)).ttl
 
             packed = pack(plan.requests, ttl_for)
             payload = 0

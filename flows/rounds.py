@@ -33,6 +33,10 @@ def submit_and_collect(
 ) -> dict[str, Any]:
     """Submit, then collect until no batch is open; again while retryable tasks wait, up to the deadline.
 
+    When a collect ingests a pilot batch, the tasks of its group that waited are submitted at once (the
+    group's fan-out), without waiting for the other open batches. The deadline also bounds the planner:
+    no pilot is sent that could not finish, with its fan-out, before it.
+
     The run's budget spans its rounds (each gets what the earlier ones left); a budget stop ends the
     submitting but not the collecting of what already went out. Returns the run's totals.
     """
@@ -42,39 +46,53 @@ def submit_and_collect(
     notes = list(notes or [])
     forecast = Decimal(0)
     budget_stopped: str | None = None
-    # The run's deadline: at its margin open batches are canceled and due tasks settled (nightbatch.deadline).
-    run_deadline = datetime.now(UTC) + timedelta(minutes=deadline_minutes)
+    deadline = datetime.now(UTC) + timedelta(minutes=deadline_minutes)
+    # At the run deadline's margin open batches are canceled and due tasks settled (nightbatch.deadline).
     margin = run_margin(services, deadline_minutes)
+    past_margin = False
 
     def deadline_tick() -> bool:
-        done = enforce_deadline(services, run_id, run_deadline, margin, params.task_types, params.budget_usd)
+        nonlocal past_margin
+        done = retry_transient(
+            lambda: enforce_deadline(services, run_id, deadline, margin, params.task_types, params.budget_usd),
+            what="deadline",
+        )
         notes.extend(done.notes())
-        return done.run_margin_passed
+        past_margin = past_margin or done.run_margin_passed
+        return past_margin
 
-    past_margin = False
-    for _round in range(services.settings.max_attempts + 1):
-        if deadline_tick():
-            break  # nothing more goes out once the run's deadline is within its margin
+    def submit() -> None:
+        nonlocal forecast, budget_stopped
         remaining = None if params.budget_usd is None else max(Decimal(0), params.budget_usd - forecast)
         # A database restart mid-run is ridden out at the step boundary: the steps are safe to re-run.
         retry_transient(lambda: heartbeat(services.engine, run_id), what="heartbeat")
         submitted = retry_transient(
-            lambda: submit_batches(services, params, run_id, remaining),  # noqa: B023 - called at once
+            lambda: submit_batches(services, params, run_id, remaining, deadline),
             what="submit",
         )
         forecast += submitted.forecast_usd
         budget_stopped = budget_stopped or submitted.budget_stopped
-        notes += submitted.reconciled
+        notes.extend(submitted.reconciled)
         if submitted.stopped:
             notes.append(submitted.stopped)
         log_submit(submitted)
+
+    for _round in range(services.settings.max_attempts + 1):
+        if deadline_tick():
+            break  # nothing more goes out once the run's deadline is within its margin
+        submit()
         backoff.reset()
         while True:
             retry_transient(lambda: heartbeat(services.engine, run_id), what="heartbeat")
             report = retry_transient(lambda: collect_results(services), what="collect")
             progress.update(report)
             collected = log_collect(report)
-            past_margin = deadline_tick() or past_margin
+            deadline_tick()
+            if report.pilots_ended and not budget_stopped and not past_margin:
+                # A group's pilot has ended: its waiting tasks go out now, while other batches still run.
+                submit()
+                backoff.reset()
+                continue
             if collected["open"] == 0 or backoff.expired:
                 break
             time.sleep(backoff.next_delay())
@@ -91,7 +109,8 @@ def submit_and_collect(
         "outcomes": summary.outcomes,
         "cost_usd": str(summary.cost_usd),
         "baseline_usd": str(summary.baseline_usd),
-        "cache_hit_rate": summary.cache_hit_rate,
+        "prefix_hit_rate": summary.prefix_hit_rate,
+        "cache_hit_rate": summary.cache_hit_rate,  # read ÷ (read + write), the second figure
         "forecast_usd": str(forecast),
         "budget_stopped": budget_stopped,
     }

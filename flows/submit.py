@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +19,11 @@ from nightbatch.submit.step import SubmitReport, submit_step
 
 @task(name="submit-batches", cache_policy=NO_CACHE)
 def submit_batches(
-    services: Services, params: SubmitParams, run_id: int | None, budget_usd: Decimal | None = None
+    services: Services,
+    params: SubmitParams,
+    run_id: int | None,
+    budget_usd: Decimal | None = None,
+    deadline: datetime | None = None,
 ) -> SubmitReport:
     # No Prefect retries: submitting is made safe by the database (reconcile), not by re-running blindly.
     # With NIGHTBATCH_SUBMIT_CONCURRENCY_LIMIT set (the deployments set `nightbatch-submit`), one submitter
@@ -32,6 +37,7 @@ def submit_batches(
             run_id=run_id,
             expected_minutes=params.expected_batch_minutes,
             budget_usd=budget_usd if budget_usd is not None else params.budget_usd,
+            deadline=deadline,
         )
 
 
@@ -47,6 +53,9 @@ def log_submit(report: SubmitReport) -> dict[str, Any]:
         f"{report.forecast_usd:.4f}",
         report.failed_tasks,
     )
+    if report.pilots or report.waiting_tasks:
+        logger.info("%d pilot batch(es) sent; %d task(s) wait for their group's pilot", report.pilots,
+                    report.waiting_tasks)  # fmt: skip
     for task_type, count in report.unconfigured_queued.items():
         logger.warning("%d queued task(s) of type %r wait: no task-type config for it here", count, task_type)
     for reason, count in sorted(report.failure_reasons.items(), key=lambda item: -item[1]):

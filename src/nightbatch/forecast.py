@@ -5,7 +5,8 @@ Per (task type, model) group:
 - **prompt tokens**: the shared prefix is counted once by the token-counting endpoint (free); per-task
   tokens are estimated locally for every task and calibrated against the endpoint on a sample of the
   group's requests (``sample_per_group``), so large backfills cost a handful of counting calls;
-- **cache**: the prefix is priced by the same TTL decision the submitter will make;
+- **cache**: the prefix is priced by the same decision the submitter will make (pilot then fan-out, reads
+  of a known live entry, or no caching), at the hit rate measured for the group;
 - **output**: ``max_tokens`` gives the upper bound; the expected figure uses the mean output of the
   type on that model from the ledger when there is history, else the upper bound;
 - **thinking** (billed as output, inside ``max_tokens``): per task, none when the type's requests do not
@@ -29,13 +30,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from nightbatch.build.cache_ttl import decide_ttl
+from nightbatch.build.cache_ttl import plan_group
 from nightbatch.build.prefix import Prefix
 from nightbatch.build.requests import BuiltRequest, RequestBuilder
 from nightbatch.catalog import model_info
-from nightbatch.db.models import Task, TaskStatus, UsagePurpose, UsageRecord
+from nightbatch.db.cache_entries import group_states, measured_hit_rate
+from nightbatch.db.models import Task, TaskStatus, UsagePurpose, UsageRecord, utcnow
 from nightbatch.errors import ProviderError
 from nightbatch.pricing import BATCH_DISCOUNT, geo_multiplier
+from nightbatch.report.prefix import padding_advice
 from nightbatch.route import choose_model
 from nightbatch.services import Services
 from nightbatch.submit.plan import PrefixSizer
@@ -72,6 +75,8 @@ class GroupForecast:
 class Forecast:
     groups: list[GroupForecast] = field(default_factory=list)
     skipped: int = 0
+    advice: list[str] = field(default_factory=list)
+    """Padding advice for prefixes below their model's minimum cacheable length."""
 
     @property
     def tasks(self) -> int:
@@ -179,15 +184,23 @@ class Forecaster:
             prompt_per_task = group.prefix_tokens + group.tail_tokens // max(group.tasks, 1)
             price = self._services.prices.price(group.model).for_prompt(prompt_per_task)
             geo = geo_multiplier(task_type.inference_geo)
-            decision = decide_ttl(
+            key = (group.model, group.prefix.hash)
+            state = group_states(self._services.engine, [key])[key]
+            measured = measured_hit_rate(self._services.engine, *key)
+            decision = plan_group(
                 model=group.model,
                 prices=self._services.prices,
                 prefix_tokens=group.prefix_tokens,
                 requests=group.tasks,
-                concurrency=16,
                 mode=self._services.registry.get(group.task_type).cache.mode,
+                hit_rate=None if measured is None else measured.rate,
+                live_minutes=state.live_minutes(utcnow()),
+                pilot_running=state.pilot_running,
+                pilot_failures=state.pilot_failures,
             )
-            group.cache_option = decision.option
+            # A group waiting for its running pilot will be sent as a fan-out that reads.
+            option = "warm" if decision.option == "wait" else decision.option
+            group.cache_option = option
             history = _historical_output(self._services, group.task_type, group.model)
             per_task_max = group.max_output_tokens / group.tasks
             thinking = expected_thinking_tokens(
@@ -198,7 +211,7 @@ class Forecaster:
             expected_out = min(visible + thinking, per_task_max)
             group.expected_output_tokens = int(expected_out * group.tasks)
             group.expected_thinking_tokens = int(min(thinking, expected_out) * group.tasks)
-            fixed = Decimal(decision.cost_usd[decision.option]) * geo + (
+            fixed = Decimal(decision.cost_usd[option]) * geo + (
                 group.tail_tokens * price.input / _MTOK * BATCH_DISCOUNT * geo
             )
             group.expected_usd = fixed + group.expected_output_tokens * price.output / _MTOK * BATCH_DISCOUNT * geo
@@ -209,6 +222,12 @@ class Forecaster:
                 group.fallback_worst_usd = (prompt * price.input + group.max_output_tokens * price.output) / _MTOK * geo
             group.sample = []
             forecast.groups.append(group)
+            advice = padding_advice(
+                group.task_type, group.model, group.prefix_tokens, group.tasks, self._services.prices,
+                hit_rate=None if measured is None else measured.rate,
+            )  # fmt: skip
+            if advice is not None:
+                forecast.advice.append(advice.text())
         return forecast
 
 

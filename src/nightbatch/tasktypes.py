@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nightbatch.catalog import canonical_model, load_catalog, model_info
 from nightbatch.errors import ConfigError
@@ -61,7 +61,19 @@ class CachePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     mode: Literal["auto", "off", "5m", "1h"] = "auto"
-    prime: bool = Field(False, description="Allow one real-time request to write the prefix first, when it pays.")
+    pad_to_minimum: bool = Field(
+        False, description="Pad a prefix below the model's minimum cacheable length up to it (a neutral block)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_priming(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "prime" in data:
+            raise ValueError(
+                "cache.prime was removed: a real-time call does not warm the batch cache. nightbatch sends a "
+                "one-task pilot batch instead when caching pays (see docs/reliability.md, 'Batch caching')"
+            )
+        return data
 
 
 class RoutingPolicy(BaseModel):

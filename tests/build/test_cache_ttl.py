@@ -1,67 +1,109 @@
-"""TTL by break-even arithmetic: figures checked by hand against the shipped price table."""
+"""The batch-cache planner: figures checked by hand against the shipped price table.
+
+claude-opus-4-8 at batch prices, per MTok: input $2.50, 1 h write $5.00, 5 m write $3.125, read $0.25.
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from nightbatch.build.cache_ttl import decide_ttl, expected_writes
+import pytest
+
+from nightbatch.build.cache_ttl import PRIOR_HIT_RATE, plan_group
 from nightbatch.pricing import load_price_table
 
 PRICES = load_price_table()
+OPUS = {"model": "claude-opus-4-8", "prices": PRICES, "prefix_tokens": 10_000}
+
+
+def usd(value: str) -> Decimal:
+    return Decimal(value).quantize(Decimal("0.000001"))
 
 
 def test_prefix_below_the_models_minimum_is_not_cached():
-    decision = decide_ttl(model="claude-haiku-4-5", prices=PRICES, prefix_tokens=4000, requests=1000)
-    assert decision.ttl is None
+    decision = plan_group(model="claude-haiku-4-5", prices=PRICES, prefix_tokens=4000, requests=1000)
+    assert (decision.option, decision.ttl) == ("none", None)
     assert "minimum" in decision.reason
 
 
-def test_prefix_used_once_is_not_cached():
-    decision = decide_ttl(model="claude-opus-4-8", prices=PRICES, prefix_tokens=10_000, requests=1)
-    assert decision.ttl is None
+def test_a_cold_group_is_never_sent_with_breakpoints_pilot_first():
+    decision = plan_group(**OPUS, requests=200, hit_rate=1.0)
+    assert (decision.option, decision.ttl, decision.pilot) == ("pilot_1h", "1h", True)
+    # One 1 h write, then 199 reads: 10k x ($5.00 + 199 x $0.25) / MTok.
+    assert Decimal(decision.cost_usd["pilot_1h"]) == usd("0.5475")
+    # Cached without a pilot, every item of the cold batch writes: dearer than no caching at all.
+    assert Decimal(decision.cost_usd["cold_cached"]) == usd("10.0")
+    assert Decimal(decision.cost_usd["none"]) == usd("5.0")
+    assert decision.option != "cold_cached"
 
 
-def test_busy_prefix_prefers_the_cheaper_5m_write():
-    # 2,000 requests in an hour: the entry is refreshed every ~2 s, a 5 m entry never lapses.
-    decision = decide_ttl(model="claude-opus-4-8", prices=PRICES, prefix_tokens=10_000, requests=2000, concurrency=16)
-    assert decision.ttl == "5m"
-    # 16 writes at 0.625 x $5/MTok and 1,984 reads at 0.05 x $5/MTok, 10k tokens each.
-    expected = Decimal(10_000) * (16 * Decimal("3.125") + 1984 * Decimal("0.25")) / Decimal(1_000_000)
-    assert Decimal(decision.cost_usd["5m"]) == expected.quantize(Decimal("0.000001"))
-    assert Decimal(decision.expected_saving_usd) > 0
+def test_the_measured_hit_rate_is_used_not_an_assumed_hundred_percent():
+    # At h = 0.6 a fan-out item costs 0.6 x $0.25 + 0.4 x $5.00 = $2.15/MTok, still under $2.50 input.
+    paying = plan_group(**OPUS, requests=200, hit_rate=0.6, measured={"rate": 0.6})
+    assert paying.option == "pilot_1h"
+    assert paying.hit_rate == 0.6
+    assert paying.hit_rate_source == "measured"
+    # At h = 0.4 a miss writes so often that caching costs more than plain input: the group is not cached.
+    low = plan_group(**OPUS, requests=200, hit_rate=0.4)
+    assert (low.option, low.ttl) == ("none", None)
+    assert "40%" in low.reason
+    # Without any measurement the prior is used, and said so.
+    prior = plan_group(**OPUS, requests=200)
+    assert prior.hit_rate == PRIOR_HIT_RATE
+    assert prior.hit_rate_source.startswith("prior")
 
 
-def test_sparse_prefix_prefers_one_hour():
-    # 10 requests spread over an hour: a 5 m entry would mostly lapse between them.
-    decision = decide_ttl(
-        model="claude-opus-4-8", prices=PRICES, prefix_tokens=10_000, requests=10, expected_minutes=60, concurrency=1
-    )
-    assert decision.ttl == "1h"
+def test_a_known_live_entry_is_read_at_once():
+    decision = plan_group(**OPUS, requests=50, hit_rate=1.0, live_minutes=45)
+    assert (decision.option, decision.ttl, decision.pilot) == ("warm", "1h", False)
+    assert Decimal(decision.cost_usd["warm"]) == usd("0.125")  # 50 reads
+    # Even one request reads a live entry.
+    assert plan_group(**OPUS, requests=1, hit_rate=1.0, live_minutes=45).option == "warm"
+    # An entry about to expire is not trusted: a batch may queue before its first item runs.
+    assert plan_group(**OPUS, requests=50, hit_rate=1.0, live_minutes=3).option == "pilot_1h"
 
 
-def test_forced_and_disabled_modes():
-    kwargs = {"model": "claude-opus-4-8", "prices": PRICES, "prefix_tokens": 10_000, "requests": 500}
-    assert decide_ttl(**kwargs, mode="off").ttl is None  # type: ignore[arg-type]
-    assert decide_ttl(**kwargs, mode="1h").ttl == "1h"  # type: ignore[arg-type]
+def test_a_running_pilot_makes_the_group_wait_unless_the_deadline_cannot():
+    assert plan_group(**OPUS, requests=50, pilot_running=True).option == "wait"
+    late = plan_group(**OPUS, requests=50, pilot_running=True, minutes_to_deadline=30, fanout_minutes=60)
+    assert late.option == "none"
 
 
-def test_expected_writes_model():
-    assert expected_writes(10, 16, 60, 5) == 10  # everything in the first wave writes
-    assert expected_writes(1000, 10, 60, 60) < 10.001
-    assert 10 < expected_writes(100, 10, 600, 5) < 100
+def test_a_deadline_too_close_skips_the_pilot():
+    decision = plan_group(**OPUS, requests=200, hit_rate=1.0, pilot_minutes=15, fanout_minutes=60,
+                          minutes_to_deadline=70)  # fmt: skip
+    assert decision.option == "none"
+    assert "no room for a pilot" in decision.reason
+    roomy = plan_group(**OPUS, requests=200, hit_rate=1.0, pilot_minutes=15, fanout_minutes=60,
+                       minutes_to_deadline=80)  # fmt: skip
+    assert roomy.option == "pilot_1h"
 
 
-def test_priming_is_chosen_when_the_first_waves_writes_cost_more_than_one_real_time_write():
-    decision = decide_ttl(
-        model="claude-opus-4-8", prices=PRICES, prefix_tokens=10_000, requests=200, concurrency=16, allow_priming=True
-    )
-    assert (decision.ttl, decision.prime, decision.option) == ("1h", True, "1h+priming")
-    # Priming: one real-time 1 h write (2 x $5/MTok) instead of 16 batch 1 h writes (1 x $5/MTok) less reads.
-    assert Decimal(decision.cost_usd["1h+priming"]) < Decimal(decision.cost_usd["1h"])
+def test_five_minutes_only_when_the_fan_out_surely_follows_within_five_minutes():
+    assert plan_group(**OPUS, requests=200, hit_rate=1.0).option == "pilot_1h"  # lag unknown
+    quick = plan_group(**OPUS, requests=200, hit_rate=1.0, fanout_lag_minutes=2)
+    assert (quick.option, quick.ttl) == ("pilot_5m", "5m")
+    assert plan_group(**OPUS, requests=200, hit_rate=1.0, fanout_lag_minutes=8).option == "pilot_1h"
 
 
-def test_priming_is_not_chosen_when_the_first_wave_is_tiny():
-    decision = decide_ttl(
-        model="claude-opus-4-8", prices=PRICES, prefix_tokens=10_000, requests=200, concurrency=1, allow_priming=True
-    )
-    assert decision.prime is False
+def test_small_groups_and_failed_pilots_go_uncached():
+    assert plan_group(**OPUS, requests=1).option == "none"
+    assert plan_group(**OPUS, requests=2, hit_rate=1.0).option == "none"  # one write + one read > two inputs
+    assert plan_group(**OPUS, requests=200, hit_rate=1.0, pilot_failures=2).option == "none"
+
+
+@pytest.mark.parametrize(("mode", "option"), [("off", "none"), ("1h", "pilot_1h"), ("5m", "pilot_5m")])
+def test_forced_and_disabled_modes(mode: str, option: str):
+    decision = plan_group(**OPUS, requests=500, mode=mode)
+    assert decision.option == option
+
+
+def test_budget_bound_is_the_dearest_price_a_request_can_pay():
+    pilot = plan_group(**OPUS, requests=200, hit_rate=1.0)
+    assert pilot.prefix_bound_usd(PRICES, "claude-opus-4-8") == Decimal("0.05")  # a 1 h write
+    none = plan_group(**OPUS, requests=200, hit_rate=0.1)
+    assert none.prefix_bound_usd(PRICES, "claude-opus-4-8") == Decimal("0.025")  # plain input
+    record = pilot.as_record()
+    assert record["option"] == "pilot_1h"
+    assert record["ttl"] == "1h"
+    assert "cost_usd" in record

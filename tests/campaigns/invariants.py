@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select, update
 from sqlmodel import Session, col
 from sqlmodel import select as sqlmodel_select
 
-from nightbatch.db.models import Batch, BatchStatus, Task, TaskStatus, UsageRecord
+from nightbatch.db.models import Batch, BatchStatus, CacheEntry, CacheState, Task, TaskStatus, UsageRecord
 from nightbatch.emulator import LedgerEntry
 from nightbatch.pricing import PriceTable, Usage, price_usage
 from nightbatch.storage import ObjectStore
@@ -36,6 +36,7 @@ class Outcome:
     tasks: Counter[str] = field(default_factory=Counter)
     orphans: int = 0
     billed: int = 0
+    pilots: int = 0
 
     def fail(self, message: str) -> None:
         self.violations.append(message)
@@ -192,4 +193,35 @@ def check(
     for task_id, n in task_bills.items():
         if n > 1:
             out.fail(f"task {task_id} billed {n} times as a task")
+    _check_batch_cache(engine, batches, usage, out, settled=settled)
     return out
+
+
+def _check_batch_cache(engine: Engine, batches: dict[int | None, Batch], usage: list[UsageRecord], out: Outcome, *,
+                       settled: bool) -> None:  # fmt: skip
+    """5. batch caching: no group left waiting for a pilot that has ended, no breakpoint sent to a cold group."""
+    with Session(engine) as session:
+        entries = list(session.exec(sqlmodel_select(CacheEntry)).all())
+    for entry in entries:
+        if entry.state != CacheState.PILOT_RUNNING:
+            continue
+        pilot = batches.get(entry.pilot_batch_id)
+        if pilot is None and settled:
+            out.fail(f"group {entry.model}/{entry.prefix_hash[:8]} waits for a pilot that has no batch row")
+        elif pilot is not None and pilot.status == BatchStatus.INGESTED:
+            out.fail(f"group {entry.model}/{entry.prefix_hash[:8]} still waits: its pilot {pilot.id} was ingested")
+    cached: dict[int | None, int] = Counter()
+    for u in usage:
+        cached[u.batch_id] += u.cache_read_tokens + u.cache_write_5m_tokens + u.cache_write_1h_tokens
+    out.pilots += sum(b.cache_role == "pilot" for b in batches.values())
+    for batch in batches.values():
+        if batch.cache_role != "fanout" or batch.provider_batch_id is None:
+            continue
+        # Sent with a breakpoint only after an earlier batch of its group was ingested showing the entry.
+        warmed = [
+            b for b in batches.values()
+            if b.id != batch.id and (b.model, b.prefix_hash) == (batch.model, batch.prefix_hash)
+            and b.ingested_at is not None and b.ingested_at <= batch.created_at and cached[b.id] > 0
+        ]  # fmt: skip
+        if not warmed:
+            out.fail(f"batch {batch.id} sent with breakpoints to a cold group (no earlier batch wrote its prefix)")

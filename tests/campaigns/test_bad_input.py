@@ -25,7 +25,7 @@ from nightbatch.queue.enqueue import enqueue_jsonl
 from nightbatch.services import Services
 from nightbatch.submit.step import submit_step
 from nightbatch.tasktypes import load_task_types
-from tests.pipeline.conftest import enqueue_examples
+from tests.pipeline.conftest import enqueue_examples, without_caching
 
 # -- task-type config files ------------------------------------------------------------------------
 
@@ -119,6 +119,7 @@ def ingest_corrupted(
     Returns the batch id, and the task id and custom_id of the corrupted line (None, "" if none is).
     """
     enqueue_examples(services.engine, per_type=3)
+    without_caching(services)  # one batch of every triage task (caching is not what is tested here)
     submit_step(services, task_types=["ticket_triage"])
     emulator.advance(3600)
     ((batch_id, provider_id),) = open_batches(services)

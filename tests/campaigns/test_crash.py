@@ -49,6 +49,8 @@ CLIENT = "nightbatch.claude.client:ClaudeClient"
 COMMIT = "sqlalchemy.engine.base:Connection._commit_impl"
 PUBLISH = "builtin:os.replace"  # the local store publishes an object by renaming its temp file
 SEND = "httpx2:Client.send"
+GROUPS = "nightbatch.submit.groups"
+CACHE = "nightbatch.db.cache_entries"
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,13 @@ NAMED: list[KillPoint] = [
     *_points("nightbatch.collect.bulk:execute_rows", "call", [1, 2, 4, 7], "mid-transaction, between chunk statements"),
     *_points(f"{INGEST}:ingest_batch", "return", [1, 3], "ingest committed, not returned"),
     *_points("nightbatch.collect.poll:collect_step", "return", [1], "a collect round done"),
+    # Batch caching: a pilot goes out alone while its group waits, queued; its ingest moves the group on.
+    *_points(f"{GROUPS}:plan_sends", "return", [1], "groups planned, waiting tasks not yet released"),
+    *_points("nightbatch.queue.claim:release", "return", [1], "a pilot's group released to wait, pilot unsent"),
+    *_points(f"{CACHE}:claim_pilot", "return", [1], "pilot slot taken, its batch row uncommitted"),
+    *_points(f"{CACHE}:link_pilot", "return", [1], "pilot linked to its batch row, uncommitted"),
+    *_points(f"{CACHE}:record_batch_cache", "return", [1, 2], "a pilot ingested, its group moved on, uncommitted"),
+    *_points(f"{CACHE}:group_states", "return", [2, 3], "the fan-out planned after the pilot, not sent"),
     *_points("nightbatch.submit.step:submit_step", "return", [1], "a submit round done"),
 ]
 SWEEP_DEPTH = 40
@@ -220,7 +229,7 @@ def test_a_worker_killed_anywhere_loses_nothing_and_pays_nothing_twice(
     singles, pairs = selected(db_backend)
     workers: Counter[str] = Counter()
     tasks: Counter[str] = Counter()
-    orphans = 0
+    orphans = pilots = 0
     violations: list[str] = []
     known: list[str] = []
     reached: set[KillPoint] = set()
@@ -249,13 +258,14 @@ def test_a_worker_killed_anywhere_loses_nothing_and_pays_nothing_twice(
                 (known if repro else violations).extend(f"{v} (known: {repro})" if repro else v for v in found)
                 tasks.update(outcome.tasks)
                 orphans += outcome.orphans
+                pilots += outcome.pilots
                 rescuer.close()
     points = len(set(singles) | {point for pair in pairs for point in pair})
     print(
         f"\ncrash campaign [{db_backend}]: {points} kill points tried, {len(reached)} reached; "
         f"{len(singles) + len(pairs)} runs ({len(pairs)} with a second kill during recovery); "
         f"workers killed {workers['killed']}, done before their point {workers['finished']}; "
-        f"tasks {dict(tasks)}; orphan batches recorded {orphans}; violations {len(violations)} "
+        f"tasks {dict(tasks)}; orphan batches recorded {orphans}; pilot batches {pilots}; violations {len(violations)} "
         f"(+{len(known)} from known bugs with xfail repros)"
     )
     for violation in known:
@@ -263,6 +273,7 @@ def test_a_worker_killed_anywhere_loses_nothing_and_pays_nothing_twice(
     for violation in violations[:40]:
         print("  VIOLATION", violation[:800])
     assert not violations
+    assert pilots, "no run went through a pilot batch: the kill points of the batch-cache path were not exercised"
 
 
 def test_a_create_that_outlived_its_lease_is_found_if_its_worker_dies(services: Services, emulator: EmulatorServer):

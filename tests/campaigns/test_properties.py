@@ -220,7 +220,9 @@ _FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "template": st.sampled_from(["{text}", "{", "}", "{a.b}", "{0}", "{text!r}", "{text:>{w}}"]) | json_values,
     "output": st.sampled_from(["text", "json", "xml"]) | json_values,
     "output_schema": st.sampled_from([{"type": "object"}, {"type": 3}, {"required": "x"}]) | json_values,
-    "cache": st.fixed_dictionaries({}, optional={"mode": st.sampled_from(["auto", "5m", "2h"]), "prime": _scalars}),
+    "cache": st.fixed_dictionaries(
+        {}, optional={"mode": st.sampled_from(["auto", "5m", "2h"]), "pad_to_minimum": _scalars, "prime": _scalars}
+    ),
     "context": st.fixed_dictionaries({}, optional={"keep_last_turns": _scalars, "max_documents": _scalars}),
     "escalation": st.lists(_MODELS, max_size=3) | json_values,
     "checks": st.fixed_dictionaries(

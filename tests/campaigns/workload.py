@@ -58,11 +58,10 @@ def scale() -> float:
     return float(os.environ.get("NIGHTBATCH_CAMPAIGN_SCALE", "0") or 0)
 
 
-def write_config(folder: Path, *, prime: bool = False) -> Path:
-    """The workload's task types; ``prime``: triage may prime its prefix with a real-time call when it pays."""
-    path = folder / ("campaign-primed.toml" if prime else "campaign.toml")
-    text = CONFIG.replace('template = "Ticket: {text}"', 'template = "Ticket: {text}"\ncache = { prime = true }')
-    path.write_text(text if prime else CONFIG, encoding="utf-8")
+def write_config(folder: Path) -> Path:
+    """The workload's task types (triage's prefix is worth caching: it goes through a pilot batch)."""
+    path = folder / "campaign.toml"
+    path.write_text(CONFIG, encoding="utf-8")
     return path
 
 

@@ -15,12 +15,20 @@ from nightbatch.emulator import EmulatorServer
 from nightbatch.services import Services
 from nightbatch.storage import read_uri
 from nightbatch.submit.step import submit_step
-from tests.pipeline.conftest import enqueue_examples
+from tests.pipeline.conftest import enqueue_examples, without_caching
 
 
 @pytest.fixture(autouse=True)
 def _small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ingest, "CHUNK", 3)  # a dozen tasks per batch: every boundary case is a few chunks away
+
+
+@pytest.fixture(autouse=True)
+def _caching_off(request: pytest.FixtureRequest) -> None:
+    """These tests are not about caching: one submit sends every task (no pilot waits; see test_pilot.py)."""
+    for name in ("services", "local_services"):
+        if name in request.fixturenames:
+            without_caching(request.getfixturevalue(name))
 
 
 def _counts(services: Services) -> tuple[Counter[str], int, int]:

@@ -139,3 +139,22 @@ def test_a_nightly_run_after_a_calibration_publishes_its_artifacts(
         runs = conn.execute(select(Run.kind, Run.status).where(Run.kind == "nightly")).all()
     engine.dispose()
     assert [tuple(r) for r in runs] == [("nightly", RunStatus.SUCCEEDED)]
+
+
+def test_a_nightly_run_pilots_then_fans_out_and_reads(flow_env: str, tmp_path: Path, emulator: EmulatorServer):
+    from nightbatch.db.models import Batch
+
+    # Ten simulated minutes a real second: a 1 h entry outlives the polls between the pilot and its fan-out.
+    emulator.configure(time_scale=600)
+    source = tmp_path / "tasks"
+    source.mkdir()
+    lines = (EXAMPLES / "tasks" / "policy_judgement.jsonl").read_text().splitlines()[:20]
+    (source / "policy_judgement.jsonl").write_text("\n".join(lines) + "\n")
+    result = nightly(NightlyParams(source=str(source), poll_seconds=0.2, deadline_minutes=60, expected_batch_minutes=5))
+    assert result["outcomes"] == {"succeeded": 20}
+    engine = make_engine(flow_env)
+    with engine.connect() as conn:
+        roles = [(r.cache_role, r.request_count) for r in conn.execute(select(Batch).order_by(Batch.id))]
+    engine.dispose()
+    assert roles == [("pilot", 1), ("fanout", 19)]  # the collect that ingested the pilot sent the rest at once
+    assert result["prefix_hit_rate"] > 0.9

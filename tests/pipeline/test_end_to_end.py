@@ -46,14 +46,20 @@ def test_every_task_goes_out_once_and_comes_back_with_its_exact_cost(services: S
     task_ids = enqueue_examples(services.engine, per_type=12)
     report = submit_step(services)
     assert report.claimed == len(task_ids) == 48
-    assert report.submitted_tasks == 48
-    # One batch per (model, prefix): four task types, four prefixes.
+    # One batch per (model, prefix): four task types, four prefixes. The two prefixes worth caching (the
+    # triage guide, the policy document) go out as one-task pilots first; their other 22 tasks wait queued.
     assert len(report.batches) == 4
-    assert statuses(services) == {"submitted": 48}
+    assert (report.pilots, report.submitted_tasks, report.waiting_tasks) == (2, 26, 22)
+    assert statuses(services) == {"submitted": 26, "queued": 22}
 
-    emulator.advance(3600)
+    emulator.advance(120)
     collected = collect_step(services)
     assert len(collected.ingested) == 4
+    assert collected.pilots_ended == 2
+    fan_out = submit_step(services)
+    assert (fan_out.pilots, fan_out.submitted_tasks, len(fan_out.batches)) == (0, 22, 2)
+    emulator.advance(120)
+    assert len(collect_step(services).ingested) == 2
     assert statuses(services) == {"succeeded": 48}
 
     # The ledger holds exactly what the provider billed, priced exactly.
@@ -69,7 +75,7 @@ def test_every_task_goes_out_once_and_comes_back_with_its_exact_cost(services: S
     shards = {
         services.store.uri(o.key): services.store.get_bytes(o.key).splitlines() for o in services.store.list("outputs/")
     }
-    assert len(shards) == 4
+    assert len(shards) == 6  # one per task type per batch
     for (task,) in tasks:
         assert task.output_uri in shards
         assert f"task_type={task.task_type}/" in unquote(task.output_uri)
@@ -78,8 +84,8 @@ def test_every_task_goes_out_once_and_comes_back_with_its_exact_cost(services: S
     lines = [json.loads(line) for content in shards.values() for line in content]
     assert sorted(line["task_id"] for line in lines) == sorted(task_ids)
     # Raw results and manifests are archived.
-    assert len(list(services.store.list("results/"))) == 4
-    assert len(list(services.store.list("manifests/"))) == 4
+    assert len(list(services.store.list("results/"))) == 6
+    assert len(list(services.store.list("manifests/"))) == 6
 
     # Small outputs are kept inline: a triage label, an extracted date.
     with Session(services.engine) as session:
@@ -124,7 +130,9 @@ def test_cache_decisions_are_recorded_per_batch(services: Services, emulator: Em
     short = [d for ttl, d in decisions.values() if d and d["prefix_tokens"] < 1000]
     assert short
     assert all(d["ttl"] is None and "minimum" in d["reason"] for d in short)
-    # The long triage guide and the policy document are cached, with a positive expected saving.
+    # The long triage guide and the policy document are cached (a pilot each, this first time), with a
+    # positive expected saving and the hit rate it assumed.
     cached = [d for ttl, d in decisions.values() if ttl is not None]
     assert len(cached) == 2
-    assert all(Decimal(d["expected_saving_usd"]) > 0 for d in cached)
+    assert all(d["option"] == "pilot_1h" and d["role"] == "pilot" for d in cached)
+    assert all(Decimal(d["expected_saving_usd"]) > 0 and 0 < d["hit_rate"] <= 1 for d in cached)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
@@ -10,7 +11,15 @@ from nightbatch.db.models import Task, TaskStatus
 from nightbatch.emulator import EmulatorServer
 from nightbatch.services import Services
 from nightbatch.submit.step import submit_step
-from tests.pipeline.conftest import enqueue_examples
+from tests.pipeline.conftest import enqueue_examples, without_caching
+
+
+@pytest.fixture(autouse=True)
+def _caching_off(request: pytest.FixtureRequest) -> None:
+    """These tests are not about caching: one submit sends every task (no pilot waits; see test_pilot.py)."""
+    for name in ("services", "local_services"):
+        if name in request.fixturenames:
+            without_caching(request.getfixturevalue(name))
 
 
 def tasks(services: Services) -> dict[int, Task]:

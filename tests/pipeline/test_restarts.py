@@ -26,7 +26,15 @@ from nightbatch.submit.plan import plan_requests
 from nightbatch.submit.reconcile import reconcile_pending
 from nightbatch.submit.step import submit_step
 from nightbatch.submit.submitter import archive_manifest, write_pending
-from tests.pipeline.conftest import enqueue_examples, make_services
+from tests.pipeline.conftest import enqueue_examples, make_services, without_caching
+
+
+@pytest.fixture(autouse=True)
+def _caching_off(request: pytest.FixtureRequest) -> None:
+    """These tests are not about caching: one submit sends every task (no pilot waits; see test_pilot.py)."""
+    for name in ("services", "local_services"):
+        if name in request.fixturenames:
+            without_caching(request.getfixturevalue(name))
 
 
 def statuses(services: Services) -> Counter[str]:
@@ -146,7 +154,7 @@ class _CrashOnShardPublish(LocalObjectStore):
 
 def test_killed_mid_ingest_the_next_collector_finishes_it(services: Services, emulator: EmulatorServer, tmp_path):
     store = _CrashOnShardPublish(tmp_path / "crashy")
-    dying = make_services(services.engine, store, emulator.base_url)
+    dying = without_caching(make_services(services.engine, store, emulator.base_url))
     enqueue_examples(services.engine, per_type=3)
     submit_step(dying)
     emulator.advance(3600)
@@ -154,7 +162,7 @@ def test_killed_mid_ingest_the_next_collector_finishes_it(services: Services, em
         collect_step(dying)
     assert billed(services) == 0  # the transaction never committed
     expire_leases(services)
-    successor = make_services(services.engine, store, emulator.base_url, worker="worker-b")
+    successor = without_caching(make_services(services.engine, store, emulator.base_url, worker="worker-b"))
     collect_step(successor)
     assert statuses(services) == {"succeeded": 12}
     assert billed(services) == len(emulator.ledger) == 12

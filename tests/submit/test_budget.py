@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, insert, select
 
-from nightbatch.build.cache_ttl import decide_ttl
+from nightbatch.build.cache_ttl import plan_group
 from nightbatch.build.requests import RequestBuilder
 from nightbatch.db.models import Task, UsageRecord, utcnow
 from nightbatch.emulator import EmulatorServer
@@ -37,7 +37,7 @@ def bounds(services: Services) -> list[Decimal]:
     task_type = ESSAY
     builder = RequestBuilder()
     requests = [builder.build(i + 1, 1, task_type, task_type.model, {"text": t}) for i, t in enumerate(TEXTS)]
-    decision = decide_ttl(model=task_type.model, prices=services.prices, prefix_tokens=0, requests=len(requests))
+    decision = plan_group(model=task_type.model, prices=services.prices, prefix_tokens=0, requests=len(requests))
     return [request_bound_usd(services.prices, r, decision) for r in requests]
 
 

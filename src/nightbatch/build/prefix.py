@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
+from nightbatch.build.padding import padding_block
 from nightbatch.tasktypes import TaskType
 
 __all__ = ["CacheTTL", "Prefix", "canonical_json", "prefix_for"]
@@ -90,6 +91,10 @@ def prefix_for(task_type: TaskType, model: str) -> Prefix:
     if task_type.system:
         blocks.append({"type": "text", "text": task_type.system})
     blocks.extend({"type": "text", "text": doc} for doc in task_type.documents)
+    if task_type.cache.pad_to_minimum:
+        padding = padding_block(model, task_type.tools, blocks)
+        if padding is not None:
+            blocks.append(padding)
     return Prefix(
         model=model, tools=task_type.tools, system_blocks=tuple(blocks), settings=task_type.settings_for(model)
     )

@@ -40,7 +40,9 @@ def demo(
         "lineup; examples/nightbatch-4x.toml has the seed article's 4.x routes).",
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before spending real money."),
-    time_scale: float = typer.Option(3600.0, help="Emulator only: simulated seconds per real second."),
+    # 60: a simulated minute per real second, so a 1 h batch-cache entry outlives the real seconds between a
+    # pilot batch's end and its fan-out (at 3600 it would expire in about one real second).
+    time_scale: float = typer.Option(60.0, help="Emulator only: simulated seconds per real second."),
 ) -> None:
     """Run the example workload end to end and print cost, cache hit rate and savings."""
     from flows.nightly import nightly
@@ -80,7 +82,8 @@ def demo(
         if not settings.simulated and not yes and not typer.confirm("Submit to the real API?"):
             raise typer.Exit(1)
         console.print("[bold]3. nightly flow[/]: route -> build cached requests -> pack -> submit -> poll -> ingest")
-        result = nightly(NightlyParams(poll_seconds=2.0, deadline_minutes=30))
+        # A demo batch takes seconds: expecting 5 minutes leaves the 30-minute deadline room for a pilot first.
+        result = nightly(NightlyParams(poll_seconds=2.0, deadline_minutes=30, expected_batch_minutes=5))
         elapsed = time.monotonic() - started
         label = "SIMULATED run" if settings.simulated else "Run"
         print_summary(

@@ -30,6 +30,8 @@ def print_forecast(forecast: Forecast, *, title: str) -> None:
         )  # fmt: skip
     console.print(table)
     console.print(forecast.describe())
+    for line in forecast.advice:
+        console.print(f"[bold]advice:[/] {line}", highlight=False)
     if forecast.skipped:
         console.print(f"[yellow]{forecast.skipped} tasks of unconfigured types were not priced[/]")
 

@@ -32,6 +32,7 @@ from nightbatch.report.render import (
     batch_text_table,
     cost_text_table,
     headline,
+    prefix_text_table,
     provenance,
     report_csv,
     report_to_dict,
@@ -81,6 +82,11 @@ def print_report(report: Report, console: Console) -> None:
         console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
     console.print(_rich(cost_text_table(report), "Cost per task", text_cols=2, total_last=True))
     console.print(_rich(savings_text_table(report), "Savings: each lever in turn", total_last=True))
+    if report.prefix:
+        title = "Prefix tokens by task type: read, written, below the model's minimum, not marked"
+        console.print(_rich(prefix_text_table(report), title, text_cols=2))
+        for line in report.advice:
+            console.print(f"[bold]advice:[/] {line}", highlight=False)
     if report.cache.by_type:
         console.print(_rich(type_cache_text_table(report), "Cache hit rate by task type: read / (read + write)"))
     if report.cache.by_batch:

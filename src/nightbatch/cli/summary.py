@@ -24,8 +24,16 @@ def print_summary(summary: RunSummary, *, title: str) -> None:
     table.add_row("prompt tokens", f"{summary.prompt_tokens:,}")
     table.add_row("output tokens", f"{summary.output_tokens:,}")
     table.add_row("  of which thinking (billed as output)", f"{summary.thinking_tokens:,}")
+    headline = summary.prefix_hit_rate
+    table.add_row("prefix hit rate (read / all prefix tokens)", "n/a" if headline is None else f"{headline:.1%}")
     rate = summary.cache_hit_rate
-    table.add_row("cache hit rate (read / cacheable)", "n/a" if rate is None else f"{rate:.1%}")
+    table.add_row("  cache read share (read / (read + write))", "n/a" if rate is None else f"{rate:.1%}")
+    for f in summary.prefix:
+        table.add_row(
+            f"  {f.task_type} on {f.model}: prefix tokens",
+            f"{f.sent:,} sent: {f.read:,} read, {f.written:,} written, {f.below_minimum:,} below minimum, "
+            f"{f.not_marked:,} not marked",
+        )
     table.add_row("cost", _usd(summary.cost_usd))
     for model, count in sorted(summary.unpriced.items()):  # never shown as $0: loud, and out of the totals
         table.add_row(f"[bold red]UNPRICED: {count:,} response(s) on {model}[/]", "[bold red]no price row[/]")
@@ -44,3 +52,5 @@ def print_summary(summary: RunSummary, *, title: str) -> None:
     for line in summary.in_flight:
         table.add_row("in flight", line)
     console.print(table)
+    for line in summary.advice:
+        console.print(f"[bold]advice:[/] {line}", highlight=False)

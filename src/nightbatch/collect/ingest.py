@@ -10,7 +10,9 @@ Three phases, each safe to repeat, so a crash anywhere is healed by ingesting ag
    shard per task type per batch, published atomically when complete.
 3. **Database**: in one transaction, every task of the batch is moved per the outcome policy
    (:mod:`nightbatch.collect.outcome`), pointing at its shard and line; one ``usage_record`` row per billed
-   result carries its exact cost; the batch becomes ``ingested``. Updates are guarded by
+   result carries its exact cost; what the usage shows of the group's batch-cache entry is recorded (a
+   pilot's end moves its group from ``pilot_running`` on: :mod:`nightbatch.db.cache_entries`); the batch
+   becomes ``ingested``. Updates are guarded by
    ``status = submitted AND batch_id = <this batch>``, so a second ingest changes nothing.
 
 Memory stays flat in the batch size: lines are processed in chunks and written straight to spool files.
@@ -35,6 +37,7 @@ from nightbatch.collect.bulk import ChunkWriter, Statements, update_tasks
 from nightbatch.collect.lines import line_problem
 from nightbatch.collect.lookup import ChunkTasks
 from nightbatch.collect.rows import ChunkRows, Shards, UsageShape, shard_key
+from nightbatch.db.cache_entries import record_batch_cache
 from nightbatch.db.models import Batch, BatchStatus, Task, TaskStatus
 from nightbatch.errors import StateError
 from nightbatch.gcpause import gc_paused
@@ -60,6 +63,13 @@ class IngestReport:
     problems: dict[str, str] = field(default_factory=dict)
     provider_batch_id: str | None = None
     already_ingested: bool = False
+    cache_role: str | None = None  # "pilot" / "fanout" / None, as the batch was sent
+    cache_state: str | None = None  # the group's batch-cache state after this batch (None: nothing learnt)
+
+    @property
+    def pilot_ended(self) -> bool:
+        """This batch was its group's pilot: the group's waiting tasks can go out now."""
+        return self.cache_role == "pilot"
 
     def count(self, key: str) -> None:
         self.outcomes[key] = self.outcomes.get(key, 0) + 1
@@ -103,6 +113,7 @@ def ingest_batch(services: Services, batch_id: int) -> IngestReport:
         raise StateError(f"batch {batch_id} does not exist")
     row: Batch = found
     report.provider_batch_id = row.provider_batch_id
+    report.cache_role = row.cache_role
     if row.status == BatchStatus.INGESTED:
         report.already_ingested = True
         return report
@@ -162,6 +173,10 @@ def _ingest(
             conn.execute(update(Batch).where(col(Batch.id) == row.id).values(results_uri=archived))
         _settle_missing(conn, Statements.of(conn.dialect), row, report, services.settings.max_attempts, now)
         publishing.close()  # publish the shards before the transaction commits
+        # What the usage shows of the group's batch-cache entry; a pilot's end moves its group on (in this
+        # transaction, so a crash leaves the pilot either un-ingested with its group waiting, or both done).
+        state = record_batch_cache(conn, row, now)
+        report.cache_state = None if state is None else str(state)
         conn.execute(
             update(Batch)
             .where(col(Batch.id) == row.id)

@@ -40,6 +40,11 @@ class CollectReport:
     not_yet_visible: int = 0  # just-created batches the API still answered 404 for (looked at again next poll)
     closed_runs: list[str] = field(default_factory=list)  # runs found dead and closed as interrupted
 
+    @property
+    def pilots_ended(self) -> int:
+        """Pilot batches ingested by this call: their groups' waiting tasks may be submitted at once."""
+        return sum(r.pilot_ended for r in self.ingested)
+
 
 def _record(services: Services, batch_id: int, info: BatchInfo) -> None:
     c = info.counts

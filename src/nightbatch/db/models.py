@@ -41,6 +41,8 @@ __all__ = [
     "WORKER_MAX_LENGTH",
     "Batch",
     "BatchStatus",
+    "CacheEntry",
+    "CacheState",
     "Calibration",
     "Installation",
     "Run",
@@ -179,6 +181,14 @@ class UsagePurpose(StrEnum):
     FALLBACK = "fallback"  # a task sent real-time because its batch would miss the deadline (nightbatch.deadline)
 
 
+class CacheState(StrEnum):
+    """What is known of a prefix group's entry in the provider's batch cache (see ``db.cache_entries``)."""
+
+    PILOT_RUNNING = "pilot_running"  # a one-task pilot batch is writing it; the group's other tasks wait
+    WARM = "warm"  # a batch item wrote or read it; alive until ``expires_at`` (a conservative bound)
+    COLD = "cold"  # nothing alive known (a pilot that wrote nothing, or an entry past its expiry)
+
+
 class RunStatus(StrEnum):
     """How an orchestrator run ended (``running`` while it has not)."""
 
@@ -241,6 +251,8 @@ class Batch(SQLModel, table=True):
     claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     error: str | None = Field(default=None, sa_type=Text())
     purpose: str = Field(default="task", sa_type=String(16), index=True, sa_column_kwargs={"server_default": "task"})
+    # ``pilot`` (one task writing its group's prefix), ``fanout`` (the rest, reading it) or NULL (no breakpoint).
+    cache_role: str | None = Field(default=None, sa_type=String(16))
 
 
 class Task(SQLModel, table=True):
@@ -375,3 +387,29 @@ class Calibration(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     applied_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+class CacheEntry(SQLModel, table=True):
+    """One prefix group's entry in the provider's *batch* cache, as far as the results have shown it.
+
+    The database serves one workspace (one API key), and cache entries are per workspace, so the key is
+    (model, prefix hash). ``pilot_running`` is the waiting state of the group: its other tasks stay queued
+    until the collect side ingests the pilot batch and moves the row to ``warm`` (or ``cold``).
+    """
+
+    __tablename__ = "cache_entry"
+    __table_args__ = (UniqueConstraint("model", "prefix_hash", name="uq_cache_entry_model_prefix_hash"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=_id_type())
+    model: str = Field(sa_type=String(MODEL_MAX_LENGTH))
+    prefix_hash: str = Field(sa_type=String(64))
+    state: CacheState = Field(default=CacheState.COLD, sa_type=StrEnumType(CacheState))
+    ttl: str | None = Field(default=None, sa_type=String(8))
+    pilot_batch_id: int | None = Field(default=None, foreign_key="batch.id", sa_type=_id_type())
+    pilot_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    pilot_failures: int = Field(default=0, sa_type=Integer())
+    prefix_tokens: int | None = Field(default=None, sa_type=Integer())
+    last_write_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    last_read_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())

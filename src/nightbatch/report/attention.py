@@ -1,5 +1,5 @@
 """What in a run needs a person's attention: failed tasks, expired batches, budget stops, drift, recoveries,
-and billed responses that could not be priced."""
+billed responses that could not be priced, and fan-out batches whose cache reads fell well below their plan."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from sqlmodel import col
 
 from nightbatch.db.models import Batch, Task, TaskStatus, UsageRecord
 from nightbatch.quality.measure import shadow_drift
+from nightbatch.report.prefix import below_plan
+from nightbatch.report.query import Selection, batch_cache, batch_plans
 from nightbatch.tasktypes import TaskTypeRegistry
 
 __all__ = ["attention_items"]
@@ -49,6 +51,9 @@ def attention_items(
             items.append(f"batch {provider_id}: {error}")
         if purpose == "orphan":
             items.append(f"batch {provider_id} was created without a record and canceled; its cost is in the ledger")
+    # Fan-out batches of the run whose reads fell well below their plan (named, with both figures).
+    run_batches = list(batch_cache(engine, Selection(run_id=run_id)))
+    items += below_plan(run_batches, batch_plans(engine, [b.batch_id for b in run_batches]))
     for drift in shadow_drift(engine, registry):
         if drift.drifted:
             items.append(

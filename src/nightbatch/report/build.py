@@ -11,10 +11,12 @@ from nightbatch.pricing import PriceTable
 from nightbatch.report.cache import DEFAULT_DROP_POINTS, DEFAULT_MIN_RUNS, DEFAULT_WINDOW, CacheReport, cache_report
 from nightbatch.report.costs import CostTable, cost_table
 from nightbatch.report.deadlines import DeadlineSection, deadline_section
+from nightbatch.report.prefix import PrefixFigures, below_plan, padding_advice, prefix_figures
 from nightbatch.report.query import (
     DayModelCost,
     Selection,
     batch_cache,
+    batch_plans,
     billed_tasks,
     daily_model_costs,
     ledger_groups,
@@ -49,6 +51,12 @@ class Report:
     """The first and last UTC day of the chart window."""
     deadlines: DeadlineSection | None = None
     """The real-time fallback's cost and tasks, and measured batch durations (nightbatch.deadline)."""
+    prefix: list[PrefixFigures] = field(default_factory=list)
+    """Prefix tokens per task type × model: read, written, below the minimum, not marked."""
+    below_plan: list[str] = field(default_factory=list)
+    """Fan-out batches whose reads fell well below their plan."""
+    advice: list[str] = field(default_factory=list)
+    """Padding advice for prefixes below their model's minimum."""
 
     @property
     def empty(self) -> bool:
@@ -57,7 +65,17 @@ class Report:
     @property
     def warnings(self) -> list[str]:
         unpriced = self.savings.unpriced_warning()
-        return ([unpriced] if unpriced else []) + self.cache.warnings
+        return ([unpriced] if unpriced else []) + self.cache.warnings + self.below_plan
+
+    @property
+    def prefix_sent(self) -> int:
+        return sum(f.sent for f in self.prefix)
+
+    @property
+    def prefix_hit_rate(self) -> float | None:
+        """read ÷ all prefix tokens sent: the headline cache figure."""
+        sent = self.prefix_sent
+        return sum(f.read for f in self.prefix) / sent if sent else None
 
 
 def _chart_window(selection: Selection, days: list[date], today: date) -> tuple[date, date]:
@@ -90,6 +108,9 @@ def build_report(
     """
     baseline = baseline_model or baseline_model_for(registry)
     groups = ledger_groups(engine, selection, prices)
+    batches = batch_cache(engine, selection)
+    plans = batch_plans(engine, [b.batch_id for b in batches])
+    prefix = prefix_figures(batches, plans)
     now = datetime.now(UTC)
     first, last = _chart_window(selection, [g.day for g in groups], now.date())
     return Report(
@@ -98,7 +119,7 @@ def build_report(
         costs=cost_table(groups, billed_tasks(engine, selection)),
         cache=cache_report(
             groups,
-            batch_cache(engine, selection),
+            batches,
             run_cache_history(engine, selection),
             selection,
             window=window,
@@ -111,4 +132,18 @@ def build_report(
         daily_costs=daily_model_costs(engine, first, last),
         chart_days=(first, last),
         deadlines=deadline_section(engine, run_id=selection.run_id),
+        prefix=prefix,
+        below_plan=below_plan(batches, plans),
+        advice=advice_for(prefix, prices),
     )
+
+
+def advice_for(prefix: list[PrefixFigures], prices: PriceTable) -> list[str]:
+    """Padding advice for each task type × model whose prefix was below the model's minimum."""
+    lines = []
+    for f in prefix:
+        if f.below_minimum and f.responses:
+            found = padding_advice(f.task_type, f.model, f.prefix_tokens, f.responses, prices)
+            if found is not None:
+                lines.append(found.text())
+    return lines

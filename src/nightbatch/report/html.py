@@ -19,6 +19,7 @@ from nightbatch.report.render import (
     batch_text_table,
     cost_text_table,
     headline,
+    prefix_text_table,
     provenance,
     savings_text_table,
     type_cache_text_table,
@@ -64,6 +65,9 @@ def report_html(report: Report, charts: Mapping[str, bytes] | None = None, *, no
         parts.append(f'<p class="note">{escape(note)}</p>')
     parts += ["<h2>Savings by lever</h2>", _table(savings_text_table(report), total_last=True)]
     parts += ["<h2>Cost per task</h2>", _table(cost_text_table(report), total_last=True, text_cols=2)]
+    if report.prefix:
+        parts += ["<h2>Prefix tokens by task type</h2>", _table(prefix_text_table(report), text_cols=2)]
+        parts += [f'<p class="note">{escape(a)}</p>' for a in report.advice]
     parts += ["<h2>Cache hit rate by task type</h2>", _table(type_cache_text_table(report))]
     parts += ["<h2>Cache hit rate by batch</h2>", _table(batch_text_table(report), text_cols=5)]
     generated = f"Generated {report.generated_at:%Y-%m-%d %H:%M} UTC."

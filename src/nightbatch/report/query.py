@@ -26,12 +26,14 @@ from nightbatch.runs import interrupted_before
 
 __all__ = [
     "BatchCache",
+    "BatchPlan",
     "BilledTask",
     "DayModelCost",
     "LedgerGroup",
     "RunCache",
     "Selection",
     "batch_cache",
+    "batch_plans",
     "billed_tasks",
     "daily_model_costs",
     "ledger_groups",
@@ -444,6 +446,32 @@ def batch_cache(engine: Engine, selection: Selection) -> list[BatchCache]:
     with engine.connect() as conn:
         rows = conn.execute(stmt).all()
     return [BatchCache(int(r[0]), r[1], r[2], r[4], r[3], int(r[5]), _int(r[6]), _int(r[7]), _int(r[8])) for r in rows]
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """What a batch was sent as: its group, cache role and the planner's recorded decision."""
+
+    batch_id: int
+    prefix_hash: str | None
+    cache_role: str | None
+    decision: dict[str, Any]
+
+
+def batch_plans(engine: Engine, batch_ids: list[int]) -> dict[int, BatchPlan]:
+    """The recorded cache plan of each batch in ``batch_ids``."""
+    found: dict[int, BatchPlan] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(batch_ids), 1000):
+            ids = batch_ids[start : start + 1000]
+            rows = conn.execute(
+                select(col(Batch.id), col(Batch.prefix_hash), col(Batch.cache_role), col(Batch.cache_decision)).where(
+                    col(Batch.id).in_(ids)
+                )
+            )
+            for batch_id, prefix_hash, role, decision in rows:
+                found[int(batch_id)] = BatchPlan(int(batch_id), prefix_hash, role, dict(decision or {}))
+    return found
 
 
 def daily_model_costs(engine: Engine, first: date, last: date) -> list[DayModelCost]:

@@ -16,6 +16,7 @@ from nightbatch.report.build import Report
 from nightbatch.report.cache import TypeCache, hit_rate
 from nightbatch.report.costs import CostRow
 from nightbatch.report.deadlines import deadline_lines
+from nightbatch.report.prefix import PrefixFigures
 
 __all__ = [
     "COST_COLUMNS",
@@ -25,6 +26,7 @@ __all__ = [
     "cost_text_table",
     "headline",
     "percent_text",
+    "prefix_text_table",
     "provenance",
     "report_csv",
     "report_markdown",
@@ -51,8 +53,14 @@ COST_COLUMNS = (
     "cost_per_success_usd",
     "pass_rate",
     "naive_usd",
+    "prefix_sent_tokens",
+    "prefix_read_tokens",
+    "prefix_written_tokens",
+    "prefix_below_minimum_tokens",
+    "prefix_not_marked_tokens",
+    "prefix_hit_rate",
 )
-"""Columns of :func:`cost_table_rows` and of the CSV, in order."""
+"""Columns of :func:`cost_table_rows` and of the CSV, in order (prefix figures: see ``report.prefix``)."""
 
 
 def usd(pusd: int | None) -> str | None:
@@ -110,9 +118,28 @@ def cost_table_rows(report: Report, *, total: bool = True) -> list[dict[str, Sca
     """
     naive = report.savings.naive_by_group
     rows = [_cost_row(r, naive.get((r.task_type, r.model)) if r.purpose == "task" else None) for r in report.costs.rows]
+    prefix = {(f.task_type, f.model): f for f in report.prefix}
+    for row in rows:
+        f = prefix.get((str(row["task_type"]), str(row["model"])))
+        row.update(_prefix_columns([f] if f else []))
     if total:
-        rows.append(_cost_row(report.costs.total, report.savings.naive_pusd))
+        rows.append({**_cost_row(report.costs.total, report.savings.naive_pusd), **_prefix_columns(report.prefix)})
     return rows
+
+
+def _prefix_columns(figures: list[PrefixFigures]) -> dict[str, Scalar]:
+    if not figures:
+        return {k: None for k in COST_COLUMNS if k.startswith("prefix_")}
+    sent = sum(f.sent for f in figures)
+    read = sum(f.read for f in figures)
+    return {
+        "prefix_sent_tokens": sent,
+        "prefix_read_tokens": read,
+        "prefix_written_tokens": sum(f.written for f in figures),
+        "prefix_below_minimum_tokens": sum(f.below_minimum for f in figures),
+        "prefix_not_marked_tokens": sum(f.not_marked for f in figures),
+        "prefix_hit_rate": read / sent if sent else None,
+    }
 
 
 def _type_cache(t: TypeCache) -> dict[str, Scalar]:
@@ -145,7 +172,13 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "repriced_with": report.repriced_with,
         "costs": {"rows": cost_table_rows(report, total=False), "total": cost_table_rows(report)[-1]},
         "cache": {
-            "definition": "cache_read_tokens / (cache_read_tokens + cache_write_tokens)",
+            "definition": "prefix_hit_rate = prefix tokens read / all prefix tokens sent; "
+            "read_share_of_cached = cache_read_tokens / (cache_read_tokens + cache_write_tokens)",
+            "prefix_hit_rate": report.prefix_hit_rate,
+            "prefix": [f.as_dict() for f in report.prefix],
+            "below_plan": report.below_plan,
+            "padding_advice": report.advice,
+            "read_share_of_cached": c.hit_rate,
             "hit_rate": c.hit_rate,
             "cache_read_tokens": c.cache_read_tokens,
             "cache_write_tokens": c.cache_write_tokens,
@@ -255,6 +288,28 @@ def savings_text_table(report: Report) -> TextTable:
     return ["level / lever", "cost", "share of saving"], rows
 
 
+def prefix_text_table(report: Report) -> TextTable:
+    """Prefix tokens per task type × model, by what became of them."""
+    header = ["task type", "model", "prefix", "sent", "read", "written", "below minimum", "not marked", "hit rate",
+              "read / (read + write)"]  # fmt: skip
+    rows = [
+        [
+            f.task_type,
+            f.model,
+            f"{f.prefix_tokens:,}",
+            f"{f.sent:,}",
+            f"{f.read:,}",
+            f"{f.written:,}",
+            f"{f.below_minimum:,}",
+            f"{f.not_marked:,}",
+            percent_text(f.hit_rate),
+            percent_text(f.read_share),
+        ]
+        for f in report.prefix
+    ]
+    return header, rows
+
+
 def type_cache_text_table(report: Report) -> TextTable:
     """Hit rate per task type against its rolling rate."""
     header = ["task type", "hit rate", f"rolling ({report.cache.window} runs)", "runs", "read", "write", "flag"]
@@ -300,7 +355,8 @@ def headline(report: Report) -> str:
         f"{total.tasks:,} tasks for {usd_text(total.cost_pusd)} ({usd_text(total.cost_per_task_pusd)} per task, "
         f"{usd_text(total.cost_per_success_pusd)} per successful task, pass rate {percent_text(total.pass_rate)}); "
         f"naive cost {usd_text(s.naive_pusd)} (all real-time {s.baseline_model}, no caching): saving "
-        f"{percent_text(s.saving_fraction)}; cache hit rate {percent_text(report.cache.hit_rate)}."
+        f"{percent_text(s.saving_fraction)}; prefix hit rate {percent_text(report.prefix_hit_rate)} of all prefix "
+        f"tokens (read ÷ (read + write): {percent_text(report.cache.hit_rate)})."
     )
 
 
@@ -325,6 +381,9 @@ def report_markdown(report: Report) -> str:
     lines += ["", *(f"> **Warning:** {w}" for w in report.warnings)] if report.warnings else []
     lines += ["", "## Savings by lever", "", *_md_table(savings_text_table(report))]
     lines += ["", "## Cost per task", "", *_md_table(cost_text_table(report))]
+    if report.prefix:
+        lines += ["", "## Prefix tokens by task type", "", *_md_table(prefix_text_table(report))]
+        lines += [f"- {a}" for a in report.advice]
     if report.cache.by_type:
         lines += ["", "## Cache hit rate by task type", "", *_md_table(type_cache_text_table(report))]
     if report.deadlines and (extra := deadline_lines(report.deadlines)):

@@ -2,8 +2,10 @@
 
 Every figure comes from the ``usage_record`` ledger (what the API reported), never from assumptions.
 
-- **Cache hit rate** = cache-read tokens / (cache-read + cache-write tokens): of the prompt tokens that
-  were eligible for caching (those before a breakpoint), the share served from the cache.
+- **Prefix hit rate** (the headline) = prefix tokens read ÷ all prefix tokens sent, whether they were
+  marked for caching or not, or below the model's minimum (see :mod:`nightbatch.report.prefix`).
+- **Cache read share** (``cache_hit_rate``, second and labelled) = cache-read tokens / (cache-read +
+  cache-write tokens): of the prefix tokens sent with a breakpoint, the share served from the cache.
 - **Naive baseline** = the same task responses, every one real-time on the top model with no caching
   (all prompt tokens at its input price): what the seed article measures savings against. Its split into
   routing, batching and caching is ``savings`` (see :mod:`nightbatch.report.savings`).
@@ -25,8 +27,10 @@ from nightbatch.db.deadlines import fallback_rows
 from nightbatch.db.models import Task, UsageRecord
 from nightbatch.deadline.durations import describe_all, expected_finishes
 from nightbatch.pricing import PriceTable, pusd_to_usd
+from nightbatch.report.build import advice_for
 from nightbatch.report.cache import hit_rate
-from nightbatch.report.query import Selection, ledger_groups
+from nightbatch.report.prefix import PrefixFigures, prefix_figures
+from nightbatch.report.query import Selection, batch_cache, batch_plans, ledger_groups
 from nightbatch.report.savings import BASELINE_MODEL, Savings, baseline_model_for, savings
 from nightbatch.runs import interrupted_before
 from nightbatch.tasktypes import TaskTypeRegistry
@@ -59,6 +63,20 @@ class RunSummary:
     """One line per batch still open: its expected finish (p50/p95) from measured durations."""
     savings: Savings = field(default_factory=Savings)
     """The naive → routed → batched → actual cost levels and the three levers between them."""
+    prefix: list[PrefixFigures] = field(default_factory=list)
+    """Prefix tokens per task type × model: read, written, below the model's minimum, not marked."""
+    advice: list[str] = field(default_factory=list)
+    """Padding advice for prefixes below their model's minimum."""
+
+    @property
+    def prefix_sent_tokens(self) -> int:
+        return sum(f.sent for f in self.prefix)
+
+    @property
+    def prefix_hit_rate(self) -> float | None:
+        """Prefix tokens read ÷ all prefix tokens sent (the headline cache figure)."""
+        sent = self.prefix_sent_tokens
+        return sum(f.read for f in self.prefix) / sent if sent else None
 
     @property
     def unpriced(self) -> dict[str, int]:
@@ -75,6 +93,7 @@ class RunSummary:
 
     @property
     def cache_hit_rate(self) -> float | None:
+        """read ÷ (read + write): the share of prefix tokens sent with a breakpoint that were read."""
         return hit_rate(self.cache_read_tokens, self.cache_write_tokens)
 
     @property
@@ -125,5 +144,8 @@ def summarize(
     summary.fallback_tasks = sorted(r.task_id for r in fallback)
     summary.in_flight = describe_all(expected_finishes(engine, datetime.now(UTC), run_id=run_id))
     summary.savings = savings(groups, prices, baseline_model=baseline)
+    batches = batch_cache(engine, selection)
+    summary.prefix = prefix_figures(batches, batch_plans(engine, [b.batch_id for b in batches]))
+    summary.advice = advice_for(summary.prefix, prices)
     summary.baseline_pusd = summary.savings.naive_pusd
     return summary

@@ -1,10 +1,10 @@
 """The hard budget: what would exceed it is not submitted, stays queued, and the run says so.
 
 The Batches API lets a batch run past a workspace's spend limit, so the cap must hold before ``create``.
-Each request is priced at its upper bound before it goes out: its share of the prefix cost the TTL
-decision expects, its per-task input (a local token estimate) and ``max_tokens`` of output, all at batch
-prices. Requests are taken in the order they were packed (claim order: priority first) until the next
-one would cross either cap:
+Each request is priced at its upper bound before it goes out: its prefix at the dearest price the cache
+decision allows (a cached request may miss and pay the write), its per-task input (a local token estimate)
+and ``max_tokens`` of output, all at batch prices. Requests are taken in the order they were packed (claim
+order: priority first) until the next one would cross either cap:
 
 - **per run**: the forecast of everything this run submits;
 - **per day** (UTC): the day's actual spend in the ledger plus this run's forecast.
@@ -34,7 +34,7 @@ def request_bound_usd(prices: PriceTable, request: BuiltRequest, decision: Cache
     prompt = request.tail_tokens + (decision.prefix_tokens if decision else 0)
     price = prices.price(request.model).for_prompt(prompt)
     geo = geo_multiplier(request.prefix.settings.get("inference_geo"))
-    prefix = Decimal(decision.cost_usd[decision.option]) / decision.requests if decision else Decimal(0)
+    prefix = decision.prefix_bound_usd(prices, request.model, prompt_tokens=prompt) if decision else Decimal(0)
     tail = request.tail_tokens * price.input / _MTOK * BATCH_DISCOUNT
     output = request.max_tokens * price.output / _MTOK * BATCH_DISCOUNT
     return (prefix + tail + output) * geo

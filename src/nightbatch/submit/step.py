@@ -1,8 +1,9 @@
-"""The submit step: reconcile, claim, route, build, pack (with TTL decisions), submit."""
+"""The submit step: reconcile, claim, route, build, plan each prefix group (pilot, fan-out, uncached), pack, submit."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -11,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlmodel import Session, col
 
 from nightbatch import custom_ids
-from nightbatch.build.cache_ttl import CacheDecision, decide_ttl
+from nightbatch.build.cache_ttl import CacheDecision
 from nightbatch.build.prefix import CacheTTL
 from nightbatch.build.requests import BuiltRequest, RequestBuilder
 from nightbatch.db.models import BatchStatus, Task, TaskStatus
@@ -21,9 +22,9 @@ from nightbatch.quality.routes import calibrated_routes
 from nightbatch.queue.claim import claim, release
 from nightbatch.services import Services
 from nightbatch.submit.budget import Budget, request_bound_usd, spent_today_usd
+from nightbatch.submit.groups import Send, plan_sends
 from nightbatch.submit.pack import PackedBatch, pack
 from nightbatch.submit.plan import BuildFailure, PrefixSizer, plan_requests
-from nightbatch.submit.priming import prime_prefix
 from nightbatch.submit.reconcile import reconcile_pending
 from nightbatch.submit.submitter import SubmitOutcome, submit_batch
 
@@ -41,7 +42,8 @@ class SubmitReport:
     reconciled: list[str] = field(default_factory=list)
     decisions: dict[str, dict[str, object]] = field(default_factory=dict)
     trimmed_tokens: int = 0
-    priming_pusd: int = 0
+    pilots: int = 0
+    waiting_tasks: int = 0
     shadow_requests: int = 0
     forecast_usd: Decimal = Decimal(0)
     budget_stopped: str | None = None
@@ -98,7 +100,13 @@ def _fit_budget(services: Services, batch: PackedBatch, decision: CacheDecision,
 def _why_nothing_sent(report: SubmitReport) -> str:
     reasons = [f"{report.failed_tasks} task(s) failed before sending"] if report.failed_tasks else []
     reasons += [r for r in (report.budget_stopped and f"budget: {report.budget_stopped}", report.stopped) if r]
+    if report.waiting_tasks:
+        reasons.append(f"{report.waiting_tasks} task(s) wait for their group's cache pilot")
     return "; ".join(reasons) or "every claim was lost to another worker before its batch was written"
+
+
+def _fixed_ttl(ttl: CacheTTL | None) -> Callable[[tuple[str, str], list[BuiltRequest]], CacheTTL | None]:
+    return lambda _key, _members: ttl
 
 
 def submit_step(
@@ -108,10 +116,17 @@ def submit_step(
     task_types: list[str] | None = None,
     run_id: int | None = None,
     expected_minutes: float = 60.0,
-    concurrency: int = 16,
     budget_usd: Decimal | None = None,
+    deadline: datetime | None = None,
+    fanout_lag_minutes: float | None = None,
+    now: datetime | None = None,
 ) -> SubmitReport:
     """Send up to ``limit`` queued tasks out as batches. Safe to run concurrently and to re-run.
+
+    Each prefix group is sent as :mod:`nightbatch.submit.groups` decides: uncached, as a one-task pilot
+    (the rest of the group waits, queued, for the pilot's results), or as a fan-out that reads.
+    ``deadline``: when the run must be done (no pilot is sent that cannot finish, with its fan-out, before
+    it). ``expected_minutes``: how long a batch is expected to take. ``now``: the planner's clock (tests).
 
     ``budget_usd`` caps this run (default: ``budget_per_run_usd``); ``budget_per_day_usd`` caps the day.
     What would exceed a cap stays queued (see :mod:`nightbatch.submit.budget`).
@@ -158,54 +173,51 @@ def submit_step(
     plan = plan_requests(claimed, services.registry, RequestBuilder(), calibrated=calibrated_routes(services.engine))
     report.shadow_requests = plan.shadows
     report.trimmed_tokens = plan.trimmed_tokens
-    sizer = PrefixSizer(services.client)
-    decisions: dict[tuple[str, str], CacheDecision] = {}
-
-    trimmed: dict[tuple[str, str], int] = {}
-
-    def ttl_for(key: tuple[str, str], members: list[BuiltRequest]) -> CacheTTL | None:
-        first = members[0]
-        trimmed[key] = sum(m.trimmed_tokens for m in members)
-        task_type = services.registry.get(first.task_type)
-        decision = decide_ttl(
-            model=first.model,
-            prices=services.prices,
-            prefix_tokens=sizer.tokens(first.prefix),
-            requests=len(members),
-            expected_minutes=expected_minutes,
-            concurrency=concurrency,
-            mode=task_type.cache.mode,
-            allow_priming=task_type.cache.prime,
-        )
-        decisions[key] = decision
-        return decision.ttl
-
-    packed = pack(plan.requests, ttl_for)
+    groups = plan_sends(
+        services,
+        plan.requests,
+        PrefixSizer(services.client),
+        now=now or datetime.now(UTC),
+        deadline=deadline,
+        fanout_minutes=expected_minutes,
+        fanout_lag_minutes=fanout_lag_minutes,
+    )
+    # Tasks of a group whose pilot is out wait in the queue; a release never counts as an attempt.
+    report.waiting_tasks = len(release(services.engine, groups.waiting, services.worker))
+    report.pilots = groups.pilots
+    batches: list[tuple[PackedBatch, Send]] = []
     failures = list(plan.failures)
-    failures += [
-        BuildFailure(r.task_id, "request_too_large", f"request is {size} bytes, over the batch size limit")
-        for r, size in packed.too_large
-    ]
+    for send in groups.sends:
+        packed = pack(send.requests, _fixed_ttl(send.ttl))
+        batches += [(b, send) for b in packed.batches]
+        failures += [
+            BuildFailure(r.task_id, "request_too_large", f"request is {size} bytes, over the batch size limit")
+            for r, size in packed.too_large
+        ]
     _fail_tasks(services, failures)
     report.failed_tasks = len(failures)
     for failure in failures:
         reason = f"{failure.error_type}: {failure.message}"
         report.failure_reasons[reason] = report.failure_reasons.get(reason, 0) + 1
-    report.decisions = {f"{k[0]}/{k[1]}": d.as_record() for k, d in decisions.items()}
-    primed: set[tuple[str, str]] = set()
-    for index, batch in enumerate(packed.batches):
-        key = (batch.model, batch.prefix_hash)
-        if not _fit_budget(services, batch, decisions[key], budget):
-            later = [r.task_id for b in packed.batches[index + 1 :] for r in b.requests]
-            release(services.engine, later, services.worker)
+    report.decisions = {f"{k[0]}/{k[1]}": d.as_record() for k, d in groups.decisions.items()}
+    trimmed: dict[tuple[str, str], int] = {}
+    for request in plan.requests:
+        key = (request.model, request.prefix.hash)
+        trimmed[key] = trimmed.get(key, 0) + request.trimmed_tokens
+
+    def release_after(index: int) -> None:
+        later = [r.task_id for b, _ in batches[index + 1 :] for r in b.requests]
+        release(services.engine, later, services.worker)
+
+    for index, (batch, send) in enumerate(batches):
+        if not _fit_budget(services, batch, send.decision, budget):
+            release_after(index)
             report.budget_stopped = budget.stopped
             if not batch.requests:
                 break
         # What trimming removed (estimated) is kept with the cache decision, per group.
-        decision = {**decisions[key].as_record(), "trimmed_tokens_estimated": trimmed.get(key, 0)}
-        if decisions[key].prime and key not in primed:
-            primed.add(key)
-            report.priming_pusd += prime_prefix(services, batch.requests[0], run_id=run_id) or 0
+        decision = {**send.decision.as_record(), "ttl": send.ttl, "role": send.role,
+                    "trimmed_tokens_estimated": trimmed.get(send.key, 0)}  # fmt: skip
         try:
             outcome = submit_batch(
                 services.engine,
@@ -215,28 +227,30 @@ def submit_step(
                 worker=services.worker,
                 run_id=run_id,
                 cache_decision=decision,
+                cache_role=send.role,
             )
         except Exception:
             # Nothing after a refused create goes out this run; those tasks go back to the queue.
-            later = [r.task_id for b in packed.batches[index + 1 :] for r in b.requests]
-            release(services.engine, later, services.worker)
+            release_after(index)
             raise
         if outcome is None:
+            # No task left to send: claims lost to another worker, or (a pilot) another worker's pilot for the
+            # group got there first. Whatever this worker still holds goes back to the queue.
+            report.waiting_tasks += len(release(services.engine, [r.task_id for r in batch.requests], services.worker))
             continue
         report.batches.append(outcome)
         if outcome.provider_batch_id:
             report.submitted_tasks += sum(not custom_ids.is_shadow(r.custom_id) for r in batch.requests)
         if outcome.status == BatchStatus.PENDING:
             # One unconfirmed create at a time per worker: two of equal size could not be told apart later.
-            later = [r.task_id for b in packed.batches[index + 1 :] for r in b.requests]
-            release(services.engine, later, services.worker)
+            release_after(index)
             report.stopped = f"batch {outcome.batch_id}: create outcome unknown ({outcome.error}); stopped this round"
             break
         if report.budget_stopped:
             break
-    report.forecast_usd = budget.committed_usd
     if not report.submitted_tasks:
         report.nothing_sent = _why_nothing_sent(report)
+    report.forecast_usd = budget.committed_usd
     if report.budget_stopped:
         log.warning("budget: %s; the rest stays queued", report.budget_stopped)
     return report

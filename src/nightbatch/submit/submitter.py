@@ -39,6 +39,7 @@ from sqlmodel import Session, col
 from nightbatch import custom_ids
 from nightbatch.build.prefix import canonical_json
 from nightbatch.claude import BatchInfo, ClaudeClient
+from nightbatch.db.cache_entries import PILOT, claim_pilot, link_pilot
 from nightbatch.db.installation import installation_id
 from nightbatch.db.models import Batch, BatchStatus, Task, TaskStatus
 from nightbatch.errors import NightbatchError, ProviderError
@@ -89,16 +90,31 @@ def write_pending(
     run_id: int | None,
     cache_decision: dict[str, object] | None,
     purpose: str = "task",
+    cache_role: str | None = None,
 ) -> int | None:
     """Step 1: the pending batch row and its task links, in one transaction. Returns the row id.
 
     Each task is linked only if this worker still holds its claim (compare-and-set on ``claimed_by``): a
     task whose lease lapsed and was taken over is dropped from ``packed``, so it can never go out twice.
     Returns None when no task is left.
+
+    A pilot (``cache_role="pilot"``) also takes its group's pilot slot in the same transaction
+    (:func:`nightbatch.db.cache_entries.claim_pilot`): the batch row and the group's waiting state exist
+    together or not at all, and a second worker's pilot for the same group is not written (None).
     """
     now = _now()
     installation = installation_id(engine)  # before the write transaction: it may insert on first use
     with Session(engine) as session:
+        if cache_role == PILOT and packed.ttl is not None:
+            try:
+                taken = claim_pilot(session.connection(), packed.model, packed.prefix_hash, ttl=packed.ttl,
+                                    prefix_tokens=_prefix_tokens(cache_decision), now=now)  # fmt: skip
+            except IntegrityError:
+                taken = False
+            if not taken:
+                session.rollback()
+                log.info("group %s/%s: another pilot is out; this one is not sent", packed.model, packed.prefix_hash)
+                return None
         batch = Batch(
             model=packed.model,
             status=BatchStatus.PENDING,
@@ -110,6 +126,7 @@ def write_pending(
             claimed_at=now,
             created_at=now,
             purpose=purpose,
+            cache_role=cache_role,
         )
         session.add(batch)
         session.flush()
@@ -123,6 +140,8 @@ def write_pending(
         packed.requests = bound
         if resized:
             packed.recount()
+        if cache_role == PILOT:
+            link_pilot(session.connection(), packed.model, packed.prefix_hash, batch.id)
         kept = []
         for request in packed.requests:
             if purpose != "task" or custom_ids.is_shadow(request.custom_id):
@@ -155,6 +174,11 @@ def write_pending(
         batch.payload_bytes = packed.payload_bytes
         session.commit()
         return batch.id
+
+
+def _prefix_tokens(cache_decision: dict[str, object] | None) -> int:
+    tokens = (cache_decision or {}).get("prefix_tokens")
+    return tokens if isinstance(tokens, int) else 0
 
 
 def archive_manifest(engine: Engine, store: ObjectStore, batch_id: int, packed: PackedBatch) -> str:
@@ -304,6 +328,7 @@ def submit_batch(
     worker: str,
     run_id: int | None = None,
     cache_decision: dict[str, object] | None = None,
+    cache_role: str | None = None,
 ) -> SubmitOutcome | None:
     """Steps 1–4 for one packed batch (see the module docstring).
 
@@ -311,7 +336,9 @@ def submit_batch(
     seen. A create whose outcome is unknown leaves the row pending for the reconciler. None when every
     task's claim was lost before the batch row was written.
     """
-    written = write_pending(engine, packed, worker=worker, run_id=run_id, cache_decision=cache_decision)
+    written = write_pending(
+        engine, packed, worker=worker, run_id=run_id, cache_decision=cache_decision, cache_role=cache_role
+    )
     if written is None:
         return None
     batch_id = written

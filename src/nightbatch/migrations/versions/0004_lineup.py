@@ -1,7 +1,7 @@
 """The current lineup in the ledger: unpriced responses, thinking tokens, inference geo, billing time.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-29
 
 ``usage_record.cost_pusd`` becomes nullable: a response whose model has no price row is booked with a
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
