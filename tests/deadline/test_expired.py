@@ -29,6 +29,7 @@ def expire_some(services: Services, emulator: EmulatorServer, ids: list[int]) ->
 
 
 def test_expired_requests_go_out_again_in_the_next_round_alone(services: Services, emulator: EmulatorServer):
+    services = with_policy(services, "next_run")
     ids = enqueue_triage(services, datetime.now(UTC) + timedelta(hours=6))
     expiring = expire_some(services, emulator, ids)
     after = tasks(services)

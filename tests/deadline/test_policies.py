@@ -22,7 +22,7 @@ from nightbatch.queue.enqueue import enqueue
 from nightbatch.runs import start_run
 from nightbatch.services import Services
 from nightbatch.submit.step import submit_step
-from nightbatch.tasktypes import TaskTypeRegistry
+from nightbatch.tasktypes import CachePolicy, TaskTypeRegistry
 from tests.fixtures.services import EXAMPLES
 
 TYPE = "ticket_triage"
@@ -31,8 +31,13 @@ FINISHED = 4  # the stalled batch finishes this many before the queue sits on it
 
 
 def with_policy(services: Services, policy: str) -> Services:
+    """``TYPE`` with ``on_deadline = policy``; caching off, so one submit sends every task (no pilot waits)."""
+    off = CachePolicy(mode="off")
     registry = TaskTypeRegistry(
-        [t.model_copy(update={"on_deadline": policy}) if t.name == TYPE else t for t in services.registry]
+        [
+            t.model_copy(update={"on_deadline": policy, "cache": off} if t.name == TYPE else {"cache": off})
+            for t in services.registry
+        ]
     )
     return replace(services, registry=registry)
 
