@@ -27,7 +27,7 @@ from nightbatch.collect.poll import collect_step
 from nightbatch.config import Settings
 from nightbatch.db.engine import make_engine
 from nightbatch.db.migrate import upgrade
-from nightbatch.db.models import Batch, UsagePurpose, UsageRecord
+from nightbatch.db.models import Task, UsagePurpose, UsageRecord
 from nightbatch.deadline.durations import DurationModel, expected_finishes
 from nightbatch.deadline.policy import deadline_step
 from nightbatch.emulator import EmulatorConfig, run_emulator
@@ -87,32 +87,39 @@ def main() -> None:
             emulator.configure(
                 model_batch_delay_seconds={"claude-sonnet-5-5": (3600, 10800), "claude-haiku-5-5": (600, 3600)}
             )
-            submitted = submit_step(services, run_id=run_id)
-            if night == 3:
-                # The reply_drafting batch: the largest one on Sonnet (a smaller one carries shadow requests).
-                sonnet = [b for b in submitted.batches if b.provider_batch_id and "sonnet" in _model(services, b)]
-                stalled = max(sonnet, key=lambda b: len(b.task_ids))
-                assert stalled.provider_batch_id is not None
-                emulator.stall_batch(stalled.provider_batch_id, after_requests=FINISHED_BEFORE_STALL)
-                emulator.advance(3600)
-                collect_step(services)
-                print(f"night {night + 1}, {now():%H:%M}: in flight")
-                for e in expected_finishes(services.engine, now(), run_id=run_id):
-                    assert e.p50_at is not None
-                    assert e.p95_at is not None
-                    assert e.spread is not None
-                    print(
-                        f"  batch {e.batch.id} ({e.batch.model}, {e.batch.requests} requests): expected by "
-                        f"{e.p50_at:%H:%M} (p50), {e.p95_at:%H:%M} (p95), from {e.spread.samples} batches"
-                    )
-            report = None
+            margin = timedelta(minutes=services.settings.deadline_margin_minutes)
+            stalled: int | None = None
+            shown = False
             while now() < deadline:
+                if now() < deadline - margin:
+                    # As the nightly flow does: submit what is queued (a cache pilot's fan-out once it ended).
+                    for outcome in submit_step(services, run_id=run_id, deadline=deadline).batches:
+                        if night == 3 and stalled is None and _is_reply_batch(services, outcome):
+                            assert outcome.provider_batch_id is not None
+                            emulator.stall_batch(outcome.provider_batch_id, after_requests=FINISHED_BEFORE_STALL)
+                            stalled = outcome.batch_id
                 emulator.advance(300)  # the flow polls every minute or so; 5 minutes is enough here
                 collect_step(services)
                 report = deadline_step(services, now=now(), run_id=run_id, run_deadline=deadline)
-                if night == 3:
-                    for line in report.notes():  # the task ids are listed in full in the run summary
-                        print(f"  {now():%H:%M} {line if len(line) < 100 else line[:96] + ' ...'}")
+                if night != 3:
+                    continue
+                if stalled is not None and not shown and now() >= deadline - timedelta(hours=8):
+                    shown = True
+                    print(f"night {night + 1}, {now():%H:%M}: in flight")
+                    for e in expected_finishes(services.engine, now(), run_id=run_id):
+                        assert e.p50_at is not None
+                        assert e.p95_at is not None
+                        assert e.spread is not None
+                        print(
+                            f"  batch {e.batch.id} ({e.batch.model}, {e.batch.requests} requests, sent "
+                            f"{e.batch.submitted_at:%H:%M}): expected by {e.p50_at:%H:%M} (p50), "
+                            f"{e.p95_at:%H:%M} (p95), from {e.spread.samples} batches"
+                        )
+                if stalled is not None and now() == deadline - timedelta(hours=5):
+                    for e in expected_finishes(services.engine, now(), run_id=run_id):
+                        print(f"  {now():%H:%M} {e.describe()}")
+                for line in report.notes():  # the task ids are listed in full in the run summary
+                    print(f"  {now():%H:%M} {line if len(line) < 100 else line[:96] + ' ...'}")
             summary = summarize(services.engine, services.prices, run_id=run_id)
             print(
                 f"night {night + 1}: outcomes {summary.outcomes}, cost ${summary.cost_usd:.4f}, "
@@ -134,9 +141,11 @@ def main() -> None:
             print(f"  {model:<18} {bucket:<8} {n:>3} {p50 / 3600:5.1f} {p95 / 3600:5.1f}")
 
 
-def _model(services: Services, outcome: SubmitOutcome) -> str:
+def _is_reply_batch(services: Services, outcome: SubmitOutcome) -> bool:
+    """Whether a submitted batch carries at least 50 reply_drafting tasks (the fan-out, not a pilot or shadows)."""
     with services.engine.connect() as conn:
-        return str(conn.execute(select(col(Batch.model)).where(col(Batch.id) == outcome.batch_id)).scalar_one())
+        types = conn.execute(select(col(Task.task_type)).where(col(Task.id).in_(outcome.task_ids))).scalars().all()
+    return sum(t == RESCUED for t in types) >= 50
 
 
 def _figures(services: Services, run_id: int) -> None:

@@ -97,6 +97,10 @@ def test_durations_come_from_the_batch_rows_and_in_flight_batches_get_an_expecte
     assert expected.p50_at == NOON + timedelta(days=1, hours=2)
     assert expected.p95_at == NOON + timedelta(days=1, hours=3)
     assert "p95" in expected.describe()
+    assert not expected.overdue
+    (late,) = expected_finishes(engine, NOON + timedelta(days=1, hours=4), model=model)
+    assert late.overdue
+    assert "OVERDUE" in late.describe()
     assert model.groups() == [("claude-haiku-4-5", "1-100", 3, 7200.0, 10800.0)]
 
 

@@ -107,11 +107,17 @@ class Expected:
     p50_at: datetime | None
     p95_at: datetime | None
     spread: Spread | None
+    overdue: bool = False  # running longer than the p95 of batches like it (the times above are then "now")
 
     def describe(self) -> str:
         b = self.batch
         if self.p50_at is None or self.p95_at is None or self.spread is None:
             return f"batch {b.id} ({b.model}, {b.requests:,} requests): no finished batches measured yet"
+        if self.overdue:
+            return (
+                f"batch {b.id} ({b.model}, {b.requests:,} requests): OVERDUE, running longer than the p95 "
+                f"({self.spread.p95 / 3600:.1f} h) of {self.spread.samples} batches ({self.spread.scope})"
+            )
         return (
             f"batch {b.id} ({b.model}, {b.requests:,} requests): expected by {self.p50_at:%Y-%m-%d %H:%M} UTC "
             f"(p50), {self.p95_at:%Y-%m-%d %H:%M} UTC (p95); from {self.spread.samples} batches "
@@ -132,8 +138,8 @@ def _expect(durations: DurationModel, batch: InFlightBatch, now: datetime) -> Ex
     if spread is None:
         return Expected(batch, None, None, None)
     p50 = max(now, batch.submitted_at + timedelta(seconds=spread.p50))
-    p95 = max(now, batch.submitted_at + timedelta(seconds=spread.p95))
-    return Expected(batch, p50, p95, spread)
+    p95_raw = batch.submitted_at + timedelta(seconds=spread.p95)
+    return Expected(batch, p50, max(now, p95_raw), spread, overdue=p95_raw < now)
 
 
 def describe_all(expected: Iterable[Expected]) -> list[str]:
