@@ -186,3 +186,23 @@ def test_a_tight_budget_keeps_the_fallback_queued(services: Services, emulator: 
     assert len(queued) == TASKS - FINISHED
     assert {t.error_type for t in queued} == {"budget"}
     assert billed_once(services, emulator) == {("batch", "task"): FINISHED}
+
+
+def test_the_runs_deadline_covers_tasks_it_held_back_but_not_older_untouched_ones(
+    services: Services, emulator: EmulatorServer
+):
+    """A task the run enqueued or handed back (over budget, waiting for a cache pilot) has no attempt in the
+    run, yet is the run's: at its margin it is settled. A task queued before the run and never touched is not."""
+    services = with_policy(services, "realtime")
+    with (EXAMPLES / "tasks" / f"{TYPE}.jsonl").open() as lines:
+        rows = [json.loads(line) for line in itertools.islice(lines, 2)]
+    older = enqueue(services.engine, TYPE, rows[0]["payload"], key=rows[0]["key"]).task_id
+    run_id = start_run(services.engine, "nightly", {})
+    held = enqueue(services.engine, TYPE, rows[1]["payload"], key=rows[1]["key"]).task_id
+    deadline = datetime.now(UTC) + timedelta(hours=6)
+    report = deadline_step(
+        services, now=deadline - timedelta(minutes=10), run_id=run_id, run_deadline=deadline, task_types=[TYPE]
+    )
+    assert report.realtime == [held]
+    after = tasks(services)
+    assert (after[held].status, after[older].status) == (TaskStatus.SUCCEEDED, TaskStatus.QUEUED)

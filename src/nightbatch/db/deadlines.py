@@ -17,6 +17,7 @@ from sqlmodel import col
 from nightbatch.db.models import (
     Batch,
     BatchStatus,
+    Run,
     ServiceTier,
     Task,
     TaskAttempt,
@@ -115,13 +116,19 @@ def mark_canceled_for_deadline(engine: Engine, batch_id: int, status: str, note:
 
 
 def queued_with_deadlines(engine: Engine, run_id: int | None, task_types: Iterable[str]) -> list[QueuedTask]:
-    """Queued tasks of ``task_types`` that carry their own deadline or that a batch of ``run_id`` gave back."""
+    """Queued tasks of ``task_types`` that carry their own deadline, or that are the run's.
+
+    The run's tasks: those a batch of ``run_id`` gave back (canceled or expired), and those the run touched
+    since it started (enqueued, or handed back to the queue: over budget, or waiting for a cache pilot that
+    the deadline canceled; such a task has no attempt of its own in the run).
+    """
     retried = (
         select(col(TaskAttempt.task_id))
         .join(Batch, col(Batch.id) == col(TaskAttempt.batch_id))
         .where(col(Batch.run_id) == run_id, col(TaskAttempt.result_type).in_(_RETRIED))
     )
-    in_run = col(Task.id).in_(retried) if run_id is not None else None
+    started = select(col(Run.started_at)).where(col(Run.id) == run_id).scalar_subquery()
+    in_run = or_(col(Task.id).in_(retried), col(Task.updated_at) >= started) if run_id is not None else None
     conditions: list[Any] = [col(Task.deadline).is_not(None)]
     if in_run is not None:
         conditions.append(in_run)
