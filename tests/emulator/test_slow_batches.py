@@ -80,3 +80,17 @@ def test_stall_and_slow_models_over_http(anthropic_client, emulator):
     assert patched.json()["model_batch_delay_seconds"] == {MODEL: [5.0, 10.0]}
     bad = httpx2.patch(config, json={"model_batch_delay_seconds": {MODEL: [10, 5]}})
     assert bad.status_code == 400
+
+
+def test_serve_reads_slow_models_from_the_command_line():
+    import pytest
+    import typer
+
+    from nightbatch.cli.emulator_cmds import _slow_models
+
+    assert _slow_models(["claude-opus-4-8=3600:14400", "claude-haiku-4-5=60"]) == {
+        "claude-opus-4-8": (3600.0, 14400.0),
+        "claude-haiku-4-5": (60.0, 60.0),
+    }
+    with pytest.raises(typer.BadParameter, match="MODEL=LOW:HIGH"):
+        _slow_models(["claude-opus-4-8=soon"])
