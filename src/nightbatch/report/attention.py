@@ -7,6 +7,7 @@ from sqlmodel import col
 
 from nightbatch.db.models import Batch, Task, TaskStatus
 from nightbatch.quality.measure import shadow_drift
+from nightbatch.runs import interrupted_before
 from nightbatch.tasktypes import TaskTypeRegistry
 
 __all__ = ["attention_items"]
@@ -15,18 +16,22 @@ __all__ = ["attention_items"]
 def attention_items(
     engine: Engine, registry: TaskTypeRegistry, run_id: int, *, notes: list[str] | None = None
 ) -> list[str]:
-    """One line per thing to look at in run ``run_id`` (plus the run's own ``notes``, e.g. a budget stop)."""
+    """One line per thing to look at in run ``run_id`` (plus the run's own ``notes``, e.g. a budget stop).
+
+    Covers the interrupted runs just before it too: it finished their work (:mod:`nightbatch.runs`).
+    """
     items = list(notes or [])
+    runs = [run_id, *interrupted_before(engine, run_id)]
     with engine.connect() as conn:
         failed = conn.execute(
             select(col(Task.error_type), func.count())
             .join(Batch, col(Batch.id) == col(Task.batch_id))
-            .where(col(Batch.run_id) == run_id, col(Task.status) == TaskStatus.FAILED)
+            .where(col(Batch.run_id).in_(runs), col(Task.status) == TaskStatus.FAILED)
             .group_by(col(Task.error_type))
         ).all()
         batches = conn.execute(
             select(col(Batch.provider_batch_id), col(Batch.expired_count), col(Batch.error), col(Batch.purpose)).where(
-                col(Batch.run_id) == run_id
+                col(Batch.run_id).in_(runs)
             )
         ).all()
     for error_type, count in failed:
@@ -37,7 +42,7 @@ def attention_items(
         if error:
             items.append(f"batch {provider_id}: {error}")
         if purpose == "orphan":
-            items.append(f"batch {provider_id} was created without a record and canceled; its cost is in the ledger")
+            items.append(f"batch {provider_id} was created without a record (an orphan); its cost is in the ledger")
     for drift in shadow_drift(engine, registry):
         if drift.drifted:
             items.append(
