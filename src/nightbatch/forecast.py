@@ -195,6 +195,7 @@ class Forecaster:
                 mode=self._services.registry.get(group.task_type).cache.mode,
                 hit_rate=None if measured is None else measured.rate,
                 live_minutes=state.live_minutes(utcnow()),
+                live_ttl_minutes=state.ttl_minutes,
                 pilot_running=state.pilot_running,
                 pilot_failures=state.pilot_failures,
             )

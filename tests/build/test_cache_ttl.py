@@ -92,10 +92,28 @@ def test_small_groups_and_failed_pilots_go_uncached():
     assert plan_group(**OPUS, requests=200, hit_rate=1.0, pilot_failures=2).option == "none"
 
 
-@pytest.mark.parametrize(("mode", "option"), [("off", "none"), ("1h", "pilot_1h"), ("5m", "pilot_5m")])
+@pytest.mark.parametrize(("mode", "option"), [("off", "none"), ("1h", "pilot_1h"), ("5m", "pilot_1h")])
 def test_forced_and_disabled_modes(mode: str, option: str):
+    # A forced 5 m TTL still pilots with 1 h unless the fan-out surely follows within 5 minutes: the pilot's
+    # entry must outlive the pilot's own latency.
     decision = plan_group(**OPUS, requests=500, mode=mode)
     assert decision.option == option
+    assert decision.ttl == (None if mode == "off" else "1h")
+
+
+def test_forced_five_minutes_fans_out_once_its_pilot_is_in():
+    """A 5-minute entry just confirmed by its pilot is read at once, with 5 m breakpoints (not piloted again)."""
+    after_pilot = plan_group(**OPUS, requests=499, mode="5m", live_minutes=4.0, live_ttl_minutes=5)
+    assert (after_pilot.option, after_pilot.ttl) == ("warm", "5m")
+    nearly_gone = plan_group(**OPUS, requests=499, mode="5m", live_minutes=1.0, live_ttl_minutes=5)
+    assert nearly_gone.option == "pilot_1h"
+    quick = plan_group(**OPUS, requests=500, mode="5m", fanout_lag_minutes=2)
+    assert (quick.option, quick.ttl) == ("pilot_5m", "5m")
+
+
+def test_a_one_hour_entry_is_trusted_until_ten_minutes_before_it_expires():
+    assert plan_group(**OPUS, requests=200, hit_rate=1.0, live_minutes=11, live_ttl_minutes=60).option == "warm"
+    assert plan_group(**OPUS, requests=200, hit_rate=1.0, live_minutes=9, live_ttl_minutes=60).option == "pilot_1h"
 
 
 def test_budget_bound_is_the_dearest_price_a_request_can_pay():

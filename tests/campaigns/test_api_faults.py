@@ -193,6 +193,9 @@ def _booked_messages(services: Services) -> set[str]:
         return {str(response_id) for response_id in rows.scalars()}
 
 
+NOTHING_TESTED = "the fault never happened: this run tested nothing"
+
+
 def _observed(services: Services, scenario: Scenario, fired: int, cell: Cell) -> bool:
     """Whether the fault really happened in this run (else the cell tested nothing)."""
     if scenario.row in ENDPOINT_FAULTS:
@@ -274,7 +277,7 @@ def run_scenario(sandbox: Sandbox, emulator: EmulatorServer, config: Path, scena
         if scenario.transient and outcome.tasks.get("succeeded", 0) != sum(outcome.tasks.values()):
             cell.violations.append(f"a transient fault left tasks unfinished: {dict(outcome.tasks)}")
         if not _observed(services, scenario, fired, cell):
-            cell.violations.append("the fault never happened: this run tested nothing")
+            cell.violations.append(NOTHING_TESTED)
         services.close()
     return cell
 
@@ -296,7 +299,12 @@ def test_every_api_fault_leaves_every_task_settled_and_every_bill_booked(
     sandbox = Sandbox(db_url, tmp_path, config)
     cells: dict[tuple[str, str], Cell] = {}
     for seed, scenario in enumerate(scenarios()):
-        cells[scenario.row, scenario.column] = run_scenario(sandbox, emulator, config, scenario, seed)
+        cell = run_scenario(sandbox, emulator, config, scenario, seed)
+        if cell.violations == [NOTHING_TESTED]:
+            # Faults chosen by rate draw on the custom_ids, which carry this database's random installation id
+            # (issue 15): a small workload can, rarely, miss them all. Another draw tests the cell for real.
+            cell = run_scenario(sandbox, emulator, config, scenario, seed + 1000)
+        cells[scenario.row, scenario.column] = cell
     print(f"\nAPI fault campaign [{db_backend}]: {len(cells)} runs, 12 tasks each")
     print(matrix(cells))
     violations = [f"{row} x {column}: {v}" for (row, column), c in cells.items() for v in c.violations]

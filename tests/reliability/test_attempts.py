@@ -98,3 +98,27 @@ def test_a_dead_workers_pending_row_given_up_counts_its_claim_not_an_attempt(
     assert report.reconciled
     assert report.submitted_tasks == 3
     assert {r[:3] for r in _rows(engine)} == {("submitted", 1, 0)}
+
+
+def test_a_submit_that_fails_while_planning_gives_its_claims_back(
+    engine: Engine, emulator: EmulatorServer, tmp_path: Path, monkeypatch
+):
+    """A failure between claim and the batch row (a database blip while planning) must not leave the claims to
+    lapse: each lapse would count as a dead worker's towards the poison rule."""
+    import nightbatch.submit.step as step
+
+    _enqueue(engine, 3)
+    services = make_services(engine, LocalObjectStore(tmp_path / "store"), emulator.base_url)
+
+    def blip(*args, **kwargs):
+        raise ConnectionError("database went away while planning")
+
+    monkeypatch.setattr(step, "plan_sends", blip)
+    for _ in range(services.settings.poison_claims + 1):
+        try:
+            submit_step(services)
+        except ConnectionError:
+            pass
+        else:  # pragma: no cover - the fault is injected on every call
+            raise AssertionError("the planning fault was not raised")
+    assert _rows(engine) == [("queued", 0, 0, None)] * 3

@@ -18,9 +18,10 @@ from typer.testing import CliRunner
 
 from nightbatch.cli import app
 from nightbatch.collect.poll import collect_step
-from nightbatch.db.models import Run
+from nightbatch.db.models import Run, Task
 from nightbatch.emulator import EmulatorServer
 from nightbatch.queue.enqueue import enqueue
+from nightbatch.report.attention import attention_items
 from nightbatch.report.query import resolve_selection
 from nightbatch.report.summary import summarize
 from nightbatch.runs import close_interrupted_runs, start_run
@@ -91,6 +92,12 @@ def test_a_killed_run_is_closed_and_the_next_run_reports_its_work(
     assert (selection.run_id, selection.interrupted_runs) == (2, (1,))
     assert "with interrupted run(s) 1, whose work it finished" in selection.label
     assert summarize(engine, services.prices, run_id=2).outcomes == {"succeeded": 8}
+    # The run's "needs attention" list covers the interrupted run's batches too.
+    with engine.begin() as conn:
+        conn.execute(
+            Task.__table__.update().where(Task.batch_id == 1).values(status="failed", error_type="bad_result")  # type: ignore[attr-defined]
+        )
+    assert "4 task(s) failed (bad_result)" in attention_items(engine, services.registry, 2)
     monkeypatch.setenv("NIGHTBATCH_DATABASE_URL", db_url)
     monkeypatch.setenv("NIGHTBATCH_OUTPUT", str(tmp_path / "out"))
     monkeypatch.setenv("NIGHTBATCH_TASK_CONFIG", str(tmp_path / "absent.toml"))

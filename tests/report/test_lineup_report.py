@@ -75,6 +75,10 @@ def test_unpriced_responses_are_out_of_every_level_and_named_loudly(engine: Engi
     mystery = next(r for r in text_rows if r[1] == "claude-mystery-1")
     assert mystery[header.index("cost")] == "UNPRICED"
     assert "+2 UNPRICED" in text_rows[-1][header.index("cost")]  # the total says it is incomplete
+    # The per-batch and per-day tables never show the unpriced responses as $0 either.
+    assert {(b.model, b.unpriced) for b in report.cache.by_batch if b.unpriced} <= {("claude-mystery-1", 2)}
+    daily = {(d.model, d.unpriced) for d in report.daily_costs}
+    assert ("claude-mystery-1", 2) in daily
     summary = summarize(engine, prices, run_id=rows.run_id)
     assert summary.unpriced == {"claude-mystery-1": 2}
     assert summary.cost_pusd == 50_000_000  # not $0 for the unpriced ones: left out and named

@@ -41,8 +41,14 @@ Option = Literal["none", "pilot_1h", "pilot_5m", "warm", "wait"]
 PRIOR_HIT_RATE = 0.8
 MAX_PILOT_FAILURES = 2
 # How long before its expiry a known entry is no longer trusted: a batch may queue at the provider before
-# its first item runs.
+# its first item runs. A shorter-lived entry is trusted for up to half its TTL (a 5-minute entry just
+# confirmed by its pilot is worth reading at once: otherwise a group forced to 5 m would pilot forever).
 LIVE_MARGIN_MINUTES = 10.0
+
+
+def live_margin_minutes(ttl_minutes: float | None) -> float:
+    """Minutes of known life a warm entry needs before a fan-out is sent to read it."""
+    return LIVE_MARGIN_MINUTES if ttl_minutes is None else min(LIVE_MARGIN_MINUTES, ttl_minutes / 2)
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,7 @@ def plan_group(
     hit_rate: float | None = None,
     measured: dict[str, Any] | None = None,
     live_minutes: float = 0.0,
+    live_ttl_minutes: float | None = None,
     pilot_running: bool = False,
     pilot_failures: int = 0,
     pilot_minutes: float = 15.0,
@@ -119,7 +126,8 @@ def plan_group(
 ) -> CacheDecision:
     """Pick how to send one group of ``requests`` now (see the module docstring).
 
-    ``live_minutes``: how long a known batch-cache entry surely stays alive (0: none known).
+    ``live_minutes``: how long a known batch-cache entry surely stays alive (0: none known);
+    ``live_ttl_minutes``: that entry's TTL (it sets how close to its expiry it is still trusted).
     ``pilot_minutes``: how long a one-request pilot batch is expected to take, to its ingest.
     ``fanout_minutes``: how long the group's batch is expected to take.
     ``minutes_to_deadline``: time left in the run (None: no deadline).
@@ -160,7 +168,7 @@ def plan_group(
             return _decision("wait", why, costs, h, source, measured, requests, prefix_tokens, pilot_minutes,
                              minutes_to_deadline, write_ttl)  # fmt: skip
         reason = "a pilot is running but the deadline leaves no time to wait for it: sent uncached"
-    elif live_minutes >= LIVE_MARGIN_MINUTES:
+    elif live_minutes > 0 and live_minutes >= live_margin_minutes(live_ttl_minutes):
         allowed.append("warm")
     elif requests < 2:
         reason = "a single request of a cold prefix gains nothing from a cache write"
@@ -170,7 +178,10 @@ def plan_group(
         reason = (f"no room for a pilot: it takes ~{pilot_minutes:.0f} min and the fan-out ~{fanout_minutes:.0f} min, "
                   f"the deadline is in {minutes_to_deadline:.0f} min")  # fmt: skip
     elif forced:
-        allowed = ["pilot_5m" if forced == "5m" else "pilot_1h"]
+        # The pilot's own entry must outlive the pilot's latency: a forced 5 m TTL marks the fan-out's
+        # breakpoints, and the pilot writes for 5 m only when the fan-out surely follows within 5 minutes.
+        quick = fanout_lag_minutes is not None and fanout_lag_minutes <= 5.0
+        allowed = ["pilot_5m" if forced == "5m" and quick else "pilot_1h"]
     else:
         allowed.append("pilot_1h")
         if fanout_lag_minutes is not None and fanout_lag_minutes <= 5.0:
@@ -180,6 +191,8 @@ def plan_group(
     chosen: Option = min(allowed, key=lambda k: costs[k])
     if chosen == "pilot_5m":
         write_ttl = "5m"
+    elif chosen == "pilot_1h":
+        write_ttl = "1h"
     if not reason:
         if forced:
             reason = f"TTL {forced} forced by the task type's cache policy"

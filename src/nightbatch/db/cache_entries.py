@@ -76,6 +76,11 @@ class GroupCache:
         # No batch linked yet: the pilot's row is being written by another worker right now.
         return self.pilot_batch_id is None or self.pilot_status in ALIVE_BATCH
 
+    @property
+    def ttl_minutes(self) -> float | None:
+        """The TTL of the known entry, in minutes (None when none is known)."""
+        return None if self.ttl is None else TTL_SECONDS.get(self.ttl, 300) / 60
+
     def live_minutes(self, now: datetime) -> float:
         """Minutes the known entry surely stays alive (0 when none is known)."""
         if self.state != CacheState.WARM or self.expires_at is None:

@@ -121,7 +121,9 @@ def start_calibration(services: Services, task_type_name: str, sample: int, mode
             )
             for task_id, payload in rows
         ]
-        for packed in pack(requests, lambda key, members: "1h" if len(members) > 1 else None).batches:
+        # Never cached: a cold batch's items do not read each other's writes (issue 13), and a one-off sample
+        # is not worth a pilot, so a breakpoint would only make every probe pay a write.
+        for packed in pack(requests, lambda key, members: None).batches:
             marker: dict[str, object] = {"calibration_id": calibration_id}
             batch_id = write_pending(
                 services.engine,

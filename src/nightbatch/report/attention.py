@@ -10,6 +10,7 @@ from nightbatch.db.models import Batch, Task, TaskStatus, UsageRecord
 from nightbatch.quality.measure import shadow_drift
 from nightbatch.report.prefix import below_plan
 from nightbatch.report.query import Selection, batch_cache, batch_plans
+from nightbatch.runs import interrupted_before
 from nightbatch.tasktypes import TaskTypeRegistry
 
 __all__ = ["attention_items"]
@@ -18,23 +19,27 @@ __all__ = ["attention_items"]
 def attention_items(
     engine: Engine, registry: TaskTypeRegistry, run_id: int, *, notes: list[str] | None = None
 ) -> list[str]:
-    """One line per thing to look at in run ``run_id`` (plus the run's own ``notes``, e.g. a budget stop)."""
+    """One line per thing to look at in run ``run_id`` (plus the run's own ``notes``, e.g. a budget stop).
+
+    Covers the interrupted runs just before it too: it finished their work (:mod:`nightbatch.runs`).
+    """
     items = list(notes or [])
+    runs = [run_id, *interrupted_before(engine, run_id)]
     with engine.connect() as conn:
         failed = conn.execute(
             select(col(Task.error_type), func.count())
             .join(Batch, col(Batch.id) == col(Task.batch_id))
-            .where(col(Batch.run_id) == run_id, col(Task.status) == TaskStatus.FAILED)
+            .where(col(Batch.run_id).in_(runs), col(Task.status) == TaskStatus.FAILED)
             .group_by(col(Task.error_type))
         ).all()
         batches = conn.execute(
             select(col(Batch.provider_batch_id), col(Batch.expired_count), col(Batch.error), col(Batch.purpose)).where(
-                col(Batch.run_id) == run_id
+                col(Batch.run_id).in_(runs)
             )
         ).all()
         unpriced = conn.execute(
             select(col(UsageRecord.model), func.count())
-            .where(col(UsageRecord.run_id) == run_id, col(UsageRecord.cost_pusd).is_(None))
+            .where(col(UsageRecord.run_id).in_(runs), col(UsageRecord.cost_pusd).is_(None))
             .group_by(col(UsageRecord.model))
         ).all()
     for model, count in unpriced:
@@ -50,9 +55,9 @@ def attention_items(
         if error:
             items.append(f"batch {provider_id}: {error}")
         if purpose == "orphan":
-            items.append(f"batch {provider_id} was created without a record and canceled; its cost is in the ledger")
+            items.append(f"batch {provider_id} was created without a record (an orphan); its cost is in the ledger")
     # Fan-out batches of the run whose reads fell well below their plan (named, with both figures).
-    run_batches = list(batch_cache(engine, Selection(run_id=run_id)))
+    run_batches = [b for r in runs for b in batch_cache(engine, Selection(run_id=r))]
     items += below_plan(run_batches, batch_plans(engine, [b.batch_id for b in run_batches]))
     for drift in shadow_drift(engine, registry):
         if drift.drifted:

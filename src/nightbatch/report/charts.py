@@ -63,8 +63,10 @@ def cost_chart(report: Report) -> bytes:
     fig = _figure()
     ax = fig.subplots()
     per_day: dict[str, dict[str, float]] = defaultdict(dict)
+    unpriced: dict[str, int] = defaultdict(int)
     for d in report.daily_costs:
         per_day[d.model][d.day.isoformat()] = float(pusd_to_usd(d.cost_pusd))
+        unpriced[d.model] += d.unpriced
     days = sorted({d.day for d in report.daily_costs})
     if days:
         first, last = report.chart_days or (days[0], days[-1])
@@ -73,7 +75,9 @@ def cost_chart(report: Report) -> bytes:
         bottom = [0.0] * span
         for model in sorted(per_day):
             heights = [per_day[model].get(day, 0.0) for day in labels]
-            ax.bar(labels, heights, bottom=bottom, label=model)
+            # Responses without a price row have no height: the legend says so rather than showing $0.
+            missing = f" (+{unpriced[model]:,} UNPRICED responses, not drawn)" if unpriced[model] else ""
+            ax.bar(labels, heights, bottom=bottom, label=model + missing)
             bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
         ax.legend(loc="upper left", fontsize="small")
         ax.tick_params(axis="x", labelrotation=45, labelsize="small")

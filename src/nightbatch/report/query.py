@@ -243,6 +243,7 @@ class BatchCache:
     cache_read_tokens: int
     cache_write_tokens: int
     cost_pusd: int
+    unpriced: int = 0  # responses with no price row (NULL cost): not in cost_pusd, never counted as $0
 
 
 @dataclass(frozen=True, order=True)
@@ -252,6 +253,7 @@ class DayModelCost:
     day: date
     model: str
     cost_pusd: int
+    unpriced: int = 0  # responses with no price row: not in cost_pusd
 
 
 # -- queries ---------------------------------------------------------------------------------------
@@ -436,6 +438,7 @@ def batch_cache(engine: Engine, selection: Selection) -> list[BatchCache]:
             func.sum(col(UsageRecord.cache_read_tokens)),
             func.sum(col(UsageRecord.cache_write_5m_tokens) + col(UsageRecord.cache_write_1h_tokens)),
             func.sum(col(UsageRecord.cost_pusd)),
+            func.count(col(UsageRecord.cost_pusd)),
         )
         .join(Batch, col(Batch.id) == col(UsageRecord.batch_id))
         .outerjoin(Task, col(Task.id) == col(UsageRecord.task_id))
@@ -445,7 +448,10 @@ def batch_cache(engine: Engine, selection: Selection) -> list[BatchCache]:
     )
     with engine.connect() as conn:
         rows = conn.execute(stmt).all()
-    return [BatchCache(int(r[0]), r[1], r[2], r[4], r[3], int(r[5]), _int(r[6]), _int(r[7]), _int(r[8])) for r in rows]
+    return [
+        BatchCache(r[0], r[1], r[2], r[4], r[3], int(r[5]), _int(r[6]), _int(r[7]), _int(r[8]), int(r[5]) - int(r[9]))
+        for r in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -478,7 +484,12 @@ def daily_model_costs(engine: Engine, first: date, last: date) -> list[DayModelC
     """Cost per (UTC day, model) of every usage row billed from ``first`` to ``last`` inclusive."""
     day = _day(engine)
     stmt = (
-        select(day, col(UsageRecord.model), func.sum(col(UsageRecord.cost_pusd)))
+        select(
+            day,
+            col(UsageRecord.model),
+            func.sum(col(UsageRecord.cost_pusd)),
+            func.count() - func.count(col(UsageRecord.cost_pusd)),
+        )
         .where(
             col(UsageRecord.created_at) >= _midnight(first),
             col(UsageRecord.created_at) < _midnight(last + timedelta(days=1)),
@@ -487,7 +498,9 @@ def daily_model_costs(engine: Engine, first: date, last: date) -> list[DayModelC
     )
     with engine.connect() as conn:
         rows = conn.execute(stmt).all()
-    return sorted(DayModelCost(date.fromisoformat(d), model, _int(cost)) for d, model, cost in rows)
+    return sorted(
+        DayModelCost(date.fromisoformat(d), model, _int(cost), int(unpriced or 0)) for d, model, cost, unpriced in rows
+    )
 
 
 def price_versions(engine: Engine, selection: Selection) -> list[str]:

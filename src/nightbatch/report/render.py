@@ -86,9 +86,14 @@ def _unpriced(row: CostRow) -> bool:
 
 
 def _cost_text(row: CostRow) -> str:
-    if _unpriced(row):
+    return priced_text(row.cost_pusd, row.unpriced, row.responses)
+
+
+def priced_text(cost_pusd: int, unpriced: int, responses: int) -> str:
+    """A cost that never shows unpriced responses as $0: ``UNPRICED``, or the priced part and a count."""
+    if unpriced and unpriced >= responses:
         return "UNPRICED"
-    return usd_text(row.cost_pusd) + (f" (+{row.unpriced:,} UNPRICED)" if row.unpriced else "")
+    return usd_text(cost_pusd) + (f" (+{unpriced:,} UNPRICED)" if unpriced else "")
 
 
 def _cost_row(row: CostRow, naive_pusd: int | None) -> dict[str, Scalar]:
@@ -197,7 +202,8 @@ def report_to_dict(report: Report) -> dict[str, Any]:
                     "cache_read_tokens": b.cache_read_tokens,
                     "cache_write_tokens": b.cache_write_tokens,
                     "hit_rate": hit_rate(b.cache_read_tokens, b.cache_write_tokens),
-                    "cost_usd": usd(b.cost_pusd),
+                    "cost_usd": None if b.unpriced >= b.responses else usd(b.cost_pusd),
+                    "unpriced_responses": b.unpriced,
                 }
                 for b in c.by_batch
             ],
@@ -225,7 +231,8 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             ],
         },
         "daily_costs": [
-            {"day": d.day.isoformat(), "model": d.model, "cost_usd": usd(d.cost_pusd)} for d in report.daily_costs
+            {"day": d.day.isoformat(), "model": d.model, "cost_usd": usd(d.cost_pusd), "unpriced_responses": d.unpriced}
+            for d in report.daily_costs
         ],
         "deadlines": report.deadlines.to_dict() if report.deadlines else None,
         "warnings": report.warnings,
@@ -341,7 +348,7 @@ def batch_text_table(report: Report, *, limit: int | None = None) -> TextTable:
             b.cache_ttl or "–",
             f"{b.responses:,}",
             percent_text(hit_rate(b.cache_read_tokens, b.cache_write_tokens)),
-            usd_text(b.cost_pusd),
+            priced_text(b.cost_pusd, b.unpriced, b.responses),
         ]
         for b in batches
     ]

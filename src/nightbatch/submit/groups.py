@@ -91,6 +91,7 @@ def plan_sends(
             hit_rate=None if measured is None else measured.rate,
             measured=None if measured is None else measured.as_record(),
             live_minutes=state.live_minutes(now),
+            live_ttl_minutes=state.ttl_minutes,
             pilot_running=state.pilot_running,
             pilot_failures=state.pilot_failures,
             pilot_minutes=pilot_estimate,

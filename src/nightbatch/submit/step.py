@@ -105,6 +105,13 @@ def _why_nothing_sent(report: SubmitReport) -> str:
     return "; ".join(reasons) or "every claim was lost to another worker before its batch was written"
 
 
+def _release_quietly(services: Services, task_ids: list[int]) -> None:
+    try:
+        release(services.engine, task_ids, services.worker)
+    except Exception:  # the original error is the one to see; the claims then lapse with their lease
+        log.exception("could not give back %d claimed task(s) after a failed submit", len(task_ids))
+
+
 def _fixed_ttl(ttl: CacheTTL | None) -> Callable[[tuple[str, str], list[BuiltRequest]], CacheTTL | None]:
     return lambda _key, _members: ttl
 
@@ -170,31 +177,38 @@ def submit_step(
             lease_seconds=settings.lease_seconds,
         )
         return report
-    plan = plan_requests(claimed, services.registry, RequestBuilder(), calibrated=calibrated_routes(services.engine))
-    report.shadow_requests = plan.shadows
-    report.trimmed_tokens = plan.trimmed_tokens
-    groups = plan_sends(
-        services,
-        plan.requests,
-        PrefixSizer(services.client),
-        now=now or datetime.now(UTC),
-        deadline=deadline,
-        fanout_minutes=expected_minutes,
-        fanout_lag_minutes=fanout_lag_minutes,
-    )
-    # Tasks of a group whose pilot is out wait in the queue; a release never counts as an attempt.
-    report.waiting_tasks = len(release(services.engine, groups.waiting, services.worker))
-    report.pilots = groups.pilots
-    batches: list[tuple[PackedBatch, Send]] = []
-    failures = list(plan.failures)
-    for send in groups.sends:
-        packed = pack(send.requests, _fixed_ttl(send.ttl))
-        batches += [(b, send) for b in packed.batches]
-        failures += [
-            BuildFailure(r.task_id, "request_too_large", f"request is {size} bytes, over the batch size limit")
-            for r, size in packed.too_large
-        ]
-    _fail_tasks(services, failures)
+    try:
+        calibrated = calibrated_routes(services.engine)
+        plan = plan_requests(claimed, services.registry, RequestBuilder(), calibrated=calibrated)
+        report.shadow_requests = plan.shadows
+        report.trimmed_tokens = plan.trimmed_tokens
+        groups = plan_sends(
+            services,
+            plan.requests,
+            PrefixSizer(services.client),
+            now=now or datetime.now(UTC),
+            deadline=deadline,
+            fanout_minutes=expected_minutes,
+            fanout_lag_minutes=fanout_lag_minutes,
+        )
+        # Tasks of a group whose pilot is out wait in the queue; a release never counts as an attempt.
+        report.waiting_tasks = len(release(services.engine, groups.waiting, services.worker))
+        report.pilots = groups.pilots
+        batches: list[tuple[PackedBatch, Send]] = []
+        failures = list(plan.failures)
+        for send in groups.sends:
+            packed = pack(send.requests, _fixed_ttl(send.ttl))
+            batches += [(b, send) for b in packed.batches]
+            failures += [
+                BuildFailure(r.task_id, "request_too_large", f"request is {size} bytes, over the batch size limit")
+                for r, size in packed.too_large
+            ]
+        _fail_tasks(services, failures)
+    except BaseException:
+        # Planning failed before anything was linked to a batch (a database blip, a price table missing a
+        # model): the claims go back at once. Left to lapse, they would count as a dead worker's (poison rule).
+        _release_quietly(services, [t.id for t in claimed])
+        raise
     report.failed_tasks = len(failures)
     for failure in failures:
         reason = f"{failure.error_type}: {failure.message}"
