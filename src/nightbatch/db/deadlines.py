@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, case, func, insert, or_, select, update
 from sqlmodel import col
 
 from nightbatch.db.models import (
@@ -115,9 +115,12 @@ def mark_canceled_for_deadline(engine: Engine, batch_id: int, status: str, note:
         )
 
 
-def queued_with_deadlines(engine: Engine, run_id: int | None, task_types: Iterable[str]) -> list[QueuedTask]:
+def queued_with_deadlines(
+    engine: Engine, run_id: int | None, task_types: Iterable[str], *, deadline_before: datetime | None = None
+) -> list[QueuedTask]:
     """Queued tasks of ``task_types`` that carry their own deadline, or that are the run's.
 
+    ``deadline_before``: only own deadlines up to then (what cannot be due yet is not read).
     The run's tasks: those a batch of ``run_id`` gave back (canceled or expired), and those the run touched
     since it started (enqueued, or handed back to the queue: over budget, or waiting for a cache pilot that
     the deadline canceled; such a task has no attempt of its own in the run).
@@ -129,7 +132,10 @@ def queued_with_deadlines(engine: Engine, run_id: int | None, task_types: Iterab
     )
     started = select(col(Run.started_at)).where(col(Run.id) == run_id).scalar_subquery()
     in_run = or_(col(Task.id).in_(retried), col(Task.updated_at) >= started) if run_id is not None else None
-    conditions: list[Any] = [col(Task.deadline).is_not(None)]
+    own: ColumnElement[bool] = col(Task.deadline).is_not(None)
+    if deadline_before is not None:
+        own = and_(own, col(Task.deadline) <= deadline_before)
+    conditions: list[Any] = [own]
     if in_run is not None:
         conditions.append(in_run)
     query = select(

@@ -90,6 +90,11 @@ class DurationModel:
                 return Spread(len(values), _percentile(values, 0.5), _percentile(values, 0.95), scope)
         return None
 
+    def longest_p95(self) -> float | None:
+        """The largest p95 any forecast could answer (seconds), or None without history."""
+        found = [_percentile(v, 0.95) for k, v in self._groups.items() if v and (len(v) >= MIN_SAMPLES or k == ())]
+        return max(found, default=None)
+
     def groups(self) -> list[tuple[str, str, int, float, float]]:
         """(model, size bucket, samples, p50, p95) per model and size: what the report shows."""
         rows = []

@@ -109,7 +109,16 @@ def deadline_step(
             _cancel(services, batch, now, report)
     configured = set(services.registry.names())
     types = [t for t in (task_types or sorted(configured)) if t in configured]
-    queued = queued_with_deadlines(services.engine, run_id, types)
+    # Only what can be due now is read: own deadlines within the margin (or, for real-time types, within the
+    # longest p95 measured), and the run's tasks once its own deadline is within the margin.
+    horizon = now + margin
+    if any(services.registry.get(t).on_deadline == "realtime" for t in types):
+        durations = durations or DurationModel.load(services.engine)
+        longest = durations.longest_p95()
+        if longest is not None:
+            horizon = max(horizon, now + timedelta(seconds=longest))
+    in_run = run_id if report.run_margin_passed else None
+    queued = queued_with_deadlines(services.engine, in_run, types, deadline_before=horizon)
     if not queued:
         return report
     durations = durations or DurationModel.load(services.engine)
@@ -131,8 +140,9 @@ def deadline_step(
     if groups["realtime"] or early:
         budget = _budget(services, budget_usd, run_id, now)
         sent = send_realtime(services, groups["realtime"] + early, run_id=run_id, budget=budget, now=now)
-        report.realtime = [t for t in sent.sent if t not in early]
-        report.realtime_early = [t for t in sent.sent if t in early]
+        early_ids = set(early)
+        report.realtime = [t for t in sent.sent if t not in early_ids]
+        report.realtime_early = [t for t in sent.sent if t in early_ids]
         report.fallback_pusd = sent.cost_pusd
         report.budget_stopped = sent.budget_stopped
         report.errors += sent.failed
