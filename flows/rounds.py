@@ -4,71 +4,76 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
-from typing import Any
 
 from prefect import get_run_logger
 
-from flows.artifacts import BatchProgress, publish_run_artifacts
-from flows.collect import collect_results, log_collect
+from flows import events
+from flows.artifacts import RunProgress, publish_progress_table
+from flows.collect import collect_batches
 from flows.params import SubmitParams
 from flows.submit import log_submit, submit_batches
 from nightbatch.collect.wait import Backoff
-from nightbatch.report.summary import summarize
+from nightbatch.run_facts import RunLog
 from nightbatch.services import Services
 from nightbatch.sources import queued_count
+
+
+def submit_round(services: Services, params: SubmitParams, run_id: int, log: RunLog) -> None:
+    """One submit; the run's budget spans its rounds (each gets what the earlier ones left)."""
+    remaining = None if params.budget_usd is None else max(Decimal(0), params.budget_usd - log.forecast_usd)
+    submitted = submit_batches(services, params, run_id, remaining)
+    log_submit(submitted)
+    log.forecast_usd += submitted.forecast_usd
+    log.submitted_tasks += submitted.submitted_tasks
+    log.batches += len(submitted.batches)
+    log.add_failures(submitted.failed_by_error)
+    log.notes += submitted.reconciled
+    if submitted.stopped:
+        log.notes.append(submitted.stopped)
+    if submitted.budget_stopped and not log.budget_stopped:
+        log.budget_stopped = submitted.budget_stopped
+        log.notes.append(f"budget stop: {submitted.budget_stopped}; the rest stays queued")
+        events.budget_stopped(run_id, submitted.budget_stopped)
 
 
 def submit_and_collect(
     services: Services,
     params: SubmitParams,
     run_id: int,
+    log: RunLog,
     *,
     deadline_minutes: float,
     poll_seconds: float,
-    notes: list[str] | None = None,
-) -> dict[str, Any]:
+) -> None:
     """Submit, then collect until no batch is open; again while retryable tasks wait, up to the deadline.
 
-    The run's budget spans its rounds (each gets what the earlier ones left); a budget stop ends the
-    submitting but not the collecting of what already went out. Returns the run's totals.
+    A budget stop ends the submitting but not the collecting of what already went out.
     """
-    logger = get_run_logger()
     backoff = Backoff(cap=poll_seconds, deadline_seconds=deadline_minutes * 60)
-    progress = BatchProgress()
-    notes = list(notes or [])
-    forecast = Decimal(0)
-    budget_stopped: str | None = None
+    progress = RunProgress(services, run_id)
+    still_open = 0
     for _round in range(services.settings.max_attempts + 1):
-        remaining = None if params.budget_usd is None else max(Decimal(0), params.budget_usd - forecast)
-        submitted = submit_batches(services, params, run_id, remaining)
-        forecast += submitted.forecast_usd
-        budget_stopped = budget_stopped or submitted.budget_stopped
-        notes += submitted.reconciled
-        if submitted.stopped:
-            notes.append(submitted.stopped)
-        log_submit(submitted)
+        submit_round(services, params, run_id, log)
         backoff.reset()
         while True:
-            report = collect_results(services)
-            progress.update(report)
-            collected = log_collect(report)
-            if collected["open"] == 0 or backoff.expired:
+            still_open, _ingested = collect_batches(services)
+            progress.update()
+            if still_open == 0 or backoff.expired:
                 break
             time.sleep(backoff.next_delay())
-        if budget_stopped or backoff.expired or queued_count(services, params.task_types) == 0:
+        publish_progress_table(services, run_id, description=f"run {run_id}: batches")
+        if log.budget_stopped or backoff.expired or queued_count(services, params.task_type) == 0:
             break
-    if backoff.expired:
-        logger.warning("deadline passed with batches still open; the collect flow will finish them")
-        notes.append("deadline passed with batches still open; the collect flow will finish them")
-    if budget_stopped:
-        notes.append(f"budget stop: {budget_stopped}; the rest stays queued")
-    publish_run_artifacts(services, run_id, notes)
-    summary = summarize(services.engine, services.prices, run_id=run_id)
-    return {
-        "outcomes": summary.outcomes,
-        "cost_usd": str(summary.cost_usd),
-        "baseline_usd": str(summary.baseline_usd),
-        "cache_hit_rate": summary.cache_hit_rate,
-        "forecast_usd": str(forecast),
-        "budget_stopped": budget_stopped,
-    }
+    if backoff.expired and still_open:
+        log.deadline_passed = True
+        message = f"deadline passed with {still_open} batch(es) still open; the collect deployment will finish them"
+        get_run_logger().warning(message)
+        log.notes.append(message)
+        events.deadline_passed(run_id, still_open)
+
+
+def submit_only(services: Services, params: SubmitParams, run_id: int, log: RunLog) -> None:
+    """Submit once and return: the scheduled ``collect`` deployment polls and ingests the batches."""
+    submit_round(services, params, run_id, log)
+    RunProgress(services, run_id).update()
+    publish_progress_table(services, run_id, description=f"run {run_id}: batches (collect finishes them)")

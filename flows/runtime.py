@@ -1,4 +1,4 @@
-"""Building the core's :class:`Services` inside a flow run, and keeping the run's row."""
+"""Building the core's :class:`Services` inside a flow run, keeping the run's row, and ending it honestly."""
 
 from __future__ import annotations
 
@@ -7,10 +7,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from prefect import State, get_run_logger
+from prefect.states import Completed, Failed
 from pydantic import BaseModel
 
+from flows import events
+from flows.artifacts import publish_run_artifacts
 from nightbatch.config import Settings
 from nightbatch.db.models import RunStatus
+from nightbatch.run_facts import JudgedRun, RunLog, judge_run
 from nightbatch.runs import finish_run, start_run
 from nightbatch.services import Services
 
@@ -23,18 +28,48 @@ def services_for(base_url: str | None) -> Services:
 class TrackedRun:
     services: Services
     run_id: int
+    kind: str
+    log: RunLog = field(default_factory=RunLog)
     totals: dict[str, Any] = field(default_factory=dict)
+    ok: bool = True
 
 
 @contextmanager
 def tracked_run(kind: str, params: BaseModel, base_url: str | None) -> Iterator[TrackedRun]:
-    """Services for one flow run and its ``run`` row: succeeded with its totals, or failed if the body raised."""
+    """Services for one flow run and its ``run`` row: succeeded / failed by the outcome policy, or failed
+    if the body raised."""
     services = services_for(base_url)
-    run = TrackedRun(services, start_run(services.engine, kind, params.model_dump(mode="json")))
+    run = TrackedRun(services, start_run(services.engine, kind, params.model_dump(mode="json")), kind)
     status = RunStatus.FAILED
     try:
         yield run
-        status = RunStatus.SUCCEEDED
+        status = RunStatus.SUCCEEDED if run.ok else RunStatus.FAILED
     finally:
         finish_run(services.engine, run.run_id, status, run.totals)
         services.close()
+
+
+def judge_and_publish(services: Services, run_id: int, kind: str, log: RunLog) -> JudgedRun:
+    """Apply the outcome policy, publish the run's artifacts and emit ``nightbatch.run.finished``."""
+    judged = judge_run(services.engine, services.prices, run_id, log,
+                       max_failed_share=services.settings.max_failed_share)  # fmt: skip
+    publish_run_artifacts(services, judged, log)
+    events.run_finished(judged, kind)
+    logger = get_run_logger()
+    (logger.info if judged.outcome.ok else logger.warning)("run %s: %s", run_id, judged.outcome.message)
+    return judged
+
+
+def finish(run: TrackedRun, *, waited: bool, extra: dict[str, Any] | None = None) -> State[dict[str, Any]]:
+    """The flow's final state: Completed or Failed by the outcome policy, with the night summed up.
+
+    A run that did not wait is judged on what it did (submitting); the collect flow judges it again
+    once its last batch is in (``waited: false`` in its totals tells collect to).
+    """
+    judged = judge_and_publish(run.services, run.run_id, run.kind, run.log)
+    run.totals = {**judged.totals(run.log), **(extra or {}), "waited": waited}
+    run.ok = judged.outcome.ok
+    data = {"run_id": run.run_id, **run.totals}
+    if judged.outcome.ok:
+        return Completed(message=judged.outcome.message, data=data)
+    return Failed(message=judged.outcome.message, data=data)

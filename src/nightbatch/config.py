@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(900, ge=10, description="A claim older than this, by a silent worker, is reclaimable.")
     budget_per_run_usd: Decimal | None = Field(None, ge=0, description="Hard cap on forecast spend per run.")
     budget_per_day_usd: Decimal | None = Field(None, ge=0, description="Hard cap on spend per UTC day.")
+    max_failed_share: Decimal = Field(
+        Decimal("0.005"),
+        ge=0,
+        le=1,
+        description="A run whose permanently failed tasks exceed this share of its tasks ends Failed (0.005 = 0.5%).",
+    )
     submit_concurrency_limit: str | None = Field(
         None,
         description="Name of a Prefect global concurrency limit that submitting flows hold (e.g. nightbatch-submit).",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,45 @@ def test_a_bad_task_config_is_one_clear_line(env: Path, monkeypatch: pytest.Monk
     assert result.exit_code == 2
     assert "broken.toml: task type 'x': field `max_tokens`" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def api_env(env: Path, monkeypatch: pytest.MonkeyPatch, emulator) -> Path:
+    """The CLI against the emulator; Prefect variables the CLI may set are restored after the test."""
+    for name in ("PREFECT_HOME", "PREFECT_LOGGING_LEVEL", "PREFECT_SERVER_ANALYTICS_ENABLED"):
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.base_url)
+    emulator.configure(time_scale=36_000)
+    return env
+
+
+def test_a_missing_api_key_is_one_line_before_prefect_starts(env: Path):
+    result = run("submit")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: no ANTHROPIC_API_KEY and no ANTHROPIC_BASE_URL")
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_run_exits_1_for_a_night_with_problems_and_says_why(api_env: Path):
+    tasks = api_env / "date_extraction.jsonl"
+    tasks.write_text('{"text": "Paid on 2024-03-01."}\n{"note": "no text: the template needs it"}\n')
+    assert run("enqueue", str(tasks)).exit_code == 0
+    result = run("run", "--poll-seconds", "0.2", "--deadline-minutes", "2")
+    assert result.exit_code == 1, result.output
+    assert "Failed: Problems: 1 of 2 tasks failed (50.0%, over 0.5%)." in result.output
+    assert "failed before sending (invalid_task) 1" in result.output
+    assert "{" not in result.output  # no raw dict
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_run_json_is_one_parsable_document_with_exact_money(api_env: Path):
+    tasks = api_env / "date_extraction.jsonl"
+    tasks.write_text('{"text": "Paid on 2024-03-01."}\n{"text": "Paid on 2024-03-02."}\n')
+    run("enqueue", str(tasks))
+    raw = CliRunner().invoke(app, ["run", "--poll-seconds", "0.2", "--deadline-minutes", "2", "--json"])
+    assert raw.exit_code == 0, raw.output
+    data = json.loads(raw.stdout)  # Prefect logs to stderr
+    assert data["ok"] is True
+    assert data["outcomes"] == {"succeeded": 2}
+    assert Decimal(data["cost_usd"]) > 0

@@ -17,7 +17,8 @@ from rich.panel import Panel
 
 from nightbatch.cli.app import console, handle_errors, load_settings
 from nightbatch.cli.estimate_cmds import print_forecast
-from nightbatch.cli.summary import print_summary
+from nightbatch.cli.flow_runs import prepare_prefect, run_flow
+from nightbatch.cli.summary import print_summary, print_verdict
 from nightbatch.config import export_to_environment
 from nightbatch.db.migrate import upgrade
 from nightbatch.errors import ConfigError
@@ -37,9 +38,6 @@ def demo(
     time_scale: float = typer.Option(3600.0, help="Emulator only: simulated seconds per real second."),
 ) -> None:
     """Run the example workload end to end and print cost, cache hit rate and savings."""
-    from flows.nightly import nightly
-    from flows.params import NightlyParams
-
     config = examples / "nightbatch.toml"
     if not config.exists():
         raise ConfigError(f"{config} not found: run the demo from the repository root (or pass --examples)")
@@ -47,6 +45,10 @@ def demo(
     shutil.rmtree(home, ignore_errors=True)  # a fresh database each time, so the figures are this run's
     export_to_environment({"NIGHTBATCH_HOME": str(home), "NIGHTBATCH_TASK_CONFIG": str(config)})
     settings = load_settings()
+    prepare_prefect(settings)
+    from flows.nightly import nightly
+    from flows.params import NightlyParams
+
     with ExitStack() as stack:
         if settings.simulated:
             from nightbatch.emulator import EmulatorConfig, run_emulator
@@ -73,14 +75,17 @@ def demo(
         if not settings.simulated and not yes and not typer.confirm("Submit to the real API?"):
             raise typer.Exit(1)
         console.print("[bold]3. nightly flow[/]: route -> build cached requests -> pack -> submit -> poll -> ingest")
-        result = nightly(NightlyParams(poll_seconds=2.0, deadline_minutes=30))
+        result = run_flow(nightly, NightlyParams(poll_seconds=2.0, deadline_minutes=30, wait=True))
         elapsed = time.monotonic() - started
         label = "SIMULATED run" if settings.simulated else "Run"
+        print_verdict(result.ok, result.message)
         print_summary(
-            summarize(services.engine, services.prices, run_id=int(result["run_id"])),
+            summarize(services.engine, services.prices, run_id=int(result.data["run_id"])),
             title=f"{label} summary ({elapsed:.0f} s)",
+            data=result.data,
         )
         console.print(f"outputs: {settings.resolved_output}   database: {settings.resolved_database_url}")
+    raise typer.Exit(result.exit_code)
 
 
 def register(app: typer.Typer) -> None:

@@ -20,6 +20,7 @@ __all__ = [
     "COST_COLUMNS",
     "TextTable",
     "batch_text_table",
+    "cost_display_rows",
     "cost_table_rows",
     "cost_text_table",
     "headline",
@@ -316,3 +317,9 @@ def report_markdown(report: Report) -> str:
         lines += ["", "## Cache hit rate by task type", "", *_md_table(type_cache_text_table(report))]
     lines += ["", f"_{provenance(report)}_"]
     return "\n".join(lines) + "\n"
+
+
+def cost_display_rows(report: Report) -> list[dict[str, str]]:
+    """Cost per task type × model keyed by display headers, figures with thousands separators (UI tables)."""
+    header, rows = cost_text_table(report)
+    return [dict(zip(header, row, strict=True)) for row in rows]
