@@ -123,3 +123,10 @@ def test_run_json_is_one_parsable_document_with_exact_money(api_env: Path):
     assert data["ok"] is True
     assert data["outcomes"] == {"succeeded": 2}
     assert Decimal(data["cost_usd"]) > 0
+    report = CliRunner().invoke(app, ["report"])  # a pipe: no table may cut a figure or a model name
+    assert report.exit_code == 0, report.output
+    assert "…" not in report.stdout
+    costs = json.loads(CliRunner().invoke(app, ["report", "--format", "json"]).stdout)["costs"]["rows"]
+    for row in costs:
+        assert row["model"] in report.stdout
+        assert f"{row['output_tokens']:,}" in report.stdout

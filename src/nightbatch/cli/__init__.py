@@ -1,7 +1,8 @@
 """The ``nightbatch`` command line. Each sub-module holds one group of commands; this one assembles them.
 
-Commands print what they did, and errors as one line naming the file, task or batch (exit code 2 for a
-usage or input problem, 1 for a run that failed), never a traceback for an error of ours.
+Commands print what they did, and errors as one line naming the file, task or batch, never a traceback
+for an error of ours. Exit codes: 0 ok, 1 a run with problems or a failed operation, 2 a usage or input
+problem (see docs/operations.md).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from nightbatch.cli import (
     queue_cmds,
     report_cmds,
     run_cmds,
+    task_cmds,
 )
 from nightbatch.cli.app import app
 
-for module in (db_cmds, queue_cmds, estimate_cmds, run_cmds, demo_cmds, emulator_cmds, quality_cmds, report_cmds):
+for module in (db_cmds, queue_cmds, task_cmds, estimate_cmds, run_cmds, demo_cmds, emulator_cmds, quality_cmds,
+               report_cmds):  # fmt: skip
     module.register(app)
 
 __all__ = ["app"]

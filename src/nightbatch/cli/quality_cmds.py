@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 import typer
-from rich.table import Table
 
 from nightbatch.cli.app import console, handle_errors, load_settings
+from nightbatch.cli.tables import print_table
+from nightbatch.db.calibrations import calibration_verdict
 from nightbatch.db.migrate import upgrade
 from nightbatch.quality.calibrate import apply_calibration, finish_calibration, start_calibration
 from nightbatch.services import Services
@@ -39,16 +40,26 @@ def calibrate(
                 f"still running; finish it later with `nightbatch calibrate -t {task_type} --resume {calibration_id}`"
             )
             return
-        table = Table(title=f"Calibration {calibration_id}: {task_type}")
-        for column in ("model", "pass rate", "agreement", "cost / task", "cost / successful task"):
-            table.add_column(column, justify="right" if column != "model" else "left")
+        recommended, bar, _applied = calibration_verdict(services.engine, calibration_id)
+        bar_text = "none set" if bar is None else f"{bar:.1%}"
+        rows = []
         for s in scores:
             agreement = "n/a" if s.agreement is None else f"{s.agreement:.1%}"
-            per_success = "n/a" if s.cost_per_success_usd is None else f"${s.cost_per_success_usd:.6f}"
-            table.add_row(s.model, f"{s.pass_rate:.1%}", agreement, f"${s.cost_per_task_usd:.6f}", per_success)
-        console.print(table)
-        if apply:
-            console.print(f"routed {task_type} to {apply_calibration(services, calibration_id)}")
+            per_success = "n/a" if s.cost_per_success_usd is None else f"${s.cost_per_success_usd:,.6f}"
+            mark = "<- recommended" if s.model == recommended else ""
+            rows.append([s.model, f"{s.pass_rate:.1%}", agreement, f"${s.cost_per_task_usd:,.6f}", per_success, mark])
+        title = f"Calibration {calibration_id}: {task_type} (bar: pass rate and agreement >= {bar_text})"
+        header = ["model", "pass rate", "agreement", "cost / task", "cost / successful task", ""]
+        print_table(console, header, rows, title=title)
+        if recommended is None:
+            console.print(f"no candidate reached the bar of {bar_text}: nothing to recommend "
+                          "(add candidates with --model or lower routing.threshold)", highlight=False)  # fmt: skip
+        elif apply:
+            console.print(f"routed {task_type} to {apply_calibration(services, calibration_id)}", highlight=False)
+        else:
+            console.print(f"recommended: {recommended}, the cheapest candidate at or above the bar of {bar_text}; "
+                          f"route to it with `nightbatch calibrate -t {task_type} --resume {calibration_id} --apply`",
+                          highlight=False)  # fmt: skip
     finally:
         services.close()
 

@@ -13,9 +13,9 @@ from typing import TextIO
 import typer
 from rich.console import Console
 from rich.markdown import Markdown
-from rich.table import Table
 
 from nightbatch.cli.app import err_console, handle_errors, load_settings
+from nightbatch.cli.tables import print_table
 from nightbatch.config import config_file_path
 from nightbatch.db.engine import make_engine
 from nightbatch.db.migrate import upgrade
@@ -60,14 +60,9 @@ def _day(value: str | None, option: str) -> date | None:
         raise InputError(f"{option} {value!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-20") from None
 
 
-def _rich(table: TextTable, title: str, *, text_cols: int = 1, total_last: bool = False) -> Table:
+def _table(console: Console, table: TextTable, title: str, *, text_cols: int = 1) -> None:
     header, rows = table
-    out = Table(title=title, title_justify="left")
-    for i, name in enumerate(header):
-        out.add_column(name, justify="left" if i < text_cols else "right")
-    for i, row in enumerate(rows):
-        out.add_row(*row, end_section=total_last and i == len(rows) - 2)
-    return out
+    print_table(console, header, rows, title=title, text_cols=text_cols)
 
 
 def print_report(report: Report, console: Console) -> None:
@@ -79,12 +74,12 @@ def print_report(report: Report, console: Console) -> None:
     console.print(headline(report), highlight=False)
     for warning in report.warnings:
         console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
-    console.print(_rich(cost_text_table(report), "Cost per task", text_cols=2, total_last=True))
-    console.print(_rich(savings_text_table(report), "Savings: each lever in turn", total_last=True))
+    _table(console, cost_text_table(report), "Cost per task", text_cols=2)
+    _table(console, savings_text_table(report), "Savings: each lever in turn")
     if report.cache.by_type:
-        console.print(_rich(type_cache_text_table(report), "Cache hit rate by task type: read / (read + write)"))
+        _table(console, type_cache_text_table(report), "Cache hit rate by task type: read / (read + write)")
     if report.cache.by_batch:
-        console.print(_rich(batch_text_table(report, limit=BATCHES_SHOWN), "Cache hit rate by batch", text_cols=5))
+        _table(console, batch_text_table(report, limit=BATCHES_SHOWN), "Cache hit rate by batch", text_cols=5)
         hidden = len(report.cache.by_batch) - BATCHES_SHOWN
         if hidden > 0:
             console.print(f"… and {hidden} more batches (--format json lists them all)")

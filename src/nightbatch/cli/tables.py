@@ -14,7 +14,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["fits", "print_table"]
+__all__ = ["duration_text", "fits", "print_table"]
 
 _PADDING = 3  # rich's default: one space each side plus the vertical rule
 
@@ -43,7 +43,7 @@ def _vertical(title: str | None, header: Sequence[str], rows: Sequence[Sequence[
         block.add_column(justify="left", overflow="fold")
         for name, value in zip(header, row, strict=True):
             block.add_row(f"{name}:", value)
-        blocks += [Text(f"— {n} of {len(rows)}", style="dim"), block]
+        blocks += [Text(f"— {n} of {len(rows)}", style="dim"), block] if len(rows) > 1 else [block]
     return Group(*blocks)
 
 
@@ -60,3 +60,18 @@ def print_table(
         console.print(_columns(title, header, rows, text_cols))
     else:
         console.print(_vertical(title, header, rows))
+
+
+def duration_text(seconds: float) -> str:
+    """``45s``, ``12m 05s``, ``3h 12m``, ``2d 4h``: whole units, largest two, a minus sign when negative."""
+    sign, rest = ("-" if seconds < 0 else ""), int(abs(seconds))
+    days, rest = divmod(rest, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{sign}{days}d {hours}h"
+    if hours:
+        return f"{sign}{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{sign}{minutes}m {secs:02d}s"
+    return f"{sign}{secs}s"

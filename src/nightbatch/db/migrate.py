@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine
 from nightbatch.db.engine import make_engine, redact_url
 from nightbatch.errors import StateError
 
-__all__ = ["current_revision", "downgrade", "head_revision", "new_revision", "require_current", "upgrade"]
+__all__ = ["current_revision", "downgrade", "head_revision", "new_revision", "require_current", "revisions", "upgrade"]
 
 SCRIPT_LOCATION = "nightbatch:migrations"
 
@@ -72,6 +72,16 @@ def head_revision() -> str:
     if head is None:  # pragma: no cover - the package always ships 0001
         raise StateError("nightbatch ships no migrations; the installation is broken")
     return head
+
+
+def revisions() -> list[tuple[str, str | None, str]]:
+    """Every revision this version ships, oldest first: ``(revision, down revision, message)``."""
+    script = ScriptDirectory.from_config(_config())
+    out = []
+    for rev in script.walk_revisions():
+        down = rev.down_revision
+        out.append((rev.revision, down if isinstance(down, str) or down is None else ",".join(down), rev.doc or ""))
+    return list(reversed(out))
 
 
 def require_current(bind: str | Engine) -> None:
