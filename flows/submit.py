@@ -87,7 +87,11 @@ def submit(params: SubmitParams | None = None) -> State[dict[str, Any]]:
         log_submit(report)
         outcome = submit_outcome(report, services.settings.max_failed_share)
         message = f"{report.submitted_tasks:,} submitted in {len(report.batches):,} batch(es), forecast at most " \
-                  f"${report.forecast_usd:,.2f}. {outcome.message}"  # fmt: skip
+                  f"${report.forecast_usd:,.2f}"  # fmt: skip
+        if report.failed_tasks:
+            message += f"; {report.failed_tasks:,} failed before sending"
+        if not outcome.ok:
+            message = f"Problems: {'; '.join(outcome.reasons)}. {message}"
         result = submit_result(report, outcome)
         return Completed(message=message, data=result) if outcome.ok else Failed(message=message, data=result)
     finally:

@@ -76,10 +76,15 @@ def _share(part: int, whole: int) -> str:
 
 
 def _counts(facts: RunFacts) -> str:
-    parts = [f"{facts.outcomes.get('succeeded', 0):,} succeeded", f"{facts.failed:,} failed"]
-    for status, count in sorted(facts.outcomes.items()):
-        if status not in ("succeeded", "failed") and count:
-            parts.append(f"{count:,} {status}")
+    """Succeeded and failed first (both, once anything ended), then the other states that have tasks."""
+    ended = facts.outcomes.get("succeeded", 0) + facts.failed
+    others = {s: n for s, n in facts.outcomes.items() if s not in ("succeeded", "failed") and n}
+    parts = (
+        []
+        if others and not ended
+        else [f"{facts.outcomes.get('succeeded', 0):,} succeeded", f"{facts.failed:,} failed"]
+    )
+    parts += [f"{count:,} {status}" for status, count in sorted(others.items())]
     return ", ".join(parts)
 
 

@@ -173,3 +173,40 @@ def test_a_night_that_does_not_wait_is_judged_by_the_collect_that_ends_its_batch
     engine.dispose()
     assert totals["outcomes"] == {"succeeded": 5}
     assert totals["collected"] is True
+
+
+@pytest.fixture
+def emitted(monkeypatch: pytest.MonkeyPatch):
+    """Prefect's own asserting events client: the events our flows emit, as an automation would see them."""
+    from prefect.events.clients import AssertingEventsClient
+    from prefect.events.worker import EventsWorker
+
+    worker = EventsWorker.instance(AssertingEventsClient)
+    monkeypatch.setattr(EventsWorker, "instance", lambda *_: worker)
+
+    def events() -> list:
+        worker.drain()
+        return list(worker._client.events)
+
+    yield events
+    worker.drain()
+    worker._client.events = []
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_failed_night_emits_events_an_automation_can_match(flow_env: str, emitted):
+    _enqueue(flow_env, "date_extraction", [{"text": "Paid on 2024-06-01."}, {"note": "no text"}])
+    nightly(NightlyParams(poll_seconds=0.2, deadline_minutes=2, wait=True), return_state=True)
+    events = emitted()
+    finished = [e for e in events if e.event == "nightbatch.run.finished"]
+    assert len(finished) == 1
+    run = finished[0]
+    assert run.resource.id.startswith("nightbatch.run.adhoc.")
+    assert run.resource["nightbatch.outcome"] == "problems"
+    assert run.resource["nightbatch.deployment"] == "adhoc"
+    assert run.payload["failed_before_sending"] == {"invalid_task": 1}
+    assert "flow-run" in {r.role for r in run.related}  # Prefect adds the run context
+    (ended,) = [e for e in events if e.event == "nightbatch.batch.ended"]
+    assert ended.resource.id == "nightbatch.task-type.date_extraction"
+    assert ended.resource["nightbatch.model"]
+    assert ended.payload["outcomes"]

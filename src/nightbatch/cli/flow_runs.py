@@ -27,6 +27,7 @@ def prepare_prefect(settings: Settings) -> None:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
         "PREFECT_LOGGING_LEVEL": "WARNING",
+        "DO_NOT_TRACK": "1",  # the client-side switch: without it Prefect prints a telemetry notice
     }
     missing = {k: v for k, v in defaults.items() if not env.get(k)}
     if "PREFECT_HOME" in missing:
