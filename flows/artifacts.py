@@ -22,10 +22,10 @@ from prefect.artifacts import (
 from flows import events
 from nightbatch.db.run_tasks import BatchProgressRow, batch_progress
 from nightbatch.errors import NightbatchError, UnknownModelError
-from nightbatch.report import build_report, report_markdown, resolve_selection
+from nightbatch.report import build_report, resolve_selection
 from nightbatch.report.attention import attention_items
 from nightbatch.report.quality import quality_markdown, quality_report
-from nightbatch.report.render import cost_display_rows
+from nightbatch.report.render import cost_display_rows, summary_markdown
 from nightbatch.run_facts import JudgedRun, RunLog
 from nightbatch.services import Services
 
@@ -35,19 +35,19 @@ def key(suffix: str) -> str:
 
 
 def progress_rows(rows: list[BatchProgressRow]) -> list[dict[str, str]]:
-    """One row per batch, display headers, counts with thousands separators."""
+    """One row per batch, display headers, counts with thousands separators; short columns first."""
     return [
         {
-            "batch": f"{r.batch_id} ({r.provider_batch_id or 'not sent'})",
+            "batch": str(r.batch_id),
             "task type": r.task_type,
             "model": r.model,
             "state": r.status,
-            "requests": f"{r.requests:,}",
-            "done": f"{r.done:,}",
+            "done": f"{r.done:,} of {r.requests:,}",
             "succeeded": f"{r.succeeded:,}",
             "errored": f"{r.errored:,}",
             "expired": f"{r.expired:,}",
             "canceled": f"{r.canceled:,}",
+            "provider id": r.provider_batch_id or "not sent",
         }
         for r in rows
     ]
@@ -120,6 +120,6 @@ def publish_run_artifacts(services: Services, judged: JudgedRun, log: RunLog) ->
     quality = quality_markdown(
         quality_report(services.engine, services.prices, report.selection, registry=services.registry)
     )
-    body = report_markdown(report).replace("# nightbatch cost report", "## Cost report", 1)
+    body = summary_markdown(report)
     markdown = f"{head}\n## Needs attention\n{attention}\n\n{body}\n{quality}\n"
     create_markdown_artifact(markdown, key=key("run-summary"), description=description)

@@ -108,6 +108,7 @@ def test_a_nightly_run_publishes_its_cost_table_summary_and_batch_progress(flow_
     assert summary[0].type == "markdown"
     text = summary[0].data
     assert text.index("| succeeded | 12 |") < text.index("Needs attention") < text.index("Cost report")
+    assert "| task type | model | tasks | cost | per task | pass rate |" in text
     progress = asyncio.run(read("nightbatch-adhoc-progress"))
     assert progress[0].type == "progress"
     assert float(progress[0].data) == 100.0

@@ -89,6 +89,11 @@ class BatchProgressRow:
         return self.requests - self.processing if self.status != BatchStatus.PENDING else 0
 
 
+def _no_tasks(purpose: str) -> str:
+    # No task row points at a batch of shadow requests (their tasks point at the routine batch).
+    return "(shadow requests)" if purpose == "task" else f"({purpose})"
+
+
 def batch_progress(engine: Engine, run_id: int | None = None, *, open_only: bool = False) -> list[BatchProgressRow]:
     """The batches of run ``run_id`` (or all open ones), oldest first, each with its (first) task type."""
     task_type = select(func.min(col(Task.task_type))).where(col(Task.batch_id) == col(Batch.id)).scalar_subquery()
@@ -96,7 +101,7 @@ def batch_progress(engine: Engine, run_id: int | None = None, *, open_only: bool
         col(Batch.id), col(Batch.provider_batch_id), task_type, col(Batch.model), col(Batch.status),
         col(Batch.request_count), col(Batch.processing_count), col(Batch.succeeded_count),
         col(Batch.errored_count), col(Batch.expired_count), col(Batch.canceled_count), col(Batch.created_at),
-        col(Batch.ended_at),
+        col(Batch.ended_at), col(Batch.purpose),
     ).order_by(col(Batch.id))  # fmt: skip
     if run_id is not None:
         query = query.where(col(Batch.run_id) == run_id)
@@ -104,7 +109,7 @@ def batch_progress(engine: Engine, run_id: int | None = None, *, open_only: bool
         query = query.where(col(Batch.status).in_(UNFINISHED))
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    return [BatchProgressRow(r[0], r[1], str(r[2] or "-"), r[3], str(r[4]), *r[5:]) for r in rows]
+    return [BatchProgressRow(r[0], r[1], str(r[2] or _no_tasks(str(r[-1]))), r[3], str(r[4]), *r[5:-1]) for r in rows]
 
 
 @dataclass(frozen=True)
