@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from flows import events
 from flows.artifacts import publish_run_artifacts
+from flows.blocks import apply_blocks
 from nightbatch.config import Settings
 from nightbatch.db.models import RunStatus
 from nightbatch.run_facts import JudgedRun, RunLog, judge_run
@@ -21,7 +22,8 @@ from nightbatch.services import Services
 
 
 def services_for(base_url: str | None) -> Services:
-    return Services.from_settings(Settings(), base_url=base_url)
+    """The core's services from the worker's settings, with any Prefect blocks they name applied."""
+    return Services.from_settings(apply_blocks(Settings()), base_url=base_url)
 
 
 @dataclass

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("NIGHTBATCH_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL", "anthropic_base_url"),
         description="API base URL; point it at the emulator to simulate.",
     )
+    api_key_secret_block: str | None = Field(
+        None, description="Flows only: name of a Prefect `Secret` block holding the API key (instead of the env)."
+    )
+    s3_bucket_block: str | None = Field(
+        None, description="Flows only: name of a prefect-aws `S3Bucket` block for the output store and its credentials."
+    )
     price_table: Path | None = Field(None, description="Your own price table (TOML); default: the packaged one.")
     task_config: Path | None = Field(
         None, description="File or folder of task-type definitions; default: the config file itself."

@@ -37,7 +37,7 @@ def prepare_prefect(settings: Settings) -> None:
 
 def require_api(settings: Settings) -> None:
     """Say in one line, before Prefect starts, that there is no API to talk to."""
-    if settings.api_key_value() is None and not settings.anthropic_base_url:
+    if settings.api_key_value() is None and not settings.anthropic_base_url and not settings.api_key_secret_block:
         raise ConfigError(
             "no ANTHROPIC_API_KEY and no ANTHROPIC_BASE_URL: set the key, or run `nightbatch emulator serve` "
             "and point ANTHROPIC_BASE_URL at it (`nightbatch demo` / `make run` do this for you)"
