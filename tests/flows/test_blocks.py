@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from prefect.blocks.core import Block
 from prefect.blocks.system import Secret
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from flows.blocks import apply_blocks
 from nightbatch.config import Settings
@@ -22,7 +22,7 @@ class AwsCredentials(Block):
     aws_access_key_id: str | None = None
     aws_secret_access_key: SecretStr | None = None
     region_name: str | None = None
-    aws_client_parameters: dict[str, Any] = {}
+    aws_client_parameters: dict[str, Any] = Field(default_factory=dict)
 
 
 class S3Bucket(Block):
