@@ -13,16 +13,19 @@ from typing import TextIO
 import typer
 from rich.console import Console
 from rich.markdown import Markdown
+from sqlalchemy import Engine
 
 from nightbatch.cli.app import err_console, handle_errors, load_settings
 from nightbatch.cli.tables import print_table
 from nightbatch.config import config_file_path
 from nightbatch.db.engine import make_engine
 from nightbatch.db.migrate import upgrade
+from nightbatch.db.run_tasks import run_failures, run_record
 from nightbatch.errors import InputError
 from nightbatch.pricing import load_price_table
 from nightbatch.report.build import Report, build_report
 from nightbatch.report.cache import DEFAULT_DROP_POINTS, DEFAULT_WINDOW
+from nightbatch.report.history import run_history
 from nightbatch.report.html import write_report_page
 from nightbatch.report.quality import quality_markdown, quality_report
 from nightbatch.report.query import resolve_selection
@@ -58,6 +61,17 @@ def _day(value: str | None, option: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise InputError(f"{option} {value!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-20") from None
+
+
+def _failures(engine: Engine, run_id: int | None) -> dict[str, int] | None:
+    """A run's failed tasks by error type, those that failed before sending included (kept in its totals)."""
+    if run_id is None:
+        return None
+    failed = run_failures(engine, run_id)
+    record = run_record(engine, run_id)
+    for error, count in ((record[1] if record else {}).get("failed_before_sending") or {}).items():
+        failed[f"{error} (before sending)"] = int(count)
+    return failed
 
 
 def _table(console: Console, table: TextTable, title: str, *, text_cols: int = 1) -> None:
@@ -119,6 +133,10 @@ def report(
         task_config = Path(settings.task_config or config_file_path())
         registry = load_task_types(task_config) if task_config.exists() else None
         quality = quality_report(engine, prices, selection, registry=registry, baseline_model=baseline_model)
+        history, failures = None, None
+        if charts is not None:
+            history = run_history(engine, prices, selection, baseline_model=baseline_model)
+            failures = _failures(engine, selection.run_id)
     finally:
         engine.dispose()
 
@@ -144,7 +162,9 @@ def report(
     if output is not None:
         err_console.print(f"report written to {output}", highlight=False)
     if charts is not None:
-        page = write_report_page(result, charts)
+        page = write_report_page(
+            result, charts, history=history, failures=failures, quality_markdown=quality_markdown(quality)
+        )
         if page.skipped:
             err_console.print(f"[yellow]{page.skipped}[/]", highlight=False)
         err_console.print(f"charts and tables written to {page.html}", highlight=False)
