@@ -60,3 +60,9 @@ def test_open_batches_without_a_passed_deadline_are_handed_on_not_a_problem():
 
 def test_an_empty_night_is_ok():
     assert decide_outcome(RunFacts()).ok
+
+
+def test_a_small_night_does_not_read_as_free():
+    outcome = decide_outcome(RunFacts(outcomes={"succeeded": 2}, cost_usd=Decimal("0.000412"),
+                                      baseline_usd=Decimal("0.0041")))  # fmt: skip
+    assert "cost $0.000412 (90% below the naive $0.004100)" in outcome.message

@@ -88,11 +88,17 @@ def _counts(facts: RunFacts) -> str:
     return ", ".join(parts)
 
 
+def _usd(value: Decimal) -> str:
+    # Cents from $1 up; below that enough places that a small night does not read "$0.00".
+    places = 2 if abs(value) >= 1 else 4 if abs(value) >= Decimal("0.01") else 6
+    return f"${value:,.{places}f}"
+
+
 def _money(facts: RunFacts) -> str:
-    text = f"cost ${facts.cost_usd:,.2f}"
+    text = f"cost {_usd(facts.cost_usd)}"
     if facts.baseline_usd:
         saved = 1 - facts.cost_usd / facts.baseline_usd
-        text += f" ({saved:.0%} below the naive ${facts.baseline_usd:,.2f})"
+        text += f" ({saved:.0%} below the naive {_usd(facts.baseline_usd)})"
     return text
 
 

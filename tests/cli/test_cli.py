@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def test_run_exits_1_for_a_night_with_problems_and_says_why(api_env: Path):
     result = run("run", "--poll-seconds", "0.2", "--deadline-minutes", "2")
     assert result.exit_code == 1, result.output
     assert "Failed: Problems: 1 of 2 tasks failed (50.0%, over 0.5%)." in result.output
-    assert "failed before sending (invalid_task) 1" in result.output
+    assert re.search(r"failed before sending \(invalid_task\):? │? ?1\b", result.output), result.output
     assert "{" not in result.output  # no raw dict
 
 
