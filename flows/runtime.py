@@ -58,7 +58,8 @@ def judge_and_publish(services: Services, run_id: int, kind: str, log: RunLog) -
     publish_run_artifacts(services, judged, log)
     events.run_finished(judged, kind)
     logger = get_run_logger()
-    (logger.info if judged.outcome.ok else logger.warning)("run %s: %s", run_id, judged.outcome.message)
+    # INFO either way: the state (Completed or Failed) carries the verdict; the CLI prints it once.
+    logger.info("run %s: %s", run_id, judged.outcome.message)
     return judged
 
 
