@@ -152,3 +152,21 @@ def test_version_and_db_history(cli_env: str):
     assert code == 0
     assert "0001" in out
     assert "<- database" in out
+
+
+def test_prefect_gets_sane_defaults_only_where_unset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    from nightbatch.cli.flow_runs import prepare_prefect
+    from nightbatch.config import Settings
+
+    for name in ("PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED", "PREFECT_LOGGING_LEVEL", "DO_NOT_TRACK",
+                 "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"):  # fmt: skip
+        monkeypatch.setenv(name, "recorded")  # so that monkeypatch restores (or removes) it afterwards
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "DEBUG")  # the user's choice stays
+    prepare_prefect(Settings(home=tmp_path / "nb"))
+    assert os.environ["PREFECT_HOME"] == str((tmp_path / "nb" / "prefect").resolve())
+    assert (tmp_path / "nb" / "prefect").is_dir()
+    assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+    assert os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "90"
+    assert os.environ["DO_NOT_TRACK"] == "1"
+    assert os.environ["PREFECT_LOGGING_LEVEL"] == "DEBUG"
