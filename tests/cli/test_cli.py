@@ -87,7 +87,8 @@ def test_a_bad_task_config_is_one_clear_line(env: Path, monkeypatch: pytest.Monk
 @pytest.fixture
 def api_env(env: Path, monkeypatch: pytest.MonkeyPatch, emulator) -> Path:
     """The CLI against the emulator; Prefect variables the CLI may set are restored after the test."""
-    for name in ("PREFECT_HOME", "PREFECT_LOGGING_LEVEL", "PREFECT_SERVER_ANALYTICS_ENABLED"):
+    for name in ("PREFECT_HOME", "PREFECT_LOGGING_LEVEL", "PREFECT_SERVER_ANALYTICS_ENABLED", "DO_NOT_TRACK",
+                 "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"):  # fmt: skip
         monkeypatch.setenv(name, os.environ.get(name, ""))
     monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.base_url)
     emulator.configure(time_scale=36_000)
