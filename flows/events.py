@@ -19,6 +19,7 @@ from nightbatch.report.cache import TypeCache
 from nightbatch.run_facts import JudgedRun
 
 RUN_FINISHED = "nightbatch.run.finished"
+RUN_SUBMITTED = "nightbatch.run.submitted"
 BATCH_ENDED = "nightbatch.batch.ended"
 BUDGET_STOPPED = "nightbatch.budget.stopped"
 DEADLINE_PASSED = "nightbatch.deadline.passed"
@@ -55,8 +56,12 @@ def _type_resource(task_type: str, **extra: str) -> dict[str, str]:
             **_labels(**extra)}  # fmt: skip
 
 
-def run_finished(judged: JudgedRun, kind: str) -> None:
-    """Outcome (``ok`` / ``problems``) as a label, so an automation can match a failed night."""
+def run_finished(judged: JudgedRun, kind: str, *, final: bool = True) -> None:
+    """Outcome (``ok`` / ``problems``) as a label, so an automation can match a failed night.
+
+    ``final=False``: a night that handed its batches to ``collect`` emits ``nightbatch.run.submitted``
+    now and ``nightbatch.run.finished`` when collect judges it, so a finished night is announced once.
+    """
     payload: dict[str, Any] = {
         "kind": kind,
         "outcome": judged.outcome.label,
@@ -67,8 +72,8 @@ def run_finished(judged: JudgedRun, kind: str) -> None:
         "cost_usd": str(judged.summary.cost_usd),
         "baseline_usd": str(judged.summary.baseline_usd),
     }
-    emit_event(RUN_FINISHED, _run_resource(judged.run_id, **{"nightbatch.outcome": judged.outcome.label}),
-               payload=payload)  # fmt: skip
+    resource = _run_resource(judged.run_id, **{"nightbatch.outcome": judged.outcome.label})
+    emit_event(RUN_FINISHED if final else RUN_SUBMITTED, resource, payload=payload)
 
 
 def batch_ended(report: IngestReport, task_type: str, model: str) -> None:

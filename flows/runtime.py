@@ -51,12 +51,13 @@ def tracked_run(kind: str, params: BaseModel, base_url: str | None) -> Iterator[
         services.close()
 
 
-def judge_and_publish(services: Services, run_id: int, kind: str, log: RunLog) -> JudgedRun:
-    """Apply the outcome policy, publish the run's artifacts and emit ``nightbatch.run.finished``."""
+def judge_and_publish(services: Services, run_id: int, kind: str, log: RunLog, *, final: bool = True) -> JudgedRun:
+    """Apply the outcome policy, publish the run's artifacts and emit ``nightbatch.run.finished`` (when
+    ``final``; ``nightbatch.run.submitted`` for a run whose batches the collect deployment finishes)."""
     judged = judge_run(services.engine, services.prices, run_id, log,
                        max_failed_share=services.settings.max_failed_share)  # fmt: skip
     publish_run_artifacts(services, judged, log)
-    events.run_finished(judged, kind)
+    events.run_finished(judged, kind, final=final or not judged.facts.open_batches)
     logger = get_run_logger()
     # INFO either way: the state (Completed or Failed) carries the verdict; the CLI prints it once.
     logger.info("run %s: %s", run_id, judged.outcome.message)
@@ -69,8 +70,10 @@ def finish(run: TrackedRun, *, waited: bool, extra: dict[str, Any] | None = None
     A run that did not wait is judged on what it did (submitting); the collect flow judges it again
     once its last batch is in (``waited: false`` in its totals tells collect to).
     """
-    judged = judge_and_publish(run.services, run.run_id, run.kind, run.log)
-    run.totals = {**judged.totals(run.log), **(extra or {}), "waited": waited}
+    judged = judge_and_publish(run.services, run.run_id, run.kind, run.log, final=waited)
+    # Nothing left open: this judgement is final, collect has nothing to judge again.
+    handed_over = not waited and judged.facts.open_batches > 0
+    run.totals = {**judged.totals(run.log), **(extra or {}), "waited": not handed_over}
     run.ok = judged.outcome.ok
     data = {"run_id": run.run_id, **run.totals}
     if judged.outcome.ok:

@@ -112,6 +112,9 @@ def test_run_exits_1_for_a_night_with_problems_and_says_why(api_env: Path):
     assert "Failed: Problems: 1 of 2 tasks failed (50.0%, over 0.5%)." in result.output
     assert re.search(r"failed before sending \(invalid_task\):? │? ?1\b", result.output), result.output
     assert "{" not in result.output  # no raw dict
+    report = run("report")
+    assert "Failed tasks: 1" in report.output
+    assert "invalid_task (before sending)" in report.output
 
 
 @pytest.mark.usefixtures("prefect_harness")

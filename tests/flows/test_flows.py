@@ -155,7 +155,7 @@ def test_a_budget_stop_fails_the_night(flow_env: str):
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_night_that_does_not_wait_is_judged_by_the_collect_that_ends_its_batches(
-    flow_env: str, emulator: EmulatorServer
+    flow_env: str, emulator: EmulatorServer, emitted
 ):
     _enqueue(flow_env, "date_extraction", [{"text": f"Paid on 2024-04-0{n + 1}."} for n in range(5)])
     handed = nightly(NightlyParams(), return_state=True)  # the scheduled shape: submit and return
@@ -168,6 +168,8 @@ def test_a_night_that_does_not_wait_is_judged_by_the_collect_that_ends_its_batch
     result = state.result()
     assert result["finished_runs"] == [handed.result()["run_id"]]
     assert "5 succeeded, 0 failed" in state.message
+    names = [e.event for e in emitted() if e.event.startswith("nightbatch.run.")]
+    assert names == ["nightbatch.run.submitted", "nightbatch.run.finished"]  # announced finished once
     engine = make_engine(flow_env)
     with engine.connect() as conn:
         totals = conn.execute(select(Run.totals)).scalar_one()

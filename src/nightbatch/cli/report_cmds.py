@@ -133,10 +133,8 @@ def report(
         task_config = Path(settings.task_config or config_file_path())
         registry = load_task_types(task_config) if task_config.exists() else None
         quality = quality_report(engine, prices, selection, registry=registry, baseline_model=baseline_model)
-        history, failures = None, None
-        if charts is not None:
-            history = run_history(engine, prices, selection, baseline_model=baseline_model)
-            failures = _failures(engine, selection.run_id)
+        failures = _failures(engine, selection.run_id)
+        history = run_history(engine, prices, selection, baseline_model=baseline_model) if charts else None
     finally:
         engine.dispose()
 
@@ -145,7 +143,8 @@ def report(
         if output is not None:
             out = stack.enter_context(output.open("w", encoding="utf-8", newline=""))
         if output_format == ReportFormat.JSON:
-            out.write(json.dumps({**report_to_dict(result), "quality": quality.as_dict()}, indent=2) + "\n")
+            data = {**report_to_dict(result), "quality": quality.as_dict(), "failed_tasks": failures or {}}
+            out.write(json.dumps(data, indent=2) + "\n")
         elif output_format == ReportFormat.CSV:
             out.write(report_csv(result))
         else:
@@ -153,6 +152,10 @@ def report(
             wide = output is not None or not out.isatty()
             target = Console(file=out, width=PIPE_WIDTH if wide else None, no_color=output is not None)
             print_report(result, target)
+            if failures:
+                rows = [[error, f"{count:,}"] for error, count in sorted(failures.items())]
+                title = f"Failed tasks: {sum(failures.values()):,} (`nightbatch tasks --state failed` lists them)"
+                print_table(target, ["error", "tasks"], rows, title=title)
             section = quality_markdown(quality)
             if section:
                 target.print(Markdown(section))
