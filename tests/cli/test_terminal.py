@@ -170,3 +170,31 @@ def test_prefect_gets_sane_defaults_only_where_unset(monkeypatch: pytest.MonkeyP
     assert os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "90"
     assert os.environ["DO_NOT_TRACK"] == "1"
     assert os.environ["PREFECT_LOGGING_LEVEL"] == "DEBUG"
+
+
+def test_progress_on_a_terminal_shows_counts_rate_and_eta_and_nothing_in_a_pipe():
+    import io
+    import time
+
+    from rich.console import Console
+
+    from nightbatch.cli.progress import watch
+
+    ticks = iter(range(0, 100_000, 2_500))
+
+    def probe() -> tuple[int, int | None, str]:
+        return next(ticks, 97_500), 100_000, "submitting (3 batches)"
+
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=100)
+    with watch(terminal, probe, every=0.05):
+        time.sleep(0.6)
+    drawn = screen.getvalue()
+    assert "submitting (3 batches)" in drawn
+    assert re.search(r"\d{1,3},\d{3}/100,000", drawn)  # counts with thousands separators
+    assert re.search(r"[\d,.]+/s", drawn)  # a rate
+    assert "ETA" in drawn
+    pipe = io.StringIO()
+    with watch(Console(file=pipe, width=100), probe, every=0.05):
+        time.sleep(0.2)
+    assert pipe.getvalue() == ""
