@@ -9,7 +9,7 @@ from prefect import get_run_logger
 
 from flows import events
 from flows.artifacts import RunProgress, publish_progress_table
-from flows.collect import collect_batches
+from flows.collect import collect_batches, finish_handed_over_runs
 from flows.params import SubmitParams
 from flows.submit import log_submit, submit_batches
 from nightbatch.collect.wait import Backoff
@@ -56,7 +56,8 @@ def submit_and_collect(
         submit_round(services, params, run_id, log)
         backoff.reset()
         while True:
-            still_open, _ingested = collect_batches(services)
+            still_open, ingested = collect_batches(services)
+            finish_handed_over_runs(services, ingested)  # an earlier night's last batch may end here
             progress.update()
             if still_open == 0 or backoff.expired:
                 break

@@ -213,3 +213,20 @@ def test_a_failed_night_emits_events_an_automation_can_match(flow_env: str, emit
     assert ended.resource.id == "nightbatch.task-type.date_extraction"
     assert ended.resource["nightbatch.model"]
     assert ended.payload["outcomes"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_waiting_night_that_ingests_an_earlier_nights_last_batch_judges_that_night(
+    flow_env: str, emulator: EmulatorServer
+):
+    _enqueue(flow_env, "date_extraction", [{"text": f"Paid on 2024-07-0{n + 1}."} for n in range(3)])
+    first = nightly(NightlyParams(), return_state=True).result()  # handed over to collect
+    emulator.advance(3600)
+    nightly(NightlyParams(poll_seconds=0.2, deadline_minutes=2, wait=True), return_state=True)
+    engine = make_engine(flow_env)
+    with engine.connect() as conn:
+        status, totals = conn.execute(select(Run.status, Run.totals).where(Run.id == first["run_id"])).one()
+    engine.dispose()
+    assert totals["collected"] is True
+    assert totals["outcomes"] == {"succeeded": 3}
+    assert status == RunStatus.SUCCEEDED
