@@ -99,7 +99,7 @@ def case_workload(tasks_dir: str, base_url: str) -> dict[str, Any]:
             settings=settings,
             engine=make_engine(url),
             store=open_store(str(folder / "store")),
-            registry=load_task_types(EXAMPLES / "nightbatch.toml"),
+            registry=load_task_types(EXAMPLES / "nightbatch-4x.toml"),  # the routes docs/benchmarks.md measured
             prices=load_price_table(),
             worker="bench",
             base_url=base_url,

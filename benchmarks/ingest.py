@@ -61,7 +61,7 @@ def _services(url: str, store_location: str, base_url: str, s3_endpoint: str | N
         settings=Settings(anthropic_api_key=None, max_attempts=3, lease_seconds=60),
         engine=make_engine(url),
         store=open_store(store_location, endpoint_url=s3_endpoint),
-        registry=load_task_types(EXAMPLES / "nightbatch.toml"),
+        registry=load_task_types(EXAMPLES / "nightbatch-4x.toml"),  # the routes docs/benchmarks.md measured
         prices=load_price_table(),
         worker="bench",
         base_url=base_url,

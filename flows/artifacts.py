@@ -104,7 +104,8 @@ def publish_run_artifacts(services: Services, judged: JudgedRun, log: RunLog) ->
     head = _outcome_markdown(judged)
     description = f"run {run_id}: {'ok' if judged.outcome.ok else 'problems'}"
     try:
-        report = build_report(services.engine, services.prices, resolve_selection(services.engine, run_id=run_id))
+        selection = resolve_selection(services.engine, run_id=run_id)
+        report = build_report(services.engine, services.prices, selection, registry=services.registry)
     except NightbatchError as exc:  # e.g. a run that billed nothing, or a model the price table lacks
         if isinstance(exc, UnknownModelError):
             events.model_unpriced(run_id, exc.model, str(exc))

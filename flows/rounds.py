@@ -13,7 +13,9 @@ from flows.collect import collect_batches, finish_handed_over_runs
 from flows.params import SubmitParams
 from flows.submit import log_submit, submit_batches
 from nightbatch.collect.wait import Backoff
+from nightbatch.db.transient import retry_transient
 from nightbatch.run_facts import RunLog
+from nightbatch.runs import heartbeat
 from nightbatch.services import Services
 from nightbatch.sources import queued_count
 
@@ -21,7 +23,7 @@ from nightbatch.sources import queued_count
 def submit_round(services: Services, params: SubmitParams, run_id: int, log: RunLog) -> None:
     """One submit; the run's budget spans its rounds (each gets what the earlier ones left)."""
     remaining = None if params.budget_usd is None else max(Decimal(0), params.budget_usd - log.forecast_usd)
-    submitted = submit_batches(services, params, run_id, remaining)
+    submitted = retry_transient(lambda: submit_batches(services, params, run_id, remaining), what="submit")
     log_submit(submitted)
     log.forecast_usd += submitted.forecast_usd
     log.submitted_tasks += submitted.submitted_tasks
@@ -53,10 +55,13 @@ def submit_and_collect(
     progress = RunProgress(services, run_id)
     still_open = 0
     for _round in range(services.settings.max_attempts + 1):
+        # A database restart mid-run is ridden out at the step boundary: the steps are safe to re-run.
+        retry_transient(lambda: heartbeat(services.engine, run_id), what="heartbeat")
         submit_round(services, params, run_id, log)
         backoff.reset()
         while True:
-            still_open, ingested = collect_batches(services)
+            retry_transient(lambda: heartbeat(services.engine, run_id), what="heartbeat")
+            still_open, ingested = retry_transient(lambda: collect_batches(services), what="collect")
             finish_handed_over_runs(services, ingested)  # an earlier night's last batch may end here
             progress.update()
             if still_open == 0 or backoff.expired:

@@ -17,7 +17,7 @@ from flows.blocks import apply_blocks
 from nightbatch.config import Settings
 from nightbatch.db.models import RunStatus
 from nightbatch.run_facts import JudgedRun, RunLog, judge_run
-from nightbatch.runs import finish_run, start_run
+from nightbatch.runs import close_interrupted_runs, finish_run, stale_after, start_run
 from nightbatch.services import Services
 
 
@@ -39,9 +39,14 @@ class TrackedRun:
 @contextmanager
 def tracked_run(kind: str, params: BaseModel, base_url: str | None) -> Iterator[TrackedRun]:
     """Services for one flow run and its ``run`` row: succeeded / failed by the outcome policy, or failed
-    if the body raised."""
+    if the body raised.
+
+    Runs whose process died are closed as interrupted first; this run's report and artifacts include them.
+    """
     services = services_for(base_url)
+    closed = close_interrupted_runs(services.engine, stale_after=stale_after(services.settings))
     run = TrackedRun(services, start_run(services.engine, kind, params.model_dump(mode="json")), kind)
+    run.log.notes += [f"{c.describe()}; this run finished its work and reports it" for c in closed]
     status = RunStatus.FAILED
     try:
         yield run

@@ -53,6 +53,10 @@ def log_submit(report: SubmitReport) -> None:
         logger.warning("%s task(s) failed before sending (%s)", f"{count:,}", error_type)
     for task_type, count in report.unconfigured_queued.items():
         logger.warning("%d queued task(s) of type %r wait: no task-type config for it here", count, task_type)
+    for reason, count in sorted(report.failure_reasons.items(), key=lambda item: -item[1]):
+        logger.warning("%d task(s) failed before sending: %s", count, reason)
+    if report.nothing_sent:
+        logger.warning("nothing sent: %s", report.nothing_sent)
     if report.stopped:
         logger.warning(report.stopped)
     if report.budget_stopped:
@@ -75,6 +79,9 @@ def submit_result(report: SubmitReport, outcome: RunOutcome) -> dict[str, Any]:
         "failed_before_sending": report.failed_by_error,
         "forecast_usd": str(report.forecast_usd),
         "budget_stopped": report.budget_stopped,
+        "nothing_sent": report.nothing_sent,
+        "failed": report.failed_tasks,
+        "failure_reasons": report.failure_reasons,
     }
 
 

@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     )
     max_attempts: int = Field(3, ge=1, description="Attempts per task before a retryable failure becomes final.")
     lease_seconds: int = Field(900, ge=10, description="A claim older than this, by a silent worker, is reclaimable.")
+    poison_claims: int = Field(
+        3, ge=1, description="Claims that died before sending anything; one more and the task fails as `poison`."
+    )
     budget_per_run_usd: Decimal | None = Field(None, ge=0, description="Hard cap on forecast spend per run.")
     budget_per_day_usd: Decimal | None = Field(None, ge=0, description="Hard cap on spend per UTC day.")
     max_failed_share: Decimal = Field(

@@ -7,7 +7,14 @@ Per (task type, model) group:
   group's requests (``sample_per_group``), so large backfills cost a handful of counting calls;
 - **cache**: the prefix is priced by the same TTL decision the submitter will make;
 - **output**: ``max_tokens`` gives the upper bound; the expected figure uses the mean output of the
-  type on that model from the ledger when there is history, else the upper bound.
+  type on that model from the ledger when there is history, else the upper bound;
+- **thinking** (billed as output, inside ``max_tokens``): per task, none when the type's requests do not
+  think (``thinking = "disabled"``, or a model that does not think by default and no setting); else the
+  type's mean ``thinking_tokens`` on that model from the ledger, else the stated default
+  :data:`~nightbatch.thinking.DEFAULT_THINKING_TOKENS` (a budget's size when the type sets one), capped
+  at ``max_tokens``. The expected output is the visible part of the history plus that thinking;
+- **geo and band**: a type with ``inference_geo = "us"`` pays 1.1x; a request whose prompt exceeds its
+  model's long-prompt threshold is priced at the band's rates (on input, tails and output).
 
 All at batch prices. Without an API (or when counting fails) local estimates are used and said so.
 """
@@ -25,12 +32,14 @@ from sqlmodel import col
 from nightbatch.build.cache_ttl import decide_ttl
 from nightbatch.build.prefix import Prefix
 from nightbatch.build.requests import BuiltRequest, RequestBuilder
+from nightbatch.catalog import model_info
 from nightbatch.db.models import Task, TaskStatus, UsagePurpose, UsageRecord
 from nightbatch.errors import ProviderError
-from nightbatch.pricing import BATCH_DISCOUNT
+from nightbatch.pricing import BATCH_DISCOUNT, geo_multiplier
 from nightbatch.route import choose_model
 from nightbatch.services import Services
 from nightbatch.submit.plan import PrefixSizer
+from nightbatch.thinking import expected_thinking_tokens
 
 __all__ = ["Forecast", "Forecaster", "GroupForecast", "forecast_queue"]
 
@@ -47,6 +56,8 @@ class GroupForecast:
     prefix_tokens: int = 0
     tail_tokens: int = 0
     expected_output_tokens: int = 0
+    expected_thinking_tokens: int = 0
+    """Of ``expected_output_tokens``, those expected to be thinking (billed as output)."""
     cache_option: str = "none"
     expected_usd: Decimal = Decimal(0)
     upper_bound_usd: Decimal = Decimal(0)
@@ -76,17 +87,23 @@ class Forecast:
     def total_usd(self) -> Decimal:
         return self.upper_bound_usd
 
+    @property
+    def thinking_tokens(self) -> int:
+        return sum(g.expected_thinking_tokens for g in self.groups)
+
     def describe(self) -> str:
         counted = "token counts from the API" if all(g.counted for g in self.groups) else "local token estimates"
+        thinking = f", of which ~{self.thinking_tokens:,} thinking output tokens" if self.thinking_tokens else ""
         return (
-            f"{self.tasks:,} tasks: expected ${self.expected_usd:,.4f}, at most ${self.upper_bound_usd:,.4f} "
-            f"at batch prices ({counted})"
+            f"{self.tasks:,} tasks: expected ${self.expected_usd:,.4f}{thinking}, at most "
+            f"${self.upper_bound_usd:,.4f} at batch prices ({counted})"
         )
 
 
-def _historical_output(services: Services, task_type: str, model: str) -> float | None:
+def _historical_output(services: Services, task_type: str, model: str) -> tuple[float, float] | None:
+    """Mean (output, thinking) tokens of the type's task responses on ``model``, or None without history."""
     query = (
-        select(func.avg(UsageRecord.output_tokens))
+        select(func.avg(UsageRecord.output_tokens), func.avg(UsageRecord.thinking_tokens))
         .join(Task, col(Task.id) == col(UsageRecord.task_id))
         .where(
             col(Task.task_type) == task_type,
@@ -95,8 +112,8 @@ def _historical_output(services: Services, task_type: str, model: str) -> float 
         )
     )
     with services.engine.connect() as conn:
-        value = conn.execute(query).scalar_one_or_none()
-    return None if value is None else float(value)
+        output, thinking = conn.execute(query).one()
+    return None if output is None else (float(output), float(thinking or 0))
 
 
 class Forecaster:
@@ -144,9 +161,12 @@ class Forecaster:
         sizer = PrefixSizer(self._services.client if self._use_api else None)
         for group in self._groups.values():
             assert group.prefix is not None
-            price = self._services.prices.price(group.model)
+            task_type = self._services.registry.get(group.task_type)
             group.prefix_tokens = sizer.tokens(group.prefix)
             group.tail_tokens = self._count_tails(group)
+            prompt_per_task = group.prefix_tokens + group.tail_tokens // max(group.tasks, 1)
+            price = self._services.prices.price(group.model).for_prompt(prompt_per_task)
+            geo = geo_multiplier(task_type.inference_geo)
             decision = decide_ttl(
                 model=group.model,
                 prices=self._services.prices,
@@ -158,13 +178,19 @@ class Forecaster:
             group.cache_option = decision.option
             history = _historical_output(self._services, group.task_type, group.model)
             per_task_max = group.max_output_tokens / group.tasks
-            expected_out = min(history, per_task_max) if history is not None else per_task_max
+            thinking = expected_thinking_tokens(
+                model_info(group.model), task_type.thinking, task_type.max_tokens,
+                history=history[1] if history is not None and history[1] > 0 else None,
+            )  # fmt: skip
+            visible = history[0] - history[1] if history is not None else per_task_max
+            expected_out = min(visible + thinking, per_task_max)
             group.expected_output_tokens = int(expected_out * group.tasks)
-            fixed = (
-                Decimal(decision.cost_usd[decision.option]) + group.tail_tokens * price.input / _MTOK * BATCH_DISCOUNT
+            group.expected_thinking_tokens = int(min(thinking, expected_out) * group.tasks)
+            fixed = Decimal(decision.cost_usd[decision.option]) * geo + (
+                group.tail_tokens * price.input / _MTOK * BATCH_DISCOUNT * geo
             )
-            group.expected_usd = fixed + group.expected_output_tokens * price.output / _MTOK * BATCH_DISCOUNT
-            group.upper_bound_usd = fixed + group.max_output_tokens * price.output / _MTOK * BATCH_DISCOUNT
+            group.expected_usd = fixed + group.expected_output_tokens * price.output / _MTOK * BATCH_DISCOUNT * geo
+            group.upper_bound_usd = fixed + group.max_output_tokens * price.output / _MTOK * BATCH_DISCOUNT * geo
             group.sample = []
             forecast.groups.append(group)
         return forecast

@@ -7,18 +7,23 @@ applied calibration; else its type's configured model. Defaults live in the task
 
 from __future__ import annotations
 
-from nightbatch.catalog import model_info
+from nightbatch.catalog import canonical_model, model_info
 from nightbatch.tasktypes import TaskType
 
 __all__ = ["choose_model", "next_rung"]
 
 
 def next_rung(task_type: TaskType, current: str) -> str | None:
-    """The model one rung above ``current`` on the type's ladder, or None at the top (or with no ladder)."""
-    ladder = list(task_type.escalation)
+    """The model one rung above ``current`` on the type's ladder, or None at the top (or with no ladder).
+
+    Dated ids and their catalog entries are one rung (a result names the model it ran on, maybe dated).
+    """
+    ladder = [canonical_model(m) for m in task_type.escalation]
+    current = canonical_model(current)
     if current not in ladder:
         return None
     index = ladder.index(current)
+    ladder = list(task_type.escalation)
     return ladder[index + 1] if index + 1 < len(ladder) else None
 
 

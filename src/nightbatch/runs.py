@@ -1,24 +1,69 @@
-"""Run bookkeeping: one ``run`` row per orchestrator run, so reports can be per night."""
+"""Run bookkeeping: one ``run`` row per orchestrator run, so reports can be per night.
+
+A run records who runs it (``hostname``, ``pid``) and a ``heartbeat_at`` its process refreshes at every
+step boundary. A process killed outright (SIGKILL, OOM, a lost node) cannot mark its run ended, so the
+next run, and every collect, closes such runs as ``interrupted`` (:func:`close_interrupted_runs`):
+
+* on the same host, a run whose process no longer exists is gone at once (``kill(pid, 0)``): this is
+  exact and needs no waiting;
+* on any host, a run whose heartbeat is older than ``stale_after`` (twice the lease by default) is
+  gone: another host's process table cannot be read, and a live run heartbeats far more often. A pid
+  reused by an unrelated process on the same host is caught by this rule too.
+
+The work an interrupted run sent out is finished by later runs (its batches are collected, its
+re-queued tasks claimed again), but its ledger rows keep its ``run_id``. So a run's report covers the
+interrupted runs just before it (:func:`interrupted_before`), and says so.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 from sqlmodel import Session, col
 
+from nightbatch.config import Settings
 from nightbatch.db.models import Run, RunStatus, utcnow
 
-__all__ = ["finish_run", "start_run"]
+__all__ = [
+    "ClosedRun",
+    "close_interrupted_runs",
+    "finish_run",
+    "heartbeat",
+    "interrupted_before",
+    "stale_after",
+    "start_run",
+]
+
+
+def stale_after(settings: Settings) -> timedelta:
+    """A run silent this long is gone, whatever its host: twice the lease (a live run beats every round)."""
+    return timedelta(seconds=2 * settings.lease_seconds)
+
+
+def _host() -> str:
+    return socket.gethostname()[:255]
 
 
 def start_run(engine: Engine, kind: str, parameters: dict[str, Any]) -> int:
     with Session(engine) as session:
-        run = Run(kind=kind, parameters=parameters)
+        run = Run(kind=kind, parameters=parameters, hostname=_host(), pid=os.getpid(), heartbeat_at=utcnow())
         session.add(run)
         session.commit()
         assert run.id is not None
         return run.id
+
+
+def heartbeat(engine: Engine, run_id: int) -> None:
+    """The run's process is alive: called at step boundaries (each submit and collect round)."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(Run).where(col(Run.id) == run_id, col(Run.status) == RunStatus.RUNNING).values(heartbeat_at=utcnow())
+        )
 
 
 def finish_run(engine: Engine, run_id: int, status: RunStatus, totals: dict[str, Any]) -> None:
@@ -27,3 +72,85 @@ def finish_run(engine: Engine, run_id: int, status: RunStatus, totals: dict[str,
             update(Run).where(col(Run.id) == run_id).values(status=status, ended_at=utcnow(), totals=totals)
         )
         session.commit()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class ClosedRun:
+    run_id: int
+    kind: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"run {self.run_id} ({self.kind}) closed as interrupted: {self.reason}"
+
+
+def _why_gone(row: Any, host: str, stale_before: datetime) -> str | None:
+    last = row.heartbeat_at or row.started_at
+    if row.hostname == host and row.pid is not None and not _pid_alive(row.pid):
+        return f"its process {row.pid} on {host} is gone"
+    if last < stale_before:
+        return f"no heartbeat since {last:%Y-%m-%d %H:%M:%S} UTC (process {row.pid} on {row.hostname})"
+    return None
+
+
+def close_interrupted_runs(
+    engine: Engine, *, stale_after: timedelta, now: datetime | None = None, exclude: int | None = None
+) -> list[ClosedRun]:
+    """Mark ``running`` runs whose process is gone as ``interrupted`` (see the module docstring).
+
+    Compare-and-set on ``status = running``: two workers closing the same run close it once.
+    """
+    now = now or utcnow()
+    host = _host()
+    columns = (col(Run.id), col(Run.kind), col(Run.hostname), col(Run.pid), col(Run.heartbeat_at), col(Run.started_at))
+    with engine.connect() as conn:
+        running = conn.execute(select(*columns).where(col(Run.status) == RunStatus.RUNNING)).all()
+    closed: list[ClosedRun] = []
+    for row in running:
+        if row.id == exclude:
+            continue
+        reason = _why_gone(row, host, now - stale_after)
+        if reason is None:
+            continue
+        with engine.begin() as conn:
+            done = conn.execute(
+                update(Run)
+                .where(col(Run.id) == row.id, col(Run.status) == RunStatus.RUNNING)
+                .values(status=RunStatus.INTERRUPTED, ended_at=now, totals={"interrupted": reason})
+            )
+        if done.rowcount:
+            closed.append(ClosedRun(int(row.id), str(row.kind), reason))
+    return closed
+
+
+def interrupted_before(engine: Engine, run_id: int) -> list[int]:
+    """The interrupted runs started just before ``run_id`` (after the last run that was not interrupted).
+
+    Their ledger rows keep their own run ids while later runs collect and finish their work; a report of
+    ``run_id`` includes them.
+    """
+    with engine.connect() as conn:
+        started = conn.execute(select(col(Run.started_at)).where(col(Run.id) == run_id)).scalar_one_or_none()
+        if started is None:
+            return []
+        earlier = conn.execute(
+            select(col(Run.id), col(Run.status))
+            .where((col(Run.started_at) < started) | ((col(Run.started_at) == started) & (col(Run.id) < run_id)))
+            .order_by(col(Run.started_at).desc(), col(Run.id).desc())
+        )
+        found: list[int] = []
+        for other_id, status in earlier:
+            if status != RunStatus.INTERRUPTED:
+                break
+            found.append(int(other_id))
+    return sorted(found)

@@ -59,15 +59,17 @@ class Services:
         """Build every port from ``settings``; ``base_url`` overrides the API address (the emulator)."""
         task_config = settings.task_config or config_file_path()
         registry = load_task_types(Path(task_config)) if Path(task_config).exists() else TaskTypeRegistry([])
+        store = open_store(
+            settings.resolved_output,
+            endpoint_url=settings.s3_endpoint_url,
+            sse=settings.s3_sse,
+            kms_key_id=settings.s3_kms_key_id,
+        )
+        store.clean_leftovers()  # .part files a worker killed mid-write (e.g. mid-ingest) left behind
         return cls(
             settings=settings,
             engine=make_engine(settings.resolved_database_url),
-            store=open_store(
-                settings.resolved_output,
-                endpoint_url=settings.s3_endpoint_url,
-                sse=settings.s3_sse,
-                kms_key_id=settings.s3_kms_key_id,
-            ),
+            store=store,
             registry=registry,
             prices=load_price_table(settings.price_table),
             worker=worker or default_worker_name(),

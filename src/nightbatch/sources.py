@@ -20,7 +20,7 @@ from sqlmodel import col
 
 from nightbatch.db.models import Task, TaskStatus
 from nightbatch.errors import InputError
-from nightbatch.queue.enqueue import EnqueueReport, enqueue_jsonl
+from nightbatch.queue.enqueue import EnqueueReport, enqueue_jsonl, template_check
 from nightbatch.services import Services
 from nightbatch.storage import open_store, open_uri
 
@@ -37,15 +37,30 @@ class EnqueueSummary:
     reports: list[EnqueueReport] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     """One line per file refused whole (``FILE:LINE: what is wrong``); the other files were enqueued."""
+    conflicts: int = 0
+    """Keys already queued for a different task (payload or type); see ``conflict_keys`` and ``replaced``."""
+    conflict_keys: list[str] = field(default_factory=list)
+    replaced: int = 0
 
     def add(self, report: EnqueueReport) -> None:
         self.files += 1
         self.inserted += report.inserted
-        self.duplicates += report.duplicates
+        self.duplicates += report.duplicates - report.conflicts
+        self.conflicts += report.conflicts
+        self.conflict_keys += report.conflict_keys[: max(0, 20 - len(self.conflict_keys))]
+        self.replaced += report.replaced
         self.reports.append(report)
 
     def describe(self) -> str:
         text = f"enqueued {self.inserted} tasks from {self.files} file(s) ({self.duplicates} already queued)"
+        if self.conflicts:
+            more = ", ..." if self.conflicts > len(self.conflict_keys) else ""
+            text += (f"; {self.conflicts} key(s) already used by a different task: "
+                     f"{', '.join(self.conflict_keys)}{more}")  # fmt: skip
+            if self.replaced:
+                text += f"; {self.replaced} queued one(s) replaced"
+            if self.conflicts > self.replaced:
+                text += "; the others left as they were (--replace replaces tasks still queued)"
         if self.errors:
             text += f"; {len(self.errors)} file(s) refused: " + "; ".join(self.errors)
         return text
@@ -74,13 +89,17 @@ def default_task_type_for(name: str, given: str | None, known: list[str] | None)
     return stem if known and stem in known else None
 
 
-def enqueue_source(services: Services, source: str, *, default_task_type: str | None) -> EnqueueSummary:
+def enqueue_source(
+    services: Services, source: str, *, default_task_type: str | None, replace: bool = False
+) -> EnqueueSummary:
     """Enqueue every task file in ``source`` (a file, a folder, or ``s3://bucket/prefix``).
 
     Each file goes in whole or not at all; a refused file is named in ``errors`` and the rest go on.
     """
     summary = EnqueueSummary()
     known = services.registry.names() or None
+    # Every payload is checked against its type's template here, before a task is spent on a typo.
+    check = template_check({name: services.registry.get(name).template for name in services.registry.names()})
 
     def one(name: str, open_lines: Callable[[], Any]) -> None:
         def run() -> EnqueueReport:
@@ -91,6 +110,8 @@ def enqueue_source(services: Services, source: str, *, default_task_type: str | 
                     default_task_type=default_task_type_for(name, default_task_type, known),
                     source_name=name,
                     task_types=known,
+                    check=check,
+                    replace=replace,
                 )
 
         summary.attempt(run)

@@ -6,11 +6,15 @@ the file / every ``*.toml`` in the folder named by ``NIGHTBATCH_TASK_CONFIG``). 
 documents are paths relative to the file that names them.
 
 Every problem is reported as one :class:`ConfigError` naming the file, the type and the field, before
-any task is claimed.
+any task is claimed. A model the catalog does not know is refused with the known ids listed; a dated id
+(``claude-haiku-4-5-20251001``) is accepted as the entry it names. Thinking, effort, structured outputs and
+``inference_geo`` are per type (see :mod:`nightbatch.thinking`); a type routed to a model that thinks by
+default without saying what it wants loads with a warning (:attr:`TaskTypeRegistry.warnings`, also logged).
 """
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,11 +22,23 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from nightbatch.catalog import load_catalog
+from nightbatch.catalog import canonical_model, load_catalog, model_info
 from nightbatch.errors import ConfigError
+from nightbatch.pricing import load_price_table
 from nightbatch.quality.checks import CheckSpec
+from nightbatch.thinking import Effort, ThinkingBudget, ThinkingChoice, request_settings, thinking_warning
 
-__all__ = ["CachePolicy", "ContextPolicy", "RoutingPolicy", "TaskType", "TaskTypeRegistry", "load_task_types"]
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CachePolicy",
+    "ContextPolicy",
+    "RoutingPolicy",
+    "TaskType",
+    "TaskTypeRegistry",
+    "load_task_types",
+    "thinking_warnings",
+]
 
 
 class ContextPolicy(BaseModel):
@@ -74,15 +90,37 @@ class TaskType(BaseModel):
     escalation: tuple[str, ...] = ()
     checks: CheckSpec = CheckSpec()
     routing: RoutingPolicy = RoutingPolicy()
+    thinking: ThinkingChoice | None = None
+    effort: Effort | None = None
+    structured: bool = False
+    inference_geo: Literal["us", "global"] | None = None
 
     @field_validator("escalation")
     @classmethod
     def _ladder_is_known(cls, ladder: tuple[str, ...]) -> tuple[str, ...]:
         catalog = load_catalog()
-        unknown = [m for m in ladder if m not in catalog]
+        unknown = [m for m in ladder if canonical_model(m) not in catalog]
         if unknown:
-            raise ValueError(f"unknown model(s) in escalation ladder: {', '.join(unknown)}")
+            raise ValueError(
+                f"unknown model(s) in escalation ladder: {', '.join(unknown)} (known: {', '.join(catalog)})"
+            )
         return ladder
+
+    def settings_for(self, model: str) -> dict[str, Any]:
+        """The thinking / output_config / inference_geo params of this type's requests on ``model``.
+
+        ``output_config.format`` is sent only when the type asks for it (``structured``) and ``model``
+        supports it: on a rung that does not, the result is validated against the schema all the same.
+        """
+        structured = (
+            self.structured and self.output_schema is not None and model_info(model).supports_structured_outputs
+        )
+        return request_settings(
+            thinking=self.thinking,
+            effort=self.effort,
+            output_format=self.output_schema if structured else None,
+            inference_geo=self.inference_geo,
+        )
 
 
 class _TaskTypeFile(BaseModel):
@@ -104,14 +142,23 @@ class _TaskTypeFile(BaseModel):
     escalation: list[str] = Field(default_factory=list)
     checks: CheckSpec = CheckSpec()
     routing: RoutingPolicy = RoutingPolicy()
+    thinking: Literal["disabled", "adaptive"] | ThinkingBudget | None = Field(
+        None, description='"disabled", "adaptive" or { budget_tokens = N }; unset = the model\'s default.'
+    )
+    effort: Effort | None = Field(None, description="output_config.effort: low, medium, high, xhigh or max.")
+    structured: bool = Field(False, description="Send output_schema as output_config.format (structured outputs).")
+    inference_geo: Literal["us", "global"] | None = Field(None, description='"us": US-only inference, 1.1x prices.')
 
 
 class TaskTypeRegistry:
-    """The task types of a deployment, by name."""
+    """The task types of a deployment, by name. ``warnings``: what loading them found worth saying."""
 
-    def __init__(self, types: Iterable[TaskType], sources: dict[str, Path] | None = None) -> None:
+    def __init__(
+        self, types: Iterable[TaskType], sources: dict[str, Path] | None = None, warnings: list[str] | None = None
+    ) -> None:
         self._types = {t.name: t for t in types}
         self.sources = sources or {}
+        self.warnings = list(warnings or [])
 
     def __contains__(self, name: object) -> bool:
         return name in self._types
@@ -163,8 +210,20 @@ def _resolve(name: str, raw: _TaskTypeFile, tools: dict[str, dict[str, Any]], fi
     missing = [t for t in raw.tools if t not in tools]
     if missing:
         raise ConfigError(f"{where}: field `tools`: not in the [tools] library: {', '.join(missing)}")
-    if raw.model not in load_catalog():
-        raise ConfigError(f"{where}: field `model`: unknown model {raw.model!r} (known: {', '.join(load_catalog())})")
+    catalog = load_catalog()
+    for field_name, models in (("model", [raw.model]), ("routing.candidates", list(raw.routing.candidates))):
+        for model in models:
+            if canonical_model(model) not in catalog:
+                raise ConfigError(
+                    f"{where}: field `{field_name}`: unknown model {model!r} (known: {', '.join(catalog)})"
+                )
+    if raw.structured and raw.output_schema is None:
+        raise ConfigError(f"{where}: field `structured`: needs an `output_schema` to send as output_config.format")
+    if isinstance(raw.thinking, ThinkingBudget) and raw.thinking.budget_tokens >= raw.max_tokens:
+        raise ConfigError(
+            f"{where}: field `thinking`: budget_tokens ({raw.thinking.budget_tokens}) must be below max_tokens "
+            f"({raw.max_tokens}): thinking counts toward max_tokens"
+        )
     try:
         return TaskType(
             name=name,
@@ -181,6 +240,10 @@ def _resolve(name: str, raw: _TaskTypeFile, tools: dict[str, dict[str, Any]], fi
             escalation=tuple(raw.escalation),
             checks=raw.checks,
             routing=raw.routing,
+            thinking=raw.thinking,
+            effort=raw.effort,
+            structured=raw.structured,
+            inference_geo=raw.inference_geo,
         )
     except ValidationError as exc:
         raise ConfigError(f"{where}: {_describe(exc)}") from exc
@@ -234,4 +297,27 @@ def load_task_types(path: Path) -> TaskTypeRegistry:
                 raise ConfigError(f"{file}: task type {name!r}: {_describe(exc)}") from exc
             types.append(_resolve(name, raw, tools, file))
             sources[name] = file
-    return TaskTypeRegistry(types, sources)
+    warnings = [w for t in types for w in thinking_warnings(t, sources[t.name])]
+    for warning in warnings:
+        log.warning("%s", warning)
+    return TaskTypeRegistry(types, sources, warnings)
+
+
+def thinking_warnings(task_type: TaskType, file: Path | None = None) -> list[str]:
+    """A warning per model the type routes to (its model, its ladder) that thinks unless told otherwise.
+
+    Only when the type does not say what it wants (``thinking`` unset): thinking is billed as output, so
+    leaving the choice to the model's default is a cost decision nobody made.
+    """
+    if task_type.thinking is not None:
+        return []
+    prices = load_price_table()  # the packaged prices: a load-time estimate only
+    found: list[str] = []
+    for model in dict.fromkeys((task_type.model, *task_type.escalation)):
+        info = model_info(model)
+        if not info.thinks_by_default:
+            continue
+        output_price = prices.price(model).output if prices.knows(model) else None
+        where = f"{file}: " if file is not None else ""
+        found.append(where + thinking_warning(task_type.name, info, task_type.max_tokens, output_price))
+    return found

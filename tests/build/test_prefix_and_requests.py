@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from nightbatch import custom_ids
 from nightbatch.build.prefix import canonical_json
-from nightbatch.build.requests import RequestBuilder, custom_id_for
+from nightbatch.build.requests import RequestBuilder
 from nightbatch.errors import InputError
 from nightbatch.tasktypes import ContextPolicy, TaskType
 
@@ -74,7 +75,8 @@ def test_prefix_depends_on_the_model():
 def test_rendering_and_missing_fields():
     request = RequestBuilder().build(7, 2, make_type(), "claude-haiku-4-5", {"id": 7, "text": "hello {world}"})
     assert request.messages == ({"role": "user", "content": "Ticket 7: hello {world}"},)
-    assert request.custom_id == custom_id_for(7, 2) == "t7-2"
+    # Unbound until its batch row is written (issue 15: custom_ids carry the row and the installation).
+    assert request.custom_id == custom_ids.build(custom_ids.Kind.TASK, 7, 2) == "t7-2-0000000000-0000000000"
     with pytest.raises(InputError, match=r"\{text\}"):
         RequestBuilder().build(8, 0, make_type(), "claude-haiku-4-5", {"id": 8})
 

@@ -26,7 +26,7 @@ from nightbatch.services import Services
 from nightbatch.storage import LocalObjectStore, ObjectStore
 from nightbatch.submit.step import submit_step
 from nightbatch.tasktypes import load_task_types
-from tests.campaigns.invariants import expire_leases, open_work
+from tests.campaigns.invariants import expire_leases, open_work, unrecorded_batches
 
 PRICES = load_price_table()
 
@@ -119,6 +119,6 @@ def finish(services: Services, emulator: EmulatorServer, *, rounds: int = 8, age
             errors += collect_step(services).errors
         except NightbatchError as exc:
             errors.append(f"collect: {exc}")
-        if open_work(services.engine) == (0, 0):
+        if open_work(services.engine) == (0, 0) and not unrecorded_batches(services.engine, services.client):
             break
     return errors

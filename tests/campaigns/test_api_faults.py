@@ -46,7 +46,7 @@ from nightbatch.services import Services
 from nightbatch.submit.step import submit_step
 from nightbatch.tasktypes import load_task_types
 from tests.campaigns.harness import PRICES, Sandbox, finish, reset_emulator
-from tests.campaigns.invariants import check, expire_leases, open_work
+from tests.campaigns.invariants import check, expire_leases, open_work, unrecorded_batches
 from tests.campaigns.workload import enqueue_workload, write_config
 
 ENDPOINTS = (
@@ -217,7 +217,11 @@ def _rounds(services: Services, emulator: EmulatorServer, scenario: Scenario, ce
         else:
             cell.errors += len(collected.errors)
             cell.bad_lines += sum(len(r.bad_lines) + len(r.unknown_custom_ids) for r in collected.ingested)
-        if open_work(services.engine) == (0, 0) and not emulator.faults.snapshot()["rules"]:
+        if (
+            open_work(services.engine) == (0, 0)
+            and not emulator.faults.snapshot()["rules"]
+            and not unrecorded_batches(services.engine, services.client)
+        ):
             return
 
 

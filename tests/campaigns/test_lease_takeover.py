@@ -73,6 +73,7 @@ def test_a_create_answered_after_a_reconciler_adopted_its_batch_is_not_recorded_
     created = services.client.create_batch(packed.entries())  # at the provider; the answer is on its way
     lapse(services, Task)
     lapse(services, Batch)
+    emulator.advance(3600)  # issue 15: only an ended batch's results can prove it ours, so adoption waits for it
     adopted = reconcile_pending(services.engine, services.client, worker="worker-b", lease_seconds=60)
     assert [o.found.id for o in adopted if o.found] == [created.id]
     # The answer arrives: submit_batch goes on exactly as it does after create_batch returns.

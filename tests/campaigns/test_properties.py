@@ -138,7 +138,10 @@ def test_a_task_file_goes_in_whole_or_is_refused_at_its_first_bad_line(engine: E
         assert report.tasks == sum(1 for line in encoded if line.decode("utf-8").removeprefix("\ufeff").strip())
 
 
-_good_payloads = st.dictionaries(_storable, _json_values(_storable), max_size=3)
+# Good tasks carry the field their type's template names ("Ticket: {text}"): enqueueing checks it (issue 15).
+_good_payloads = st.builds(
+    lambda p, text: {**p, "text": text}, st.dictionaries(_storable, _json_values(_storable), max_size=3), _storable
+)
 good_lines = st.one_of(
     st.builds(lambda p: {"payload": p}, _good_payloads),
     st.builds(lambda p, prio: {"payload": p, "priority": prio}, _good_payloads, st.integers(-1000, 1000)),

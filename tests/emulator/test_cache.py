@@ -1,4 +1,9 @@
-"""Prompt-cache accounting: batches and real-time calls report exactly what the cache model predicts."""
+"""Prompt-cache accounting: batches and real-time calls report exactly what the cache model predicts.
+
+The tests named ``test_waves_...`` pin the legacy ``batch_cache_model="waves"`` option (one cache shared by
+real-time calls and batches, later waves of a batch reading its first wave); the default, isolated model
+is tested in test_batch_cache.py.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +41,8 @@ def totals(usages):
 
 
 @pytest.mark.parametrize("ttl", ["5m", "1h"])
-def test_batch_first_wave_writes_later_waves_read(anthropic_client, emulator, ttl):
+def test_waves_batch_first_wave_writes_later_waves_read(anthropic_client, emulator, ttl):
+    emulator.configure(batch_cache_model="waves")
     _, usages = run_batch(anthropic_client, emulator, batch_requests(40, system=system_block(PREFIX, ttl)))
     first_wave = [usages[f"r{i}"] for i in range(16)]
     later = [usages[f"r{i}"] for i in range(16, 40)]
@@ -53,7 +59,8 @@ def test_batch_first_wave_writes_later_waves_read(anthropic_client, emulator, tt
     assert totals(usages.values()) == (16 * P, 24 * P)
 
 
-def test_priming_request_makes_the_whole_batch_hit(anthropic_client, emulator):
+def test_waves_priming_request_makes_the_whole_batch_hit(anthropic_client, emulator):
+    emulator.configure(batch_cache_model="waves")
     primer = anthropic_client.messages.create(**params("prime", system=system_block(PREFIX)))
     assert primer.usage.cache_creation_input_tokens == P
     assert primer.usage.cache_read_input_tokens == 0
@@ -61,12 +68,12 @@ def test_priming_request_makes_the_whole_batch_hit(anthropic_client, emulator):
     assert totals(usages.values()) == (0, 40 * P)
 
 
-def test_5m_ttl_expires_between_slow_waves_but_1h_survives(anthropic_client, emulator):
-    emulator.configure(batch_concurrency=4, wave_seconds=700)
+def test_waves_5m_ttl_expires_between_slow_waves_but_1h_survives(anthropic_client, emulator):
+    emulator.configure(batch_concurrency=4, wave_seconds=700, batch_cache_model="waves")
     _, short = run_batch(anthropic_client, emulator, batch_requests(12, system=system_block(PREFIX, "5m")))
     assert totals(short.values()) == (12 * P, 0)
     emulator.reset()
-    emulator.configure(batch_concurrency=4, wave_seconds=700)
+    emulator.configure(batch_concurrency=4, wave_seconds=700, batch_cache_model="waves")
     _, long = run_batch(anthropic_client, emulator, batch_requests(12, system=system_block(PREFIX, "1h")))
     assert totals(long.values()) == (4 * P, 8 * P)
     assert sum(u.cache_creation.ephemeral_1h_input_tokens for u in long.values()) == 4 * P
@@ -156,11 +163,7 @@ def test_prefix_changes_and_other_workspaces_miss(anthropic_client, emulator):
     assert (
         anthropic_client.messages.create(**{**request, "model": "claude-opus-5-5"}).usage.cache_read_input_tokens == 0
     )
-    tools = [{"name": "t", "input_schema": {"type": "object"}}]
-    with_tools = params("hi", system=system_block(PREFIX), tools=tools)
-    anthropic_client.messages.create(**with_tools)
-    forced = anthropic_client.messages.create(**with_tools, tool_choice={"type": "any"}).usage
-    assert forced.cache_read_input_tokens == 0  # changing tool_choice invalidates the cache
+    # tool_choice, images, thinking and output_config: see test_batch_cache.py (the invalidation table)
     other = anthropic.Anthropic(base_url=emulator.base_url, api_key="other-workspace", _strict_response_validation=True)
     assert other.messages.create(**request).usage.cache_read_input_tokens == 0
 

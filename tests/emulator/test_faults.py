@@ -136,3 +136,81 @@ def test_faults_via_admin_http(anthropic_client, emulator):
     assert httpx2.delete(f"{admin}/faults").json()["request_faults"] == []
     bad = httpx2.post(f"{admin}/faults", json={"endpoint": "nowhere", "kind": "api_error"})
     assert bad.status_code == 400
+
+
+def test_a_fresh_batch_is_404_for_a_few_seconds_after_create(anthropic_client, emulator):
+    emulator.faults.not_found_after_create(5.0)
+    client = sdk(anthropic_client)
+    batch = client.messages.batches.create(requests=batch_requests(2))
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        client.messages.batches.retrieve(batch.id)
+    body = caught.value.body
+    assert body["type"] == "error"
+    assert body["error"] == {
+        "type": "not_found_error",
+        "message": f"message_batch_id: no Message Batch with id {batch.id!r}",
+    }
+    assert body["request_id"].startswith("req_")
+    assert emulator.request_log()[-1]["fault"] == "fresh_404"
+    emulator.advance(5)
+    assert client.messages.batches.retrieve(batch.id).id == batch.id
+    assert emulator.faults.snapshot()["not_found_after_create_seconds"] == 5.0
+
+
+def test_fresh_batch_results_404_then_download(anthropic_client, emulator):
+    emulator.configure(batch_start_delay_seconds=0, wave_seconds=0.5)
+    emulator.faults.not_found_after_create(3.0)
+    client = sdk(anthropic_client)
+    batch = client.messages.batches.create(requests=batch_requests(2))
+    emulator.advance(1)  # ended, but still inside the 404 window
+    with pytest.raises(anthropic.NotFoundError):
+        list(client.messages.batches.results(batch.id))
+    raw = httpx2.get(
+        f"{emulator.base_url}/v1/messages/batches/{batch.id}/results",
+        headers={"x-api-key": "sk-ant-emulator-test-key", "anthropic-version": "2023-06-01"},
+    )
+    assert raw.status_code == 404
+    assert raw.json()["error"]["type"] == "not_found_error"
+    emulator.advance(2)
+    assert len(list(client.messages.batches.results(batch.id))) == 2
+
+
+def test_a_batch_item_over_the_messages_size_limit_is_errored(anthropic_client, emulator):
+    emulator.configure(max_request_bytes=4_000)
+    requests = [
+        {"custom_id": "big", "params": params("x" * 5_000)},
+        {"custom_id": "small", "params": params("hello")},
+    ]
+    batch = anthropic_client.messages.batches.create(requests=requests)
+    emulator.advance(3600)
+    results = {r.custom_id: r.result for r in anthropic_client.messages.batches.results(batch.id)}
+    assert results["small"].type == "succeeded"
+    assert results["big"].type == "errored"
+    assert results["big"].error.error.type == "invalid_request_error"
+    assert "maximum allowed number of bytes" in results["big"].error.error.message
+    assert [e.custom_id for e in emulator.ledger.entries(batch_id=batch.id)] == ["small"]
+
+
+def test_a_50_mb_single_request_is_refused_at_the_real_limits(anthropic_client, emulator):
+    big = params("x" * 50_000_000)
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        sdk(anthropic_client).messages.create(**big)
+    assert caught.value.status_code == 413
+    assert caught.value.body["error"]["type"] == "request_too_large"
+    batch = anthropic_client.messages.batches.create(requests=[{"custom_id": "big", "params": big}])
+    emulator.advance(3600)
+    [line] = anthropic_client.messages.batches.results(batch.id)
+    assert line.result.type == "errored"
+    assert line.result.error.error.type == "invalid_request_error"
+
+
+def test_fresh_batch_404_armed_over_http(anthropic_client, emulator):
+    armed = httpx2.post(f"{emulator.base_url}/_emulator/faults/fresh_404", json={"seconds": 2})
+    assert armed.json()["not_found_after_create_seconds"] == 2.0
+    batch = anthropic_client.messages.batches.create(requests=batch_requests(1))
+    with pytest.raises(anthropic.NotFoundError):
+        sdk(anthropic_client).messages.batches.retrieve(batch.id)
+    emulator.advance(2)
+    assert sdk(anthropic_client).messages.batches.retrieve(batch.id).id == batch.id
+    bad = httpx2.post(f"{emulator.base_url}/_emulator/faults/fresh_404", json={"seconds": "soon"})
+    assert bad.status_code == 400

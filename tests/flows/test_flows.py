@@ -230,3 +230,35 @@ def test_a_waiting_night_that_ingests_an_earlier_nights_last_batch_judges_that_n
     assert totals["collected"] is True
     assert totals["outcomes"] == {"succeeded": 3}
     assert status == RunStatus.SUCCEEDED
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_nightly_run_after_a_calibration_publishes_its_artifacts(
+    flow_env: str, tmp_path: Path, emulator: EmulatorServer
+):
+    """Issue 15, item 2: a decided calibration made the report's quality section, and so the flow, fail."""
+    from flows.runtime import services_for
+    from nightbatch.quality.calibrate import finish_calibration, start_calibration
+
+    source = tmp_path / "tasks"
+    source.mkdir()
+    lines = (EXAMPLES / "tasks" / "ticket_triage.jsonl").read_text().splitlines()[:10]
+    (source / "ticket_triage.jsonl").write_text("\n".join(lines) + "\n")
+    services = services_for(emulator.base_url)
+    try:
+        from nightbatch.sources import enqueue_source
+
+        enqueue_source(services, str(source), default_task_type=None)
+        calibration_id = start_calibration(services, "ticket_triage", 5)
+        emulator.advance(3600)
+        assert finish_calibration(services, calibration_id) is not None  # decided
+    finally:
+        services.close()
+    result = nightly(NightlyParams(source=str(source), poll_seconds=0.2, deadline_minutes=2, wait=True))
+    assert task_counts(flow_env) == {"succeeded": 10}
+    assert result["outcomes"] == {"succeeded": 10}
+    engine = make_engine(flow_env)
+    with engine.connect() as conn:
+        runs = conn.execute(select(Run.kind, Run.status).where(Run.kind == "nightly")).all()
+    engine.dispose()
+    assert [tuple(r) for r in runs] == [("nightly", RunStatus.SUCCEEDED)]

@@ -67,22 +67,27 @@ def drain(services: Services, emulator: EmulatorServer, rounds: int = 4) -> None
         collect_step(services)
 
 
-def test_killed_after_create_before_recording_is_found_canceled_and_nothing_is_paid_twice(
+def test_killed_after_create_before_recording_is_proven_ours_adopted_and_nothing_is_paid_twice(
     services: Services, emulator: EmulatorServer
 ):
+    # Issue 15, item 1: an unrecorded batch is never canceled on a guess. While it runs, its row waits;
+    # once it ended, its custom_ids prove it is this row's, and it is adopted and ingested like any other.
     enqueue_examples(services.engine, per_type=3)  # 12 tasks; only the first type's batch is created
     orphan = crash_before_recording(services, call_create=True)
     expire_leases(services)
     successor = make_services(services.engine, services.store, emulator.base_url, worker="worker-b")
     report = submit_step(successor)
+    assert any("still running could be its create; waiting" in line for line in report.reconciled)
+    emulator.advance(3600)
+    report = submit_step(successor)
     assert any(orphan in line and "not recorded" in line for line in report.reconciled)
     with Session(services.engine) as session:
         recovered = session.exec(select(Batch).where(col(Batch.provider_batch_id) == orphan)).one()[0]
     assert recovered.error
-    assert "not recorded" in recovered.error
+    assert "proven ours" in recovered.error
     drain(successor, emulator)
     assert statuses(services) == {"succeeded": 12}
-    # Every billed response is in our ledger, once: the orphan was canceled before it ran anything.
+    # Every billed response is in our ledger, once: the adopted batch's results were ingested, not re-sent.
     assert billed(services) == len(emulator.ledger) == 12
 
 

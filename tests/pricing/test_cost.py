@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -98,9 +99,11 @@ MTOK = 1_000_000
     ],
 )
 def test_batch_prompt_multipliers(shipped: PriceTable, usage: Usage, multiple_of_input_price: Decimal) -> None:
+    # Sonnet 5.5 read 0.1x input until its 2026-10-07 read cut (see the golden tests for after).
+    before_cut = date(2026, 10, 6)
     for model in ("claude-haiku-4-5", "claude-sonnet-4-6", "claude-opus-4-8", "claude-sonnet-5-5"):
-        input_price = shipped.price(model).input
-        assert price_usage(shipped, model, usage, "batch").usd == input_price * multiple_of_input_price
+        input_price = shipped.price(model, before_cut).input
+        assert price_usage(shipped, model, usage, "batch", before_cut).usd == input_price * multiple_of_input_price
 
 
 def test_batch_one_hour_write_costs_exactly_the_standard_input_price(shipped: PriceTable) -> None:

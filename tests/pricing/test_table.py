@@ -11,7 +11,7 @@ import pytest
 from nightbatch.errors import ConfigError, UnknownModelError
 from nightbatch.pricing import PRICE_FIELDS, default_price_table_path, load_price_table
 from nightbatch.pricing import table as table_module
-from nightbatch.pricing.cost import BATCH_DISCOUNT
+from nightbatch.pricing.cost import BATCH_DISCOUNT, GEO_MULTIPLIERS
 
 ROW = """
 input = "1.00"
@@ -50,7 +50,10 @@ def one_row_table(tmp_path: Path, **overrides: str) -> Path:
 def test_shipped_table_prices_the_supported_models() -> None:
     table = load_price_table()
     assert table.models() == [
+        "claude-fable-5-1",
+        "claude-fable-5-2",
         "claude-haiku-4-5",
+        "claude-haiku-5-5",
         "claude-opus-4-8",
         "claude-opus-5-5",
         "claude-sonnet-4-6",
@@ -78,7 +81,13 @@ def test_shipped_input_and_output_prices(model: str, input_: str, output: str) -
 @pytest.mark.parametrize("model", load_price_table().models())
 def test_shipped_cache_multipliers(model: str) -> None:
     price = load_price_table().price(model)
-    read_multiplier = Decimal("0.05") if model == "claude-opus-5-5" else Decimal("0.1")
+    # Opus 5.5 reads at 0.05x; Sonnet 5.5 too since its 2026-10-07 cut; the Fables at 0.025x.
+    read_multiplier = {
+        "claude-opus-5-5": Decimal("0.05"),
+        "claude-sonnet-5-5": Decimal("0.05"),
+        "claude-fable-5-1": Decimal("0.025"),
+        "claude-fable-5-2": Decimal("0.025"),
+    }.get(model, Decimal("0.1"))
     assert price.cache_write_5m == price.input * Decimal("1.25")
     assert price.cache_write_1h == price.input * 2
     assert price.cache_read == price.input * read_multiplier
@@ -91,6 +100,7 @@ def test_default_table_is_loaded_once() -> None:
 def test_integrality_check_uses_the_batch_discount() -> None:
     # table.py cannot import cost.py (cycle), so it keeps its own copy of the smallest multiplier.
     assert table_module._SMALLEST_MULTIPLIER == BATCH_DISCOUNT
+    assert GEO_MULTIPLIERS["us"] == table_module._GEO_MULTIPLIER
 
 
 # -- dated rows --------------------------------------------------------------------------------------
@@ -164,8 +174,15 @@ def test_malformed_row_names_file_and_row(tmp_path: Path, overrides: dict[str, s
 
 
 def test_smallest_valid_price_is_accepted(tmp_path: Path) -> None:
-    path = one_row_table(tmp_path, cache_read='"0.000002"')
-    assert load_price_table(path).price("m").cache_read == Decimal("0.000002")
+    # 0.00002 $/MTok = 20 pUSD/token: x0.5 (batch) x1.1 (US inference) = 11, still whole (issue 14).
+    path = one_row_table(tmp_path, cache_read='"0.00002"')
+    assert load_price_table(path).price("m").cache_read == Decimal("0.00002")
+
+
+def test_a_price_the_geo_multiplier_would_make_fractional_is_refused(tmp_path: Path) -> None:
+    # 0.000002 $/MTok is 1 pUSD/token after the batch discount, but 1.1 pUSD with inference_geo = "us".
+    with pytest.raises(ConfigError, match=r"multiple of 0\.00002 "):
+        load_price_table(one_row_table(tmp_path, cache_read='"0.000002"'))
 
 
 def test_effective_from_may_be_a_string(tmp_path: Path) -> None:

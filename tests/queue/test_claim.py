@@ -42,7 +42,8 @@ def test_claim_order_is_priority_then_deadline_then_id(engine: Engine) -> None:
     got = claim(engine, 10, "w", now=T0)
     assert [t.payload["n"] for t in got] == ["urgent", "soon", "late", "plain", "plain2", "low"]
     assert {got[2].id, got[3].id, got[5].id} == {late, plain, low}
-    assert all(t.claimed_by == "w" and t.claimed_at == T0 and t.attempts == 1 for t in got)
+    # Issue 15, item 5: a claim is not an attempt (attempts count requests sent); it counts in `claims`.
+    assert all(t.claimed_by == "w" and t.claimed_at == T0 and t.attempts == 0 for t in got)
 
 
 def test_claim_takes_at_most_n_and_only_the_asked_types(engine: Engine) -> None:
@@ -65,7 +66,7 @@ def test_claimed_tasks_are_frozen_snapshots(engine: Engine) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         task.attempts = 5  # type: ignore[misc]
     db = _task(engine, task.id)
-    assert (db.status, db.claimed_by, db.attempts) == (TaskStatus.CLAIMED, "w", 1)
+    assert (db.status, db.claimed_by, db.attempts, db.claims) == (TaskStatus.CLAIMED, "w", 0, 1)
 
 
 def test_an_expired_lease_is_reclaimed(engine: Engine) -> None:
@@ -74,7 +75,8 @@ def test_an_expired_lease_is_reclaimed(engine: Engine) -> None:
     assert claim(engine, 1, "alive", now=T0 + timedelta(seconds=899), lease_seconds=900) == []
     [again] = claim(engine, 1, "alive", now=T0 + timedelta(seconds=901), lease_seconds=900)
     assert again.id == first.id
-    assert (again.claimed_by, again.attempts) == ("alive", 2)
+    assert (again.claimed_by, again.attempts) == ("alive", 0)
+    assert _task(engine, again.id).claims == 2  # the dead worker's claim still counts (poison rule)
     # the dead worker wakes up: its lease is gone and it can neither renew nor release the task
     assert renew_lease(engine, [first.id], "dead") == []
     assert release(engine, [first.id], "dead") == []

@@ -5,6 +5,12 @@ Prompt caching hits only when the prefix is byte-identical, so a prefix is built
 (:func:`canonical_json`) is fixed: insertion-ordered keys, no whitespace, UTF-8. The breakpoint goes on
 the last block of the prefix (the last system block, or the last tool when there is no system), so
 everything per-task comes after it and is billed as plain input.
+
+A prefix also carries the type's request *settings* (``thinking``, ``output_config`` with effort and
+structured-output format, ``inference_geo``: see :mod:`nightbatch.thinking`). They are not cached
+content, but they decide what the cache can reuse (thinking/effort changes invalidate message-level
+entries, a changed ``output_config.format`` the whole cache) and what the request costs, so they are part
+of the prefix hash: two types that differ only in them are packed and cached as different groups.
 """
 
 from __future__ import annotations
@@ -39,12 +45,17 @@ class Prefix:
     model: str
     tools: tuple[dict[str, Any], ...]
     system_blocks: tuple[dict[str, Any], ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Params sent after ``system`` (thinking, output_config, inference_geo), in this order."""
     _rendered: dict[CacheTTL | None, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property
     def hash(self) -> str:
         """Identifies the prefix: requests with equal hashes can share cache entries."""
-        digest = hashlib.sha256(canonical_json([self.model, list(self.tools), list(self.system_blocks)]))
+        parts: list[Any] = [self.model, list(self.tools), list(self.system_blocks)]
+        if self.settings:  # without settings the hash is what it always was
+            parts.append(self.settings)
+        digest = hashlib.sha256(canonical_json(parts))
         return digest.hexdigest()[:16]
 
     @property
@@ -79,4 +90,6 @@ def prefix_for(task_type: TaskType, model: str) -> Prefix:
     if task_type.system:
         blocks.append({"type": "text", "text": task_type.system})
     blocks.extend({"type": "text", "text": doc} for doc in task_type.documents)
-    return Prefix(model=model, tools=task_type.tools, system_blocks=tuple(blocks))
+    return Prefix(
+        model=model, tools=task_type.tools, system_blocks=tuple(blocks), settings=task_type.settings_for(model)
+    )

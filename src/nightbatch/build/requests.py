@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from nightbatch import custom_ids
 from nightbatch.build.context import estimate_tokens, trim_payload
 from nightbatch.build.prefix import CacheTTL, Prefix, canonical_json, prefix_for
 from nightbatch.build.template import render
@@ -47,6 +48,7 @@ class BuiltRequest:
             "model": self.prefix.model,
             "max_tokens": self.max_tokens,
             **self.prefix.render(ttl),
+            **self.prefix.settings,
             "messages": list(self.messages),
         }
 
@@ -65,7 +67,7 @@ class BuiltRequest:
         return len(head) + len(prefix) + len(tail)
 
     def _parts(self, ttl: CacheTTL | None) -> tuple[bytes, bytes, bytes]:
-        # The layout of entry(): {"custom_id":…,"params":{"model":…,"max_tokens":…,<prefix>,"messages":[…]}}
+        # The layout of entry(): {"custom_id":…,"params":{"model":…,"max_tokens":…,<prefix>,<settings>,"messages":[…]}}
         max_tokens = str(self.max_tokens) if type(self.max_tokens) is int else _dumps(self.max_tokens)
         head = f'{{"custom_id":{_dumps(self.custom_id)},"params":{{"model":{_dumps(self.prefix.model)},'
         head += f'"max_tokens":{max_tokens}'
@@ -81,11 +83,11 @@ _PREFIX_PARAMS: dict[tuple[str, CacheTTL | None], bytes] = {}
 
 
 def _prefix_params(prefix: Prefix, ttl: CacheTTL | None) -> bytes:
-    """The prefix's params (``,"tools":[…],"system":[…]``) as they sit inside a request, serialized once."""
-    key = (prefix.hash, ttl)  # the hash covers model, tools and system: equal hashes, equal bytes
+    """The prefix's params (``,"tools":[…],"system":[…],"thinking":…``) as they sit in a request, serialized once."""
+    key = (prefix.hash, ttl)  # the hash covers model, tools, system and settings: equal hashes, equal bytes
     found = _PREFIX_PARAMS.get(key)
     if found is None:
-        rendered = canonical_json(prefix.render(ttl))  # {"tools":[…],"system":[…]} or {}
+        rendered = canonical_json({**prefix.render(ttl), **prefix.settings})  # {"tools":[…],…} or {}
         found = b"," + rendered[1:-1] if len(rendered) > 2 else b""
         if len(_PREFIX_PARAMS) >= 1024:  # a long-lived worker may see many configurations; keep it small
             _PREFIX_PARAMS.clear()
@@ -101,11 +103,6 @@ def _messages(payload: dict[str, Any], user_turn: str) -> list[dict[str, Any]]:
     if not turns or turns[-1]["role"] != "user":
         turns.append({"role": "user", "content": user_turn})
     return turns
-
-
-def custom_id_for(task_id: int, attempt: int) -> str:
-    """Our ``custom_id``: short, within ``^[a-zA-Z0-9_-]{1,64}$``, unique per task attempt."""
-    return f"t{task_id}-{attempt}"
 
 
 class RequestBuilder:
@@ -131,7 +128,8 @@ class RequestBuilder:
         messages = _messages(trimmed.payload, render(task_type.template, trimmed.payload))
         return BuiltRequest(
             task_id=task_id,
-            custom_id=custom_id_for(task_id, attempt),
+            # Unbound: the batch row and installation are filled in when the pending row is written.
+            custom_id=custom_ids.build(custom_ids.Kind.TASK, task_id, attempt),
             task_type=task_type.name,
             prefix=self.prefix(task_type, model),
             max_tokens=task_type.max_tokens,

@@ -13,7 +13,7 @@ from typing import Any
 
 from nightbatch.errors import InputError
 
-__all__ = ["render"]
+__all__ = ["check_fields", "render"]
 
 _FIELD = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\}")
 
@@ -52,3 +52,14 @@ def render(template: str, payload: dict[str, Any]) -> str:
         return _as_text(_lookup(payload, match.group(1)))
 
     return _FIELD.sub(substitute, template)
+
+
+def check_fields(template: str, payload: dict[str, Any]) -> None:
+    """Raise :class:`InputError` naming the first field of ``template`` that ``payload`` lacks.
+
+    Enqueueing runs this on every task, so a typo in a template or a payload is caught before any task
+    is claimed, not as one ``invalid_task`` failure per task at submit.
+    """
+    for match in _FIELD.finditer(template):
+        if match.group(1) is not None:
+            _lookup(payload, match.group(1))

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Protocol
 
 import anthropic
 import httpx2
@@ -23,7 +23,15 @@ from anthropic.types.messages import MessageBatch
 
 from nightbatch.errors import PermanentProviderError, ProviderError, RetryableProviderError
 
-__all__ = ["BatchBody", "BatchInfo", "ClaudeClient", "RequestCounts", "translate_error"]
+__all__ = [
+    "FRESH_BATCH_404_GRACE",
+    "BatchBody",
+    "BatchInfo",
+    "ClaudeClient",
+    "RequestCounts",
+    "not_visible_yet",
+    "translate_error",
+]
 
 _RESULT_CHUNK_BYTES = 256 * 1024  # big enough that per-chunk overhead vanishes, small enough to stay flat
 
@@ -99,6 +107,23 @@ def translate_error(exc: Exception, what: str) -> ProviderError:
             return RetryableProviderError(message, status_code=status, error_type=error_type, maybe_applied=True)
         return PermanentProviderError(message, status_code=status, error_type=error_type)
     return PermanentProviderError(f"{what}: {exc}")
+
+
+# The API answers `retrieve`/`results` of a batch with 404 for "a few seconds" right after a successful
+# create (ANTHROPIC_API.md, operational facts). Two minutes covers that and clock skew between the
+# provider's `created_at` and ours; a 404 later than this is a real one.
+FRESH_BATCH_404_GRACE: Final = timedelta(seconds=120)
+
+
+def not_visible_yet(exc: ProviderError, created_at: datetime | None, *, now: datetime | None = None) -> bool:
+    """Whether ``exc`` is the transient 404 of a batch created (per the provider) at ``created_at``.
+
+    Such a batch is not gone: look again at the next poll.
+    """
+    if exc.status_code != 404 or created_at is None:
+        return False
+    moment = now or datetime.now(UTC)
+    return moment - created_at < FRESH_BATCH_404_GRACE
 
 
 class ClaudeClient:

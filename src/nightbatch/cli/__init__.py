@@ -15,13 +15,25 @@ from nightbatch.cli import (
     quality_cmds,
     queue_cmds,
     report_cmds,
+    requeue_cmds,
     run_cmds,
     task_cmds,
 )
 from nightbatch.cli.app import app
 
-for module in (db_cmds, queue_cmds, task_cmds, estimate_cmds, run_cmds, demo_cmds, emulator_cmds, quality_cmds,
-               report_cmds):  # fmt: skip
+_MODULES = (
+    db_cmds,
+    queue_cmds,
+    requeue_cmds,
+    task_cmds,
+    estimate_cmds,
+    run_cmds,
+    demo_cmds,
+    emulator_cmds,
+    quality_cmds,
+    report_cmds,
+)
+for module in _MODULES:
     module.register(app)
 
 __all__ = ["app"]

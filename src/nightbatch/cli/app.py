@@ -9,13 +9,73 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import DBAPIError
+from typer.core import TyperGroup
 
 from nightbatch.config import Settings
+from nightbatch.db.engine import redact_url
+from nightbatch.db.transient import first_line, is_transient
 from nightbatch.errors import ConfigError, InputError, NightbatchError
 
-__all__ = ["app", "console", "handle_errors", "load_settings"]
+__all__ = ["app", "console", "failure", "handle_errors", "load_settings"]
+
+
+def _database_url() -> str:
+    try:
+        return redact_url(Settings().resolved_database_url)
+    except Exception:  # the settings themselves are broken: that error is reported on its own
+        return "the configured database"
+
+
+def failure(exc: BaseException) -> tuple[int, str] | None:
+    """The one-line message and exit code for an error of ours or of the database; None for a bug.
+
+    Exit 2: a usage or configuration problem the user fixes (bad input, config, a database URL that
+    names nothing, a schema newer than this nightbatch). Exit 1: a failure (the API, the store, a database
+    that cannot be reached right now). Every database message names the URL with its password masked.
+    """
+    if isinstance(exc, ConfigError | InputError):
+        return 2, f"[bold red]error:[/] {exc}"
+    if isinstance(exc, NightbatchError):
+        return 1, f"[bold red]failed:[/] {exc}"
+    if isinstance(exc, DBAPIError):
+        url, reason = _database_url(), first_line(exc)
+        lowered = reason.lower()
+        if "does not exist" in lowered and "database" in lowered:
+            return 2, (f"[bold red]error:[/] database {url} does not exist ({reason}): create it, or fix "
+                       "NIGHTBATCH_DATABASE_URL")  # fmt: skip
+        if "password authentication failed" in lowered or ("role" in lowered and "does not exist" in lowered):
+            return 2, f"[bold red]error:[/] database {url} refused the login ({reason}): fix the user or password"
+        if "unable to open database file" in lowered:
+            return 2, (f"[bold red]error:[/] cannot open the SQLite database {url}: check the path and its "
+                       "permissions (NIGHTBATCH_DATABASE_URL)")  # fmt: skip
+        if is_transient(exc):
+            what = "check that the server runs and accepts connections, then run the command again"
+            return (
+                1,
+                f"[bold red]failed:[/] database {url} is unreachable ({reason}): {what} (steps are safe to re-run)",
+            )
+        return 1, f"[bold red]failed:[/] database {url}: {reason}"
+    return None
+
+
+class _Commands(TyperGroup):
+    """Every command's errors go through :func:`failure`: one place, one line, one exit-code policy."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click Context
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:  # typer's own Exit/Abort map to None below and pass through
+            found = failure(exc)
+            if found is None:
+                raise
+            code, line = found
+            err_console.print(line, highlight=False, soft_wrap=True)
+            raise typer.Exit(code) from exc
+
 
 app = typer.Typer(
+    cls=_Commands,
     name="nightbatch",
     help="Run offline Claude workloads cheaply: queue, route, cache, batch, and account cost per task.",
     no_args_is_help=True,
@@ -51,18 +111,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def handle_errors(func: F) -> F:
-    """Turn nightbatch errors into one readable line and an exit code, instead of a traceback."""
+    """Turn nightbatch and database errors into one readable line and an exit code (see :func:`failure`).
+
+    The application's command group does the same for every command (:class:`_Commands`); this decorator
+    stays for commands called as plain functions.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (ConfigError, InputError) as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from exc
-        except NightbatchError as exc:
-            err_console.print(f"[bold red]failed:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from exc
+        except Exception as exc:
+            found = failure(exc)
+            if found is None:
+                raise
+            code, line = found
+            err_console.print(line, highlight=False, soft_wrap=True)
+            raise typer.Exit(code) from exc
 
     return wrapper  # type: ignore[return-value]
 

@@ -36,13 +36,20 @@ DEMO_MAX_FAILED_SHARE = "0.02"
 @handle_errors
 def demo(
     examples: Path = typer.Option(Path("examples"), help="Folder with nightbatch.toml and tasks/*.jsonl."),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="Task-type config to run the example tasks with (default: <examples>/nightbatch.toml, the 5.5 "
+        "lineup; examples/nightbatch-4x.toml has the seed article's 4.x routes).",
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before spending real money."),
     time_scale: float = typer.Option(3600.0, help="Emulator only: simulated seconds per real second."),
 ) -> None:
     """Run the example workload end to end and print cost, cache hit rate and savings."""
-    config = examples / "nightbatch.toml"
+    config = config or examples / "nightbatch.toml"
     if not config.exists():
-        raise ConfigError(f"{config} not found: run the demo from the repository root (or pass --examples)")
+        raise ConfigError(f"{config} not found: run the demo from the repository root (or pass --examples / --config)")
+    config = config.resolve()
     home = Path(".nightbatch/demo")
     shutil.rmtree(home, ignore_errors=True)  # a fresh database each time, so the figures are this run's
     export_to_environment({"NIGHTBATCH_HOME": str(home), "NIGHTBATCH_TASK_CONFIG": str(config)})
@@ -89,7 +96,7 @@ def demo(
         label = "SIMULATED run" if settings.simulated else "Run"
         print_verdict(result.ok, result.message)
         print_summary(
-            summarize(services.engine, services.prices, run_id=int(result.data["run_id"])),
+            summarize(services.engine, services.prices, run_id=int(result.data["run_id"]), registry=services.registry),
             title=f"{label} summary ({elapsed:.0f} s)",
             data=result.data,
         )

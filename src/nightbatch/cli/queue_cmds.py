@@ -41,6 +41,9 @@ def _lines_in(sources: list[str]) -> int | None:
 def enqueue(
     sources: list[str] = typer.Argument(..., help="JSONL files, folders of them, or s3://bucket/prefix."),
     task_type: str | None = typer.Option(None, "--task-type", "-t", help="Task type for lines that name none."),
+    replace: bool = typer.Option(
+        False, "--replace", help="A key already queued for a different task: give the queued task the new one."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (for scripts), no progress."),
 ) -> None:
     """Enqueue tasks from JSONL. A bad line aborts its whole file (FILE:LINE is named); nothing of it is queued."""
@@ -54,21 +57,25 @@ def enqueue(
         total = _lines_in(sources)
         with watch(console, lambda: enqueue_probe(services.engine, since, total), enabled=not as_json):
             for source in sources:
-                summary = enqueue_source(services, source, default_task_type=task_type)
+                summary = enqueue_source(services, source, default_task_type=task_type, replace=replace)
                 refused += summary.errors
+                errors, summary.errors = summary.errors, []  # named once, in the error line below
                 results.append({"source": source, "files": summary.files, "inserted": summary.inserted,
-                                "already_queued": summary.duplicates, "refused": summary.errors})  # fmt: skip
+                                "already_queued": summary.duplicates, "conflicts": summary.conflicts,
+                                "conflict_keys": summary.conflict_keys, "replaced": summary.replaced,
+                                "refused": errors, "described": summary.describe()})  # fmt: skip
     finally:
         services.close()
     inserted = sum(r["inserted"] for r in results)
     duplicates = sum(r["already_queued"] for r in results)
     if as_json:
+        for r in results:
+            r.pop("described")
         console.print_json(json.dumps({"ok": not refused, "inserted": inserted, "already_queued": duplicates,
                                        "sources": results}))  # fmt: skip
     else:
         for r in results:
-            console.print(f"{r['source']}: enqueued {r['inserted']:,} tasks from {r['files']:,} file(s) "
-                          f"({r['already_queued']:,} already queued)", highlight=False)  # fmt: skip
+            console.print(f"{r['source']}: {r.pop('described')}", highlight=False)
         if len(results) > 1:
             console.print(f"total: {inserted:,} enqueued, {duplicates:,} already queued", highlight=False)
     if refused:

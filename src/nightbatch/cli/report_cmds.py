@@ -40,7 +40,6 @@ from nightbatch.report.render import (
     savings_text_table,
     type_cache_text_table,
 )
-from nightbatch.report.savings import BASELINE_MODEL
 from nightbatch.tasktypes import load_task_types
 
 PIPE_WIDTH = 160
@@ -111,7 +110,9 @@ def report(
     output_format: ReportFormat = typer.Option(ReportFormat.TABLE, "--format", "-f", help="table, json or csv."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to this file, not stdout."),
     charts: Path | None = typer.Option(None, "--charts", help="Also write report.html and PNG charts to this folder."),
-    baseline_model: str = typer.Option(BASELINE_MODEL, help="The top model of the naive baseline."),
+    baseline_model: str | None = typer.Option(
+        None, help="The naive baseline's model (default: the top of the config's escalation ladders)."
+    ),
     window: int = typer.Option(DEFAULT_WINDOW, min=1, help="Runs in the rolling cache hit rate."),
     drop_points: float = typer.Option(
         DEFAULT_DROP_POINTS, min=0, help="Flag a task type whose hit rate is this many points below its rolling rate."
@@ -127,14 +128,15 @@ def report(
             engine, run_id=run, day=_day(day, "--day"), since=_day(since, "--since"), until=_day(until, "--until")
         )
         prices = load_price_table(settings.price_table)
-        result = build_report(
-            engine, prices, selection, baseline_model=baseline_model, window=window, drop_points=drop_points
-        )
         task_config = Path(settings.task_config or config_file_path())
         registry = load_task_types(task_config) if task_config.exists() else None
+        result = build_report(engine, prices, selection, baseline_model=baseline_model, registry=registry,
+                              window=window, drop_points=drop_points)  # fmt: skip
         quality = quality_report(engine, prices, selection, registry=registry, baseline_model=baseline_model)
         failures = _failures(engine, selection.run_id)
-        history = run_history(engine, prices, selection, baseline_model=baseline_model) if charts else None
+        history = (
+            run_history(engine, prices, selection, baseline_model=result.savings.baseline_model) if charts else None
+        )
     finally:
         engine.dispose()
 

@@ -76,7 +76,8 @@ def run(
         print_verdict(result.ok, result.message)
         services = Services.from_settings(settings)
         try:
-            summary = summarize(services.engine, services.prices, run_id=int(result.data["run_id"]))
+            run_id = int(result.data["run_id"])
+            summary = summarize(services.engine, services.prices, run_id=run_id, registry=services.registry)
         finally:
             services.close()
         print_summary(summary, title=f"Run {result.data['run_id']}", data=result.data)

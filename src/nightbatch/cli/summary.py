@@ -13,7 +13,7 @@ from rich.console import Console
 from nightbatch.cli.app import console as default_console
 from nightbatch.cli.tables import print_table
 from nightbatch.report.render import percent_text, usd_text
-from nightbatch.report.summary import BASELINE_MODEL, RunSummary
+from nightbatch.report.summary import RunSummary
 
 __all__ = ["print_summary", "print_verdict", "summary_rows"]
 
@@ -40,9 +40,15 @@ def summary_rows(summary: RunSummary) -> list[list[str]]:
     rows += [
         ["prompt tokens", f"{summary.prompt_tokens:,}"],
         ["output tokens", f"{summary.output_tokens:,}"],
+        ["  of which thinking (billed as output)", f"{summary.thinking_tokens:,}"],
         ["cache hit rate (read / cacheable)", percent_text(summary.cache_hit_rate)],
         ["cost", usd_text(summary.cost_pusd)],
-        [f"naive cost (real-time {BASELINE_MODEL}, no cache)", usd_text(summary.baseline_pusd)],
+    ]
+    # Never shown as $0: loud, and out of the totals.
+    rows += [[f"UNPRICED: {count:,} response(s) on {model}", "no price row"]
+             for model, count in sorted(summary.unpriced.items())]  # fmt: skip
+    rows += [
+        [f"naive cost (real-time {summary.savings.baseline_model}, no cache)", usd_text(summary.baseline_pusd)],
         ["saving", percent_text(summary.saving_fraction)],
     ]
     shares = summary.savings.shares()

@@ -105,9 +105,10 @@ def tasks_show(
     if detail.costs:
         rows = [[str(c["model"]), str(c["purpose"]), str(c["service_tier"]), f"{c['input_tokens']:,}",
                  f"{c['output_tokens']:,}", f"{c['cache_read_tokens']:,}",
-                 f"{c['cache_write_5m_tokens'] + c['cache_write_1h_tokens']:,}", usd_text(c["cost_pusd"])]
+                 f"{c['cache_write_5m_tokens'] + c['cache_write_1h_tokens']:,}",
+                 "UNPRICED" if c["cost_pusd"] is None else usd_text(c["cost_pusd"])]
                 for c in detail.costs]  # fmt: skip
-        total = sum(int(c["cost_pusd"]) for c in detail.costs)
+        total = sum(int(c["cost_pusd"] or 0) for c in detail.costs)  # unpriced rows are shown, not summed
         print_table(console, ["model", "purpose", "tier", "input", "output", "cache read", "cache write", "cost"],
                     rows, title=f"Costs (total {usd_text(total)}, exactly ${pusd_to_usd(total)})",
                     text_cols=3)  # fmt: skip

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Dialect, TextClause, bindparam, text
 from nightbatch import fastjson
 from nightbatch.db.models import TaskStatus, UTCDateTime
 
-__all__ = ["ChunkWriter", "Statements", "execute_rows", "update_tasks"]
+__all__ = ["ChunkWriter", "Statements", "execute_rows", "row_timestamp", "update_tasks"]
 
 # How a chunk's rows reach the database, so that the per-row cost is the database's own work:
 # - PostgreSQL: ONE JSON parameter per statement, unpacked by the server (as in nightbatch.queue.enqueue).
@@ -32,7 +32,8 @@ _USAGE_COLUMNS = tuple((c, c, t) for c, t in (
     ("task_id", "bigint"), ("batch_id", "bigint"), ("run_id", "bigint"), ("model", "text"),
     ("service_tier", "text"), ("input_tokens", "integer"), ("output_tokens", "integer"),
     ("cache_write_5m_tokens", "integer"), ("cache_write_1h_tokens", "integer"), ("cache_read_tokens", "integer"),
-    ("price_version", "text"), ("cost_pusd", "bigint"), ("purpose", "text"),
+    ("price_version", "text"), ("cost_pusd", "bigint"), ("purpose", "text"), ("thinking_tokens", "integer"),
+    ("inference_geo", "text"), ("billed_at", "timestamptz"),
 ))  # fmt: skip
 _ATTEMPT_COLUMNS = tuple((c, c, t) for c, t in (
     ("task_id", "bigint"), ("task_type", "text"), ("attempt", "integer"), ("model", "text"), ("purpose", "text"),
@@ -70,6 +71,13 @@ class _Bulk:
 def _sqlite_timestamp(dialect: Dialect) -> Any:
     """The column type's own conversion, to the text SQLAlchemy stores (not the sqlite3 module's default)."""
     return UTCDateTime().dialect_impl(dialect).bind_processor(dialect) or (lambda value: value)
+
+
+def row_timestamp(dialect: Dialect, value: datetime | None) -> Any:
+    """A timestamp as a row of these statements carries it: SQLite gets the stored text, PostgreSQL the value."""
+    if value is None or dialect.name != "sqlite":
+        return value  # PostgreSQL: serialized into the JSON rows as RFC 3339, read back as timestamptz
+    return _sqlite_timestamp(dialect)(value)
 
 
 def _json_rows(columns: Columns) -> tuple[str, dict[str, str]]:

@@ -53,6 +53,8 @@ class IngestReport:
     batch_id: int
     outcomes: dict[str, int] = field(default_factory=dict)
     cost_pusd: int = 0
+    unpriced: dict[str, int] = field(default_factory=dict)
+    """Billed responses booked without a cost (NULL, never $0) because their model has no price row, by model."""
     unknown_custom_ids: list[str] = field(default_factory=list)
     bad_lines: list[str] = field(default_factory=list)
     problems: dict[str, str] = field(default_factory=dict)
@@ -138,7 +140,7 @@ def _ingest(
     assert row.id is not None
     now = datetime.now(UTC)
     day = (row.ended_at or now).date()
-    priced: dict[UsageShape, tuple[Usage, int]] = {}
+    priced: dict[UsageShape, tuple[Usage, int | None]] = {}
     with ExitStack() as publishing, services.engine.begin() as conn:
         shards = Shards(services, publishing, row.id, day)
         with ChunkWriter(conn, now) as writer:  # never leaves the transaction with a write in flight

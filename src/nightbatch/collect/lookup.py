@@ -15,9 +15,8 @@ from sqlalchemy import ColumnElement, Connection, Text, any_, bindparam, func, s
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col
 
-from nightbatch import fastjson
+from nightbatch import custom_ids, fastjson
 from nightbatch.db.models import Batch, TaskAttempt
-from nightbatch.quality.shadow import is_shadow_id, parse_shadow_id
 
 __all__ = ["ChunkTasks", "FoundTask"]
 
@@ -75,14 +74,9 @@ _BY_CUSTOM_ID_SQL = {
 }
 
 
-def _routine_task_ids(custom_ids: list[str]) -> dict[str, int]:
-    """The task ids routine custom_ids (``t<task id>-<attempt>``) name; other custom_ids are left out."""
-    named = {}
-    for custom_id in custom_ids:
-        head = custom_id.partition("-")[0]
-        if head[:1] == "t" and head[1:].isascii() and head[1:].isdigit():
-            named[custom_id] = int(head[1:])
-    return named
+def _routine_task_ids(listed: list[str]) -> dict[str, int]:
+    """The task ids routine custom_ids (kind ``t``) name; other custom_ids are left out."""
+    return {c: i for c in listed if (i := custom_ids.task_id(c)) is not None}
 
 
 def _by_task_id(conn: Connection, named: dict[str, int]) -> dict[str, FoundTask]:
@@ -110,9 +104,9 @@ def _lookup_tasks(conn: Connection, batch_id: int, custom_ids: list[str]) -> dic
     return found
 
 
-def _lookup_shadowed(conn: Connection, custom_ids: list[str]) -> dict[str, FoundTask]:
+def _lookup_shadowed(conn: Connection, listed: list[str]) -> dict[str, FoundTask]:
     """Tasks named by shadow custom_ids (``s<task id>-<attempt>``): they belong to another batch."""
-    return _by_task_id(conn, {c: i for c in custom_ids if (i := parse_shadow_id(c))})
+    return _by_task_id(conn, {c: i for c in listed if (i := custom_ids.shadow_task_id(c))})
 
 
 def _already_recorded(conn: Connection, batch_id: int, custom_ids: list[str]) -> set[str]:
@@ -137,14 +131,12 @@ class ChunkTasks:
     @classmethod
     def read(cls, conn: Connection, row: Batch, chunk: list[dict[str, Any]]) -> ChunkTasks:
         assert row.id is not None
-        custom_ids = [line["custom_id"] for line in chunk]
-        shadow_ids = [c for c in custom_ids if is_shadow_id(c)]
+        ids = [line["custom_id"] for line in chunk]
+        shadow_ids = [c for c in ids if custom_ids.is_shadow(c)]
         if row.purpose == "orphan":
-            return cls(
-                {}, _by_task_id(conn, _routine_task_ids(custom_ids)), {}, _already_recorded(conn, row.id, custom_ids)
-            )
-        tasks = _lookup_tasks(conn, row.id, [c for c in custom_ids if not is_shadow_id(c)])
+            return cls({}, _by_task_id(conn, _routine_task_ids(ids)), {}, _already_recorded(conn, row.id, ids))
+        tasks = _lookup_tasks(conn, row.id, [c for c in ids if not custom_ids.is_shadow(c)])
         shadowed = _lookup_shadowed(conn, shadow_ids) if shadow_ids else {}
-        unlisted = [c for c in custom_ids if c not in tasks and c not in shadowed]
+        unlisted = [c for c in ids if c not in tasks and c not in shadowed]
         strangers = _by_task_id(conn, _routine_task_ids(unlisted))
-        return cls(tasks, shadowed, strangers, _already_recorded(conn, row.id, custom_ids))
+        return cls(tasks, shadowed, strangers, _already_recorded(conn, row.id, ids))

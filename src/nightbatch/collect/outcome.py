@@ -12,8 +12,13 @@ expired                            ``queued`` again, ``failed`` once attempts re
 canceled                           ``canceled`` if the user canceled it, else ``queued`` again
 =================================  ============================================================
 
-``attempts`` counts claims (the queue increments it on every claim), so it already includes the attempt
-being decided. A request canceled before it ran was not the task's fault: its attempt is given back.
+``attempts`` counts requests sent (it goes up when a batch's create is accepted), so it already includes
+the attempt being decided. A request canceled before it ran was not the task's fault: its attempt is given back.
+A type with ``structured = true`` had its schema sent as ``output_config.format``; its output is read as
+JSON and still validated against ``output_schema`` here (the SDK has no parser for batch results, and a
+rung without structured-output support, or a refusal / ``max_tokens`` stop, can still break the schema):
+a violation is an ``output_check`` failure like any other, so it escalates or fails by the table above.
+Thinking blocks are never part of the output.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ class Decision:
 def extract_output(message: dict[str, Any], task_type: TaskType | None) -> tuple[Any, str | None]:
     """The task's output from a Message, and why it cannot be read as the type's output (or None)."""
     text = "".join(b.get("text", "") for b in message.get("content", []) if b.get("type") == "text")
-    if task_type is None or task_type.output == "text":
+    if task_type is None or (task_type.output == "text" and not task_type.structured):
         return text, None
     candidate = text.strip()
     fenced = _FENCE.match(candidate)

@@ -16,9 +16,11 @@ from sqlalchemy import or_, select, update
 from sqlmodel import col
 
 from nightbatch.claude import BatchInfo
+from nightbatch.claude.client import not_visible_yet
 from nightbatch.collect.ingest import IngestReport, ingest_batch
 from nightbatch.db.models import Batch, BatchStatus
 from nightbatch.errors import ProviderError
+from nightbatch.runs import close_interrupted_runs, stale_after
 from nightbatch.services import Services
 
 __all__ = ["CollectReport", "collect_step", "ended_batches", "ingest_one", "open_batches", "poll_open_batches"]
@@ -35,6 +37,8 @@ class CollectReport:
     ingested: list[IngestReport] = field(default_factory=list)
     progress: dict[int, dict[str, int]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    not_yet_visible: int = 0  # just-created batches the API still answered 404 for (looked at again next poll)
+    closed_runs: list[str] = field(default_factory=list)  # runs found dead and closed as interrupted
 
 
 def _record(services: Services, batch_id: int, info: BatchInfo) -> None:
@@ -57,13 +61,17 @@ def _record(services: Services, batch_id: int, info: BatchInfo) -> None:
 
 
 def open_batches(services: Services) -> list[tuple[int, str]]:
+    return [(batch_id, provider_id) for batch_id, provider_id, _ in _open_batches(services)]
+
+
+def _open_batches(services: Services) -> list[tuple[int, str, datetime | None]]:
     with services.engine.connect() as conn:
         rows = conn.execute(
-            select(col(Batch.id), col(Batch.provider_batch_id))
+            select(col(Batch.id), col(Batch.provider_batch_id), col(Batch.submitted_at))
             .where(col(Batch.status).in_(OPEN))
             .order_by(col(Batch.id))
         ).all()
-    return [(r.id, r.provider_batch_id) for r in rows]
+    return [(r.id, r.provider_batch_id, r.submitted_at) for r in rows]
 
 
 def _claim_for_ingest(services: Services, batch_id: int) -> bool:
@@ -85,10 +93,19 @@ def _claim_for_ingest(services: Services, batch_id: int) -> bool:
 def poll_open_batches(services: Services, report: CollectReport | None = None) -> CollectReport:
     """Poll every open batch once and record what the API says (no ingesting)."""
     report = report or CollectReport()
-    for batch_id, provider_id in open_batches(services):
+    # A run whose process died stays `running` until someone looks: every collect does (nightbatch.runs).
+    closed = close_interrupted_runs(services.engine, stale_after=stale_after(services.settings))
+    report.closed_runs = [c.describe() for c in closed]
+    for line in report.closed_runs:
+        log.warning(line)
+    for batch_id, provider_id, submitted_at in _open_batches(services):
         try:
             info = services.client.retrieve_batch(provider_id)
         except ProviderError as exc:
+            if not_visible_yet(exc, submitted_at):
+                report.not_yet_visible += 1  # the API's transient 404 right after a create: not gone
+                report.still_open += 1
+                continue
             report.errors.append(f"batch {batch_id} ({provider_id}): {exc}")
             continue
         report.polled += 1

@@ -4,19 +4,37 @@ For each result line :class:`ChunkRows` decides the task's fate (:mod:`nightbatc
 it (one ledger row, priced once per usage shape) and records the attempt; a succeeded result's output
 becomes one line of its task type's shard (:class:`Shards`). Nothing here touches the database: the rows are
 written by :class:`~nightbatch.collect.bulk.ChunkWriter`.
+
+Billing a result (one ``usage_record`` row):
+
+* priced with the price row in force on the day the batch **ended** (when the provider billed it), a
+  dated model id as its catalog entry (the ledger records the catalog id);
+* at 1.1x when it ran with ``inference_geo = "us"``: the usage's own ``inference_geo`` when it reports
+  one, else what the task type asked for; the value is recorded;
+* ``thinking_tokens`` (the part of ``output_tokens`` spent thinking): the usage's
+  ``output_tokens_details.thinking_tokens`` when the API gives it (SDK 2.x ``OutputTokensDetails``);
+  otherwise estimated from the thinking blocks of the content (their text at ~4 bytes per token, capped
+  at ``output_tokens``; a ``redacted_thinking`` block's size is unknowable and counts 0). Always inside
+  ``output_tokens``, never added to it: thinking is billed as output;
+* a model the price table has no row for (or none yet on the billing day) is booked **unpriced**: its
+  tokens recorded, ``cost_pusd`` NULL (never $0), counted in the ingest report by model.
 """
 
 from __future__ import annotations
 
 import json
 from contextlib import ExitStack
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from nightbatch import fastjson
+from nightbatch.build.context import estimate_tokens
+from nightbatch.catalog import canonical_model
+from nightbatch.collect.bulk import row_timestamp
 from nightbatch.collect.lookup import FoundTask
 from nightbatch.collect.outcome import check_output, decide
 from nightbatch.db.models import Batch, TaskStatus, UsagePurpose
+from nightbatch.errors import ConfigError
 from nightbatch.pricing import Usage, price_usage, pusd_to_usd
 from nightbatch.quality.checks import CheckResult
 from nightbatch.services import Services
@@ -68,8 +86,8 @@ def _type_or_none(services: Services, name: str) -> TaskType | None:
 UsageShape = tuple[Any, ...]
 
 
-def _usage_shape(model: str, usage: dict[str, Any]) -> UsageShape:
-    """Everything :meth:`Usage.from_api` reads from a (checked) usage object, as a hashable key."""
+def _usage_shape(model: str, usage: dict[str, Any], geo: str | None) -> UsageShape:
+    """Everything the price of a (checked) usage object depends on, as a hashable key."""
     get, creation = usage.get, usage.get("cache_creation")
     split = (
         None
@@ -77,37 +95,71 @@ def _usage_shape(model: str, usage: dict[str, Any]) -> UsageShape:
         else (creation.get("ephemeral_5m_input_tokens"), creation.get("ephemeral_1h_input_tokens"))
     )
     return (model, get("input_tokens"), get("output_tokens"), get("cache_read_input_tokens"),
-            get("cache_creation_input_tokens"), split)  # fmt: skip
+            get("cache_creation_input_tokens"), split, geo)  # fmt: skip
+
+
+def thinking_tokens(message: dict[str, Any], usage: dict[str, Any], output_tokens: int) -> int:
+    """The part of ``output_tokens`` spent thinking (see the module docstring for where it comes from)."""
+    details = usage.get("output_tokens_details")
+    if isinstance(details, dict):
+        reported = details.get("thinking_tokens")
+        if isinstance(reported, int) and not isinstance(reported, bool) and reported >= 0:
+            return min(reported, output_tokens)
+    blocks = message.get("content") or []
+    texts = [b.get("thinking") for b in blocks if isinstance(b, dict) and b.get("type") == "thinking"]
+    estimated = sum(estimate_tokens(t) for t in texts if isinstance(t, str) and t)
+    return min(estimated, output_tokens)
 
 
 class ChunkRows:
     """The rows one chunk of results adds: task updates, usage (ledger) rows and attempt rows."""
 
     def __init__(self, services: Services, batch: Batch, shards: Shards, report: IngestReport,
-                 priced: dict[UsageShape, tuple[Usage, int]]) -> None:  # fmt: skip
+                 priced: dict[UsageShape, tuple[Usage, int | None]]) -> None:  # fmt: skip
         self.services, self.batch, self.shards, self.report = services, batch, shards, report
         self.updates: list[dict[str, Any]] = []
         self.usage: list[dict[str, Any]] = []
         self.attempts: list[dict[str, Any]] = []
         self._priced = priced  # shared by the chunks of one ingest
+        # Billed when the batch ended (results exist only then); "now" for a batch without the timestamp.
+        self.billed_at = batch.ended_at or datetime.now(UTC)
+        self._billed_at_value = row_timestamp(services.engine.dialect, self.billed_at)
 
-    def bill(self, task: FoundTask, message: dict[str, Any], purpose: UsagePurpose) -> tuple[str, int]:
-        """One ledger row for a billed result; returns (model, cost in picodollars)."""
-        model = str(message.get("model") or task.model or self.batch.model)
+    def _price(self, model: str, usage: Usage, geo: str | None) -> int | None:
+        """The batch cost of one response, or None (unpriced) when the table has no row for it that day."""
+        if not self.services.prices.knows(model):
+            return None
+        try:
+            return price_usage(self.services.prices, model, usage, "batch", self.billed_at.date(),
+                               inference_geo=geo).total_pusd  # fmt: skip
+        except ConfigError:  # every row of the model starts after the billing day: no price, not $0
+            return None
+
+    def bill(self, task: FoundTask, message: dict[str, Any], purpose: UsagePurpose) -> tuple[str, int | None]:
+        """One ledger row for a billed result; returns (model, cost in picodollars or None if unpriced)."""
+        model = canonical_model(str(message.get("model") or task.model or self.batch.model))
         raw = message.get("usage") or {}
-        shape = _usage_shape(model, raw)
+        task_type = _type_or_none(self.services, task.task_type)
+        reported_geo = raw.get("inference_geo")
+        geo = reported_geo if isinstance(reported_geo, str) else (task_type.inference_geo if task_type else None)
+        shape = _usage_shape(model, raw, geo)
         known = self._priced.get(shape)
         if known is None:  # the results of a batch share few usage shapes: read and price each once
             usage = Usage.from_api(raw)
-            known = self._priced[shape] = (usage, price_usage(self.services.prices, model, usage, "batch").total_pusd)
+            known = self._priced[shape] = (usage, self._price(model, usage, geo))
         usage, cost = known
-        self.report.cost_pusd += cost
+        if cost is None:
+            self.report.unpriced[model] = self.report.unpriced.get(model, 0) + 1
+        else:
+            self.report.cost_pusd += cost
         self.usage.append({
             "task_id": task.id, "batch_id": self.batch.id, "run_id": self.batch.run_id, "model": model,
             "service_tier": "batch", "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
             "cache_write_5m_tokens": usage.cache_write_5m_tokens, "cache_write_1h_tokens": usage.cache_write_1h_tokens,
             "cache_read_tokens": usage.cache_read_tokens, "price_version": self.services.prices.version,
             "cost_pusd": cost, "purpose": purpose,
+            "thinking_tokens": thinking_tokens(message, raw, usage.output_tokens), "inference_geo": geo,
+            "billed_at": self._billed_at_value,
         })  # fmt: skip
         return model, cost
 
@@ -144,7 +196,7 @@ class ChunkRows:
                 "task_id": task.id, "custom_id": task.custom_id, "task_type": task.task_type, "model": model,
                 "batch_id": self.batch.provider_batch_id, "passed": passed,
                 "output": decision.output, "stop_reason": message.get("stop_reason"), "usage": message.get("usage"),
-                "cost_usd": str(pusd_to_usd(cost)),
+                "cost_usd": None if cost is None else str(pusd_to_usd(cost)),
             })  # fmt: skip
             inline = _inline(decision.output)
         self.attempt(task, line["custom_id"], model, UsagePurpose.TASK, str(result.get("type")), decision.check,

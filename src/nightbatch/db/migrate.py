@@ -1,27 +1,42 @@
 """Schema migrations, driven from code: the Alembic scripts ship inside the package (``nightbatch/migrations``).
 
 ``nightbatch db upgrade`` calls :func:`upgrade` with the configured database URL; no ``alembic.ini`` is
-needed. Revisions are numbered (``0001``, ``0002``, ...); :func:`new_revision` writes the next one by
-comparing the models with a scratch database migrated to head.
+needed. Every command calls :func:`upgrade` first, so a kill at any moment of a first upgrade must leave
+the database as it was: the whole upgrade, DDL and version row, is one transaction on both databases.
+PostgreSQL has transactional DDL. SQLite has it too, but Python's ``sqlite3`` driver (before 3.12's
+``autocommit``) opens a transaction only before INSERT/UPDATE/DELETE, so each ``CREATE TABLE`` committed
+on its own and a killed first upgrade left tables without a version, failing every later command with
+``table run already exists``. The migration engine therefore takes over SQLite's transaction control
+(the driver's own off, an explicit ``BEGIN IMMEDIATE``), only for migrations: the rest of nightbatch keeps
+the driver's behaviour, which its lock handling is tuned for. Tables an older nightbatch's killed first
+upgrade left without a version are dropped if empty (:func:`_clear_half_made`).
+
+Revisions are numbered (``0001``, ``0002``, ...); :func:`new_revision` writes the next one by comparing the
+models with a scratch database migrated to head.
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine
+from alembic.util.exc import CommandError
+from sqlalchemy import Connection, Engine, event, inspect, literal, select, text
 
 from nightbatch.db.engine import make_engine, redact_url
-from nightbatch.errors import StateError
+from nightbatch.db.models import metadata
+from nightbatch.errors import ConfigError, StateError
 
 __all__ = ["current_revision", "downgrade", "head_revision", "new_revision", "require_current", "revisions", "upgrade"]
 
 SCRIPT_LOCATION = "nightbatch:migrations"
+log = logging.getLogger(__name__)
 
 
 def _config(connection: Connection | None = None, url: str | None = None) -> Config:
@@ -35,19 +50,66 @@ def _config(connection: Connection | None = None, url: str | None = None) -> Con
     return config
 
 
+def _migration_engine(url: str) -> Engine:
+    """An engine whose transactions really enclose DDL on SQLite too (see the module docstring)."""
+    engine = make_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _driver_autocommit(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we say BEGIN and COMMIT ourselves
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _clear_half_made(conn: Connection, url: str) -> None:
+    """Drop the tables a killed first upgrade of an older nightbatch left without a version, if all empty.
+
+    Such a database never worked (every command failed), so empty tables are all it can hold; a table
+    with rows means something else is going on, and nothing is touched.
+    """
+    if MigrationContext.configure(conn).get_current_revision() is not None:
+        return
+    present = set(inspect(conn).get_table_names())
+    ours = [t for t in reversed(metadata.sorted_tables) if t.name in present]
+    if not ours:
+        return
+    filled = [t.name for t in ours if conn.execute(select(literal(1)).select_from(t).limit(1)).first()]
+    if filled:
+        raise StateError(
+            f"database {redact_url(url)} has nightbatch tables with rows ({', '.join(filled)}) but no schema "
+            "version: restore it from a backup, or stamp it with `alembic stamp` if you know its revision"
+        )
+    log.warning("database %s: dropping %d empty tables a killed first upgrade left behind", redact_url(url), len(ours))
+    for table in ours:
+        conn.execute(text(f'DROP TABLE "{table.name}"'))
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     """Migrate the database at ``url`` up to ``revision`` (default: the newest), in one transaction."""
-    engine = make_engine(url)
+    engine = _migration_engine(url)
     try:
         with engine.begin() as conn:
+            _clear_half_made(conn, url)
             command.upgrade(_config(conn), revision)
+    except CommandError as exc:
+        # The database is at a revision this nightbatch does not ship (a newer nightbatch migrated it, or
+        # the URL names another application's database): say so instead of alembic's traceback.
+        raise ConfigError(
+            f"database {redact_url(url)} cannot be upgraded: {exc}. It was migrated by a newer nightbatch "
+            "(upgrade nightbatch) or belongs to something else (fix NIGHTBATCH_DATABASE_URL)"
+        ) from exc
     finally:
         engine.dispose()
 
 
 def downgrade(url: str, revision: str = "base") -> None:
     """Migrate the database at ``url`` down to ``revision`` (``"base"``: drop everything nightbatch made)."""
-    engine = make_engine(url)
+    engine = _migration_engine(url)
     try:
         with engine.begin() as conn:
             command.downgrade(_config(conn), revision)

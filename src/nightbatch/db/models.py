@@ -42,6 +42,7 @@ __all__ = [
     "Batch",
     "BatchStatus",
     "Calibration",
+    "Installation",
     "Run",
     "RunStatus",
     "ServiceTier",
@@ -184,6 +185,7 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELED = "canceled"
+    INTERRUPTED = "interrupted"  # its process died without finishing it (closed by a later run or collect)
 
 
 # -- tables ----------------------------------------------------------------------------------------
@@ -201,6 +203,10 @@ class Run(SQLModel, table=True):
     started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     totals: dict[str, Any] | None = Field(default=None, sa_type=_json(nullable=True))
+    # Who runs it, so a later run can tell a live run from one whose process is gone (see nightbatch.runs).
+    hostname: str | None = Field(default=None, sa_type=String(255))
+    pid: int | None = Field(default=None, sa_type=Integer())
+    heartbeat_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
 
 
 class Batch(SQLModel, table=True):
@@ -251,6 +257,8 @@ class Task(SQLModel, table=True):
     idempotency_key: str = Field(sa_type=String(KEY_MAX_LENGTH), unique=True)
     status: TaskStatus = Field(default=TaskStatus.QUEUED, sa_type=StrEnumType(TaskStatus))
     attempts: int = Field(default=0, sa_type=Integer())
+    # Claims that never led to a sent request (see nightbatch.queue.claim: the poison rule).
+    claims: int = Field(default=0, sa_type=Integer(), sa_column_kwargs={"server_default": "0"})
     model: str | None = Field(default=None, sa_type=String(MODEL_MAX_LENGTH))
     model_override: str | None = Field(default=None, sa_type=String(MODEL_MAX_LENGTH))
     batch_id: int | None = Field(default=None, foreign_key="batch.id", sa_type=_id_type(), index=True)
@@ -275,6 +283,11 @@ class UsageRecord(SQLModel, table=True):
     """One billed API response, with its exact cost in picodollars (1e-12 USD).
 
     ``task_id`` is NULL for requests that serve no single task (cache priming, calibration).
+    ``cost_pusd`` is NULL when the response's model has no price row (an **unpriced** response: billed by
+    the provider, never booked as $0; reports count and name them). ``thinking_tokens`` is the part of
+    ``output_tokens`` the model spent thinking (billed as output; 0 when it did not think).
+    ``inference_geo`` is where the response says it ran (``"us"``: priced 1.1x). ``billed_at`` is when it
+    was billed (a batch result: its batch's ``ended_at``): the price row in force then is the one used.
     """
 
     __tablename__ = "usage_record"
@@ -293,9 +306,12 @@ class UsageRecord(SQLModel, table=True):
     cache_write_1h_tokens: int = Field(default=0, sa_type=Integer())
     cache_read_tokens: int = Field(default=0, sa_type=Integer())
     price_version: str = Field(sa_type=String(64))
-    cost_pusd: int = Field(sa_type=BigInteger())
+    cost_pusd: int | None = Field(default=None, sa_type=BigInteger())
     purpose: UsagePurpose = Field(default=UsagePurpose.TASK, sa_type=StrEnumType(UsagePurpose))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    thinking_tokens: int = Field(default=0, sa_type=Integer(), sa_column_kwargs={"server_default": "0"})
+    inference_geo: str | None = Field(default=None, sa_type=String(16))
+    billed_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
 
 
 class TaskAttempt(SQLModel, table=True):
@@ -321,6 +337,20 @@ class TaskAttempt(SQLModel, table=True):
     check_passed: bool | None = Field(default=None)
     check_reason: str | None = Field(default=None, sa_type=Text())
     output: Any | None = Field(default=None, sa_type=_json(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+class Installation(SQLModel, table=True):
+    """This database's installation id, made once (row ``id = 1``) and carried in every custom_id we send.
+
+    Two installations sharing one API workspace tell their batches apart by it (see
+    :mod:`nightbatch.custom_ids` and :mod:`nightbatch.submit.reconcile`).
+    """
+
+    __tablename__ = "installation"
+
+    id: int = Field(default=1, primary_key=True, sa_type=Integer())
+    installation_id: str = Field(sa_type=String(16))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
 
 

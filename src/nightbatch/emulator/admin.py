@@ -10,6 +10,7 @@
 ``GET|POST|DELETE /_emulator/faults``  list / arm a :class:`FaultRule` / clear all faults
 ``POST /_emulator/faults/requests``    arm a batch :class:`RequestFault`
 ``POST /_emulator/faults/results``     arm a result-line :class:`ResultFault` (corrupted lines)
+``POST /_emulator/faults/fresh_404``   ``{"seconds": 5}``: new batches answer 404 that long after create
 ``GET  /_emulator/ledger``             billed responses (``?batch_id=``, ``?workspace_id=``) + totals
 ``GET  /_emulator/stats``              counters: batches by status, calls per endpoint, cache
 ``GET  /_emulator/requests``           recent request log (``?limit=``)
@@ -49,7 +50,12 @@ def stats(state: EmulatorState) -> dict[str, Any]:
             "batches": dict(statuses),
             "batch_requests": sum(len(batch.requests) for batch in state.batches.values()),
             "calls": calls,
-            "cache": {"entries": len(state.cache.entries), "reads": state.cache.reads, "writes": state.cache.writes},
+            "cache": {
+                "entries": len(state.cache.entries),
+                "entries_by_store": dict(Counter(store for _, store, _ in state.cache.entries)),
+                "reads": state.cache.reads,
+                "writes": state.cache.writes,
+            },
             "ledger": {"responses": len(state.ledger), "totals": state.ledger.totals(state.ledger.entries())},
             "faults": state.faults.snapshot(),
         }
@@ -116,6 +122,13 @@ def admin_routes(state: EmulatorState) -> list[Route]:
         state.faults.add_request_fault(RequestFault.model_validate(await body(request)))
         return state.faults.snapshot()
 
+    async def fresh_404(request: Request) -> Any:
+        seconds = (await body(request)).get("seconds", 5.0)
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+            raise ValueError("seconds must be a non-negative number")
+        state.faults.not_found_after_create(float(seconds))
+        return state.faults.snapshot()
+
     async def result_faults(request: Request) -> Any:
         state.faults.add_result_fault(ResultFault.model_validate(await body(request)))
         return state.faults.snapshot()
@@ -145,6 +158,7 @@ def admin_routes(state: EmulatorState) -> list[Route]:
         ("/_emulator/faults", ["GET", "POST", "DELETE"], faults),
         ("/_emulator/faults/requests", ["POST"], request_faults),
         ("/_emulator/faults/results", ["POST"], result_faults),
+        ("/_emulator/faults/fresh_404", ["POST"], fresh_404),
         ("/_emulator/ledger", ["GET"], ledger),
         ("/_emulator/stats", ["GET"], stats_route),
         ("/_emulator/requests", ["GET"], requests),

@@ -25,10 +25,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from nightbatch import fastjson
 from nightbatch.emulator.admin import admin_routes
 from nightbatch.emulator.batches import Batch
 from nightbatch.emulator.clock import format_rfc3339
-from nightbatch.emulator.errors import ApiError, error_body
+from nightbatch.emulator.errors import ApiError, error_body, not_found_message
 from nightbatch.emulator.faults import FaultRule
 from nightbatch.emulator.ids import derived_id, derived_uuid
 from nightbatch.emulator.render import batch_json
@@ -69,6 +70,28 @@ def _api_key(request: Request) -> str | None:
 
 
 async def _read_json(request: Request, limit: int) -> object:
+    """The parsed body (413 over ``limit``)."""
+    return (await _read_json_sized(request, limit))[0]
+
+
+def _oversized_items(body: object, size: int, limit: int) -> frozenset[int]:
+    """Positions of batch items whose ``params`` alone exceed the Messages limit ``limit``.
+
+    Only measured when the whole body is over ``limit`` (otherwise no item can be), so the common case
+    costs nothing. Unverified: how the real API treats a batch item over the Messages size limit; we make
+    it an errored result (``invalid_request_error``: ``request_too_large`` is not a result error type).
+    """
+    if size <= limit or not isinstance(body, dict) or not isinstance(body.get("requests"), list):
+        return frozenset()
+    found = set()
+    for position, item in enumerate(body["requests"]):
+        params = item.get("params") if isinstance(item, dict) else None
+        if params is not None and len(fastjson.dumps(params)) > limit:
+            found.add(position)
+    return frozenset(found)
+
+
+async def _read_json_sized(request: Request, limit: int) -> tuple[object, int]:
     too_large = ApiError("request_too_large", f"Request exceeds the maximum allowed number of bytes ({limit}).")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -84,7 +107,7 @@ async def _read_json(request: Request, limit: int) -> object:
         if len(body) > limit:
             raise too_large
     try:
-        return await run_in_threadpool(json.loads, body)
+        return await run_in_threadpool(json.loads, body), len(body)
     except ValueError:
         raise ApiError("invalid_request_error", "The request body is not valid JSON.") from None
 
@@ -145,6 +168,7 @@ class ApiApp:
                 if endpoint != "batch_results":
                     response = _dropped(response)
         except ApiError as exc:
+            fault = fault or exc.fault
             response = JSONResponse(exc.body(request_id), status_code=exc.status, headers=exc.headers)
         except ClientDisconnect:
             # The client gave up (a timeout) before its body was read: nobody is left to answer, and a
@@ -200,12 +224,24 @@ class ApiApp:
         return JSONResponse(batch_json(batch, now=self.state.synced_to, base_url=ctx.base_url))
 
     async def batch_create(self, request: Request, ctx: CallContext) -> Response:
-        body = await _read_json(request, self.state.config.max_batch_bytes)
-        batch = await run_in_threadpool(self.state.create_batch, ctx.workspace_id, body, ctx.api_version)
+        config = self.state.config
+        body, size = await _read_json_sized(request, config.max_batch_bytes)
+        oversized = await run_in_threadpool(_oversized_items, body, size, config.max_request_bytes)
+        batch = await run_in_threadpool(
+            lambda: self.state.create_batch(ctx.workspace_id, body, ctx.api_version, oversized=oversized)
+        )
+        self.state.faults.note_created(batch.id, self.state.synced_to)
         return self._batch(ctx, batch)
 
+    def _fresh_404(self, batch_id: str) -> None:
+        """The transient 404 of a just-created batch (fault ``not_found_after_create``)."""
+        if self.state.faults.hides_fresh_batch(batch_id, self.state.sync()):
+            raise ApiError("not_found_error", not_found_message(batch_id), fault="fresh_404")
+
     async def batch_retrieve(self, request: Request, ctx: CallContext) -> Response:
-        batch = await run_in_threadpool(self.state.get_batch, ctx.workspace_id, request.path_params["batch_id"])
+        batch_id = request.path_params["batch_id"]
+        await run_in_threadpool(self._fresh_404, batch_id)
+        batch = await run_in_threadpool(self.state.get_batch, ctx.workspace_id, batch_id)
         return self._batch(ctx, batch)
 
     async def batch_cancel(self, request: Request, ctx: CallContext) -> Response:
@@ -233,6 +269,7 @@ class ApiApp:
 
     async def batch_results(self, request: Request, ctx: CallContext) -> Response:
         batch_id = request.path_params["batch_id"]
+        await run_in_threadpool(self._fresh_404, batch_id)
         batch, order = await run_in_threadpool(self.state.result_order, ctx.workspace_id, batch_id)
         drop = ctx.drop
         chunks = self.state.result_chunks(batch, order, limit=None if drop is None else drop.after_lines)

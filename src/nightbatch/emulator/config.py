@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -56,11 +57,29 @@ class EmulatorConfig(BaseModel):
     quality_error_rates: dict[int, float] = Field(
         default_factory=dict, description="Per model tier, probability a task responder answers wrongly."
     )
+    tokenizer_ratios: dict[str, float] = Field(
+        default_factory=lambda: {"legacy": 1.0, "v2": 1.3},
+        description="Tokens per catalog tokenizer family relative to the legacy formula (v2 ~1.3x: ANTHROPIC_API.md).",
+    )
     reply_min_tokens: int = Field(40, ge=1, description="Shortest natural length of a default reply.")
     reply_max_tokens: int = Field(400, ge=1, description="Longest natural length of a default reply.")
 
     # Prompt cache model.
     cache_lookback_blocks: int = Field(20, ge=1, description="Blocks checked before each breakpoint for a hit.")
+    batch_cache_model: Literal["isolated", "waves"] = Field(
+        "isolated",
+        description=(
+            "'isolated' (as documented and measured): batch and real-time entries live apart and a batch's items "
+            "never read each other's writes, only those of earlier batches. 'waves' (legacy, for experiments): "
+            "one shared cache, later waves of a batch read its first wave's writes."
+        ),
+    )
+    batch_cache_hit_probability: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Chance a batch item reads a live entry at all (best effort; 0.3 = the docs' lower bound).",
+    )
 
     # Housekeeping.
     results_chunk_lines: int = Field(500, ge=1, description="Result lines rendered per streamed chunk.")

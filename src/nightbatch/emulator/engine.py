@@ -14,6 +14,7 @@ from typing import Any, cast
 from nightbatch.emulator.cache import CachePlan
 from nightbatch.emulator.config import EmulatorConfig
 from nightbatch.emulator.ids import unit_interval
+from nightbatch.emulator.lineup import conform_to_schema, scale_tokens, thinking_plan
 from nightbatch.emulator.prompt import PromptShape, analyse_prompt
 from nightbatch.emulator.responders import ResponderChain, ResponderRequest, build_responder_request
 from nightbatch.emulator.tokenizer import text_tokens, truncate_to_tokens
@@ -38,7 +39,9 @@ class Completion:
     text: str
     stop_reason: str
     stop_sequence: str | None
-    output_tokens: int
+    output_tokens: int  # includes thinking_tokens, as the API bills them
+    thinking_tokens: int = 0
+    request: ResponderRequest | None = None  # what the reply answered (thinking block, inference_geo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +100,11 @@ def prepare_request(
     """Validate ``params`` and reduce them; raises :class:`~nightbatch.emulator.errors.ApiError`."""
     info = validate_message_params(params, in_batch=in_batch, api_version=api_version, catalog_path=config.catalog_path)
     checked = cast(Mapping[str, Any], params)
-    shape = analyse_prompt(checked, info.model)
-    request = build_responder_request(checked, tier=info.tier, digest=shape.digest, seed=config.seed, intern=intern)
+    shape = analyse_prompt(checked, info.model, ratio=config.tokenizer_ratios.get(info.tokenizer, 1.0))
+    request = build_responder_request(
+        checked, tier=info.tier, digest=shape.digest, seed=config.seed, intern=intern,
+        tokenizer=info.tokenizer, thinks_by_default=info.thinks_by_default,
+    )  # fmt: skip
     return PreparedRequest(request, info.min_cacheable_tokens, shape)
 
 
@@ -106,13 +112,22 @@ def complete(prepared: PreparedRequest, responders: ResponderChain, config: Emul
     """Produce the reply deterministically, then apply ``max_tokens`` and ``stop_sequences``."""
     request = prepared.request
     if request.max_tokens == 0:
-        return Completion("", "max_tokens", None, 0)
+        return Completion("", "max_tokens", None, 0, request=request)
     rate = config.quality_error_rates.get(request.tier, 0.0)
     degrade = rate > 0 and unit_interval(config.seed, request.digest, "quality") < rate
     text = responders.pick(request).respond(request, degrade=degrade)
+    if request.output_schema is not None:
+        text = conform_to_schema(text, request.output_schema)
+    # Thinking counts toward max_tokens; the v2 tokenizer family counts the same text ~1.3x.
+    thinking = thinking_plan(
+        mode=request.thinking_mode, effort=request.effort, budget=request.thinking_budget,
+        max_tokens=request.max_tokens, pick=unit_interval(config.seed, request.digest, "thinking"),
+    )  # fmt: skip
+    ratio = config.tokenizer_ratios.get(request.tokenizer, 1.0)
+    room = request.max_tokens - thinking
     stop_reason: str = "end_turn"
-    if text_tokens(text) > request.max_tokens:
-        text = truncate_to_tokens(text, request.max_tokens)
+    if scale_tokens(text_tokens(text), ratio) > room:
+        text = truncate_to_tokens(text, max(0, int(room / ratio)))
         stop_reason = "max_tokens"
     stop_sequence = None
     found = [(text.find(s), s) for s in request.stop_sequences if s in text]
@@ -120,4 +135,5 @@ def complete(prepared: PreparedRequest, responders: ResponderChain, config: Emul
         position, stop_sequence = min(found)
         text = text[:position]
         stop_reason = "stop_sequence"
-    return Completion(text, stop_reason, stop_sequence, max(1, text_tokens(text)))
+    answer = max(1, min(room, scale_tokens(text_tokens(text), ratio)))
+    return Completion(text, stop_reason, stop_sequence, thinking + answer, thinking, request)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-__all__ = ["ERROR_STATUS", "ApiError", "error_body"]
+__all__ = ["ERROR_STATUS", "ApiError", "error_body", "not_found_message"]
 
 ERROR_STATUS: Final[dict[str, int]] = {
     "invalid_request_error": 400,
@@ -28,7 +28,9 @@ ERROR_STATUS: Final[dict[str, int]] = {
 class ApiError(Exception):
     """An error the emulated API answers with; carries its type, status and optional extra headers."""
 
-    def __init__(self, error_type: str, message: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, error_type: str, message: str, *, headers: dict[str, str] | None = None, fault: str | None = None
+    ) -> None:
         if error_type not in ERROR_STATUS:
             raise ValueError(f"unknown API error type {error_type!r}; known: {', '.join(ERROR_STATUS)}")
         super().__init__(message)
@@ -36,6 +38,7 @@ class ApiError(Exception):
         self.message = message
         self.status = ERROR_STATUS[error_type]
         self.headers = headers or {}
+        self.fault = fault  # the emulated fault that caused it, for the request log
 
     def body(self, request_id: str | None) -> dict[str, Any]:
         """The JSON body for this error."""
@@ -45,3 +48,8 @@ class ApiError(Exception):
 def error_body(error_type: str, message: str, request_id: str | None) -> dict[str, Any]:
     """``{"type": "error", "error": {...}, "request_id": ...}``."""
     return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
+
+
+def not_found_message(batch_id: str) -> str:
+    """The 404 message for a Message Batch id the caller cannot see."""
+    return f"message_batch_id: no Message Batch with id {batch_id!r}"

@@ -17,6 +17,11 @@ unchanged, only the bytes sent differ. Kinds: ``truncated`` (the line cut in hal
 ``usage``), ``wrong_types`` (usage counts as strings, content as a string, a non-object error) and
 ``duplicate`` (the line sent twice).
 
+The fresh-batch fault (:meth:`Faults.not_found_after_create`) reproduces the real API's transient 404: for a
+few seconds right after a successful create, ``retrieve`` and ``results`` of the new batch answer
+``not_found_error`` exactly as for an unknown batch (ANTHROPIC_API.md, "Operational facts"). The window is
+simulated time since the create.
+
 Everything is off by default and switched on by tests (Python API) or ``/_emulator/faults``.
 """
 
@@ -109,6 +114,23 @@ class FaultRule(BaseModel):
         return {"retry-after": shown}
 
 
+def chosen(custom_ids: frozenset[str], custom_id: str) -> bool:
+    """Whether ``custom_id`` is one of ``custom_ids``, or extends one of them by ``-...``.
+
+    nightbatch's custom_ids carry the batch row and installation after the task and attempt
+    (``t12-1-0000000003-k3v9q0b2xa``), which a test cannot know in advance: ``t12-1`` chooses it.
+    """
+    if custom_id in custom_ids:
+        return True
+    cut = custom_id.rfind("-")
+    while cut > 0:
+        custom_id = custom_id[:cut]
+        if custom_id in custom_ids:
+            return True
+        cut = custom_id.rfind("-")
+    return False
+
+
 class RequestFault(BaseModel):
     """A fault applied to chosen requests inside batches."""
 
@@ -121,7 +143,7 @@ class RequestFault(BaseModel):
 
     def applies(self, seed: int, position: int, batch_id: str, custom_id: str) -> bool:
         """Whether this fault (the ``position``-th armed one) hits ``custom_id`` of ``batch_id``."""
-        if self.custom_ids is not None and custom_id not in self.custom_ids:
+        if self.custom_ids is not None and not chosen(self.custom_ids, custom_id):
             return False
         if self.rate is not None:
             return unit_interval(seed, "request-fault", position, batch_id, custom_id) < self.rate
@@ -143,7 +165,7 @@ class ResultFault(BaseModel):
 
     def applies(self, seed: int, position: int, batch_id: str, custom_id: str) -> bool:
         """Whether this fault (the ``position``-th armed one) hits the line of ``custom_id`` in ``batch_id``."""
-        if self.custom_ids is not None and custom_id not in self.custom_ids:
+        if self.custom_ids is not None and not chosen(self.custom_ids, custom_id):
             return False
         if self.rate is not None:
             return unit_interval(seed, "result-fault", position, batch_id, custom_id) < self.rate
@@ -209,6 +231,8 @@ class Faults:
         self._rules: list[_Armed] = []
         self._request_faults: list[RequestFault] = []
         self._result_faults: list[ResultFault] = []
+        self._fresh_window: float | None = None
+        self._created: dict[str, float] = {}
         self.triggered = 0
 
     def add(self, rule: FaultRule) -> FaultRule:
@@ -235,6 +259,8 @@ class Faults:
             self._rules.clear()
             self._request_faults.clear()
             self._result_faults.clear()
+            self._fresh_window = None
+            self._created.clear()
             self._rng = random.Random(f"faults:{self._seed}")
             self.triggered = 0
 
@@ -297,6 +323,29 @@ class Faults:
         ids = frozenset(custom_ids) if custom_ids is not None else None
         return self.add_result_fault(ResultFault(kind=kind, custom_ids=ids, rate=rate))
 
+    def not_found_after_create(self, seconds: float = 5.0) -> None:
+        """From now on, ``retrieve``/``results`` of a batch answer 404 for ``seconds`` after its create."""
+        with self._lock:
+            self._fresh_window = seconds
+
+    def note_created(self, batch_id: str, moment: float) -> None:
+        """Remember when ``batch_id`` was created (only while the fresh-batch fault is armed)."""
+        with self._lock:
+            if self._fresh_window is not None:
+                self._created[batch_id] = moment
+
+    def hides_fresh_batch(self, batch_id: str, now: float) -> bool:
+        """Whether the fresh-batch fault answers 404 for ``batch_id`` at simulated time ``now``."""
+        with self._lock:
+            created = self._created.get(batch_id)
+            if created is None or self._fresh_window is None:
+                return False
+            if now - created >= self._fresh_window:
+                del self._created[batch_id]
+                return False
+            self.triggered += 1
+            return True
+
     def take(self, endpoint: str) -> TriggeredFaults:
         """Decide (and consume) the faults for one call to ``endpoint``."""
         delay, error, drop = 0.0, None, None
@@ -353,5 +402,6 @@ class Faults:
                 "rules": [{**a.rule.model_dump(mode="json"), "remaining": a.remaining} for a in self._rules],
                 "request_faults": [f.model_dump(mode="json") for f in self._request_faults],
                 "result_faults": [f.model_dump(mode="json") for f in self._result_faults],
+                "not_found_after_create_seconds": self._fresh_window,
                 "triggered": self.triggered,
             }

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["load", "save_if_due"]
 
-_FORMAT = 1
+_FORMAT = 2  # 2: cache entries keyed by store, with their writers (issue 13)
 _FIELDS = ("batches", "order", "cache", "ledger", "ids")
 
 

@@ -3,9 +3,16 @@
 The prompt is the sequence ``tools -> system -> messages``, one *block* per tool, system text block
 and message content block (string content counts as one text block, exactly as the API treats it).
 For every block we keep the cumulative token count up to and including it and a chained hash of
-everything up to it, so "the exact prefix up to block i" is one 64-bit key. The hash chain starts
-from a salt holding what invalidates every cached prefix on the real service: the model, the
-``tool_choice`` and whether the request contains images.
+everything up to it, so "the exact prefix up to block i" is one 64-bit key. The chain follows the
+docs' "what invalidates the cache" table:
+
+* it starts from what invalidates every level: the model and ``output_config.format`` (structured
+  outputs); a change of any tool changes every later key too, since tools come first;
+* a system change keeps the tools keys (they are computed before it);
+* just before the first message block it mixes in what invalidates message-level entries only: the
+  ``tool_choice``, whether the request has images, ``thinking`` and ``output_config.effort``
+  (compared as sent: whether an omitted setting shares entries with its explicit default is
+  unverified).
 
 Breakpoints are the blocks carrying ``cache_control``, plus, for a top-level ``cache_control``, the
 last cacheable block (when it has none of its own). More than 4, or a ``1h`` breakpoint after a
@@ -21,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from nightbatch.emulator.errors import ApiError
+from nightbatch.emulator.lineup import scale_tokens
 from nightbatch.emulator.tokenizer import (
     MESSAGE_OVERHEAD,
     REPLY_PRIMER,
@@ -47,11 +55,15 @@ class PromptShape:
     prefix_tokens: tuple[int, ...]
     keys: tuple[int, ...]
     breakpoints: tuple[tuple[int, int], ...]  # (block position, ttl seconds), in prompt order
+    # What the responders draw their answers from: the prompt's content, not the cache-invalidating
+    # settings (thinking, effort, output format), so the same question gets the same answer and the
+    # same thinking amount at the same effort whichever way the settings are spelled.
+    content_digest: int = 0
 
     @property
     def digest(self) -> int:
-        """A hash of the whole prompt (the key of its last block)."""
-        return self.keys[-1] if self.keys else 0
+        """A hash of the whole prompt's content (model, tool_choice, images and blocks)."""
+        return self.content_digest
 
 
 def normalised_blocks(content: object) -> list[dict[str, Any]]:
@@ -119,22 +131,46 @@ def _breakpoints(blocks: list[_Block], automatic: Mapping[str, Any] | None) -> t
     return ordered
 
 
-def analyse_prompt(params: Mapping[str, Any], model: str) -> PromptShape:
-    """Lay out validated params; raises :class:`ApiError` for breakpoint-count / TTL-order problems."""
+def _salts(params: Mapping[str, Any], model: str) -> tuple[bytes, bytes]:
+    """(what invalidates every entry, what invalidates message-level entries only), as key material."""
+    output_config = params.get("output_config")
+    settings: Mapping[str, Any] = output_config if isinstance(output_config, Mapping) else {}
+    whole = canonical_json([model, settings.get("format")])
+    thinking = params.get("thinking")
+    if isinstance(thinking, Mapping):
+        # How thinking is displayed changes the response, not what the model computes (nor the bill).
+        thinking = {k: v for k, v in thinking.items() if k != "display"}
+    messages = canonical_json([params.get("tool_choice"), _has_images(params), thinking, settings.get("effort")])
+    return whole.encode("utf-8"), b"messages\x00" + messages.encode("utf-8")
+
+
+def analyse_prompt(params: Mapping[str, Any], model: str, *, ratio: float = 1.0) -> PromptShape:
+    """Lay out validated params; raises :class:`ApiError` for breakpoint-count / TTL-order problems.
+
+    ``ratio``: the model's tokenizer family relative to the legacy formula (``v2`` ~1.3), applied to the
+    running totals so every prefix, and the whole, scale alike.
+    """
     blocks = list(_iter_blocks(params))
     breakpoints = _breakpoints(blocks, params.get("cache_control"))
-    tool_choice = params.get("tool_choice")
-    salt = canonical_json([model, tool_choice, _has_images(params)]).encode("utf-8")
-    chain = hashlib.blake2b(salt, digest_size=8).digest()
+    whole, message_level = _salts(params, model)
+    chain = hashlib.blake2b(whole, digest_size=8).digest()
+    content = hashlib.blake2b(
+        canonical_json([model, params.get("tool_choice"), _has_images(params)]).encode("utf-8"), digest_size=8
+    ).digest()
     keys: list[int] = []
     prefix: list[int] = []
     running = 0
+    in_messages = False
     for block in blocks:
+        if not in_messages and block.tag not in ("tool", "system"):
+            in_messages = True
+            chain = hashlib.blake2b(chain + message_level, digest_size=8).digest()
         material = chain + block.tag.encode("utf-8") + b"\x00" + canonical_json(block.body).encode("utf-8")
         chain = hashlib.blake2b(material, digest_size=8).digest()
+        content = hashlib.blake2b(content + material[8:], digest_size=8).digest()
         keys.append(int.from_bytes(chain, "big"))
         running += block.tokens
-        prefix.append(running)
+        prefix.append(scale_tokens(running, ratio))
     empty_messages = sum(1 for m in params["messages"] if not normalised_blocks(m["content"]))
-    total = running + REPLY_PRIMER + MESSAGE_OVERHEAD * empty_messages
-    return PromptShape(total, tuple(prefix), tuple(keys), breakpoints)
+    total = scale_tokens(running + REPLY_PRIMER + MESSAGE_OVERHEAD * empty_messages, ratio)
+    return PromptShape(total, tuple(prefix), tuple(keys), breakpoints, int.from_bytes(content, "big"))

@@ -18,6 +18,7 @@ from nightbatch.emulator.config import EmulatorConfig
 from nightbatch.emulator.engine import Completion, Usage, complete
 from nightbatch.emulator.errors import error_body
 from nightbatch.emulator.ids import derived_id
+from nightbatch.emulator.lineup import thinking_signature
 from nightbatch.emulator.responders import ResponderChain
 
 __all__ = ["batch_json", "message_json", "result_line"]
@@ -44,11 +45,40 @@ def batch_json(batch: Batch, *, now: float, base_url: str) -> dict[str, Any]:
     }
 
 
+def _thinking_block(completion: Completion) -> dict[str, Any]:
+    request = completion.request
+    assert request is not None, "a completion with thinking knows its request"
+    text = ""
+    if request.thinking_display != "omitted":
+        # A short "summary": the billed count is the raw reasoning, not this text (as on the API).
+        words = _SUMMARY_WORDS
+        text = " ".join(words[(request.digest + i) % len(words)] for i in range(min(60, completion.thinking_tokens)))
+        text = text.capitalize() + "."
+    return {"type": "thinking", "thinking": text, "signature": thinking_signature(request.seed, request.digest)}
+
+
+_SUMMARY_WORDS = ("consider", "the", "request", "and", "what", "it", "asks", "then", "check", "the", "answer")
+
+
+def _usage_json(usage: Usage, completion: Completion, service_tier: str) -> dict[str, Any]:
+    body = usage.to_json(service_tier)
+    request = completion.request
+    if request is not None:
+        body["inference_geo"] = request.inference_geo
+        if request.thinking_mode != "off":
+            body["output_tokens_details"] = {"thinking_tokens": completion.thinking_tokens}
+    return body
+
+
 def message_json(
     message_id: str, model: str, completion: Completion, usage: Usage, *, service_tier: str
 ) -> dict[str, Any]:
-    """The Message object."""
-    content = [{"type": "text", "text": completion.text}] if completion.text else []
+    """The Message object: a ``thinking`` block first when the request thought, then the text."""
+    content: list[dict[str, Any]] = []
+    if completion.thinking_tokens:
+        content.append(_thinking_block(completion))
+    if completion.text:
+        content.append({"type": "text", "text": completion.text})
     return {
         "id": message_id,
         "type": "message",
@@ -60,15 +90,18 @@ def message_json(
         "stop_details": None,
         "container": None,
         "diagnostics": None,
-        "usage": usage.to_json(service_tier),
+        "usage": _usage_json(usage, completion, service_tier),
     }
 
 
 def _result(batch: Batch, index: int, record: BatchRequest, responders: ResponderChain, config: EmulatorConfig) -> Any:
     if record.outcome == SUCCEEDED and record.prepared is not None and record.usage is not None:
-        text = complete(record.prepared, responders, config).text
+        again = complete(record.prepared, responders, config)  # same text; usage stays what was billed
         stop_reason = record.stop_reason or "end_turn"
-        completion = Completion(text, stop_reason, record.stop_sequence, record.usage.output_tokens)
+        output_tokens = record.usage.output_tokens
+        completion = Completion(
+            again.text, stop_reason, record.stop_sequence, output_tokens, again.thinking_tokens, again.request
+        )
         message_id = derived_id("msg", batch.id, index)
         model = record.prepared.request.model
         message = message_json(message_id, model, completion, record.usage, service_tier="batch")

@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from nightbatch.emulator.ids import stable_hash
 from nightbatch.emulator.prompt import normalised_blocks
+from nightbatch.emulator.tokenizer import canonical_json
 
 __all__ = ["DefaultResponder", "Responder", "ResponderChain", "ResponderRequest", "build_responder_request"]
 
@@ -36,6 +37,14 @@ class ResponderRequest:
     stop_sequences: tuple[str, ...]
     digest: int
     seed: int
+    # Late-2026 lineup (see nightbatch.emulator.lineup); defaults = a 4.x-style request.
+    tokenizer: str = "legacy"
+    thinking_mode: str = "off"  # off | adaptive | enabled (after applying the model's default)
+    thinking_budget: int | None = None
+    thinking_display: str | None = None
+    effort: str | None = None
+    output_schema: str | None = None  # canonical JSON of output_config.format.schema
+    inference_geo: str = "global"
 
     @property
     def user_text(self) -> str:
@@ -80,10 +89,29 @@ def _content_text(content: object) -> str:
     return "\n".join(t for t in (_block_text(b) for b in normalised_blocks(content)) if t)
 
 
+def _thinking(params: Mapping[str, Any], thinks_by_default: bool) -> tuple[str, int | None, str | None]:
+    thinking = params.get("thinking")
+    if not isinstance(thinking, Mapping):
+        return ("adaptive" if thinks_by_default else "off"), None, None
+    mode = {"enabled": "enabled", "adaptive": "adaptive"}.get(str(thinking.get("type")), "off")
+    budget = thinking.get("budget_tokens") if mode == "enabled" else None
+    return mode, budget if isinstance(budget, int) else None, thinking.get("display")
+
+
 def build_responder_request(
-    params: Mapping[str, Any], *, tier: int, digest: int, seed: int, intern: dict[str, str] | None = None
+    params: Mapping[str, Any],
+    *,
+    tier: int,
+    digest: int,
+    seed: int,
+    intern: dict[str, str] | None = None,
+    tokenizer: str = "legacy",
+    thinks_by_default: bool = False,
 ) -> ResponderRequest:
-    """Extract what responders need from validated params; ``intern`` shares equal long strings."""
+    """Extract what responders need from validated params; ``intern`` shares equal long strings.
+
+    ``tokenizer`` and ``thinks_by_default`` are the model's catalog facts (``ModelInfo``).
+    """
 
     def shared(text: str) -> str:
         if intern is None or len(text) < 64:
@@ -98,7 +126,14 @@ def build_responder_request(
             system_parts.append(text)
         else:
             turns.append((str(message["role"]), shared(text)))
+    mode, budget, display = _thinking(params, thinks_by_default)
+    output_config = params.get("output_config")
+    output_config = output_config if isinstance(output_config, Mapping) else {}
+    shape = output_config.get("format")
+    schema = shared(canonical_json(shape["schema"])) if isinstance(shape, Mapping) and "schema" in shape else None
     return ResponderRequest(
+        # The response's `model` is the id as sent (a dated alias stays dated). Unverified: the API docs'
+        # examples echo the request's id; nothing says a dated id comes back canonical.
         model=str(params["model"]),
         tier=tier,
         system=shared("\n".join(p for p in system_parts if p)),
@@ -107,6 +142,13 @@ def build_responder_request(
         stop_sequences=tuple(params.get("stop_sequences") or ()),
         digest=digest,
         seed=seed,
+        tokenizer=tokenizer,
+        thinking_mode=mode,
+        thinking_budget=budget,
+        thinking_display=display,
+        effort=output_config.get("effort"),
+        output_schema=schema,
+        inference_geo=str(params.get("inference_geo") or "global"),
     )
 
 

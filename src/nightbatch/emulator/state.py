@@ -19,7 +19,14 @@ from typing import Any, cast
 
 from nightbatch.emulator import persistence
 from nightbatch.emulator.batches import ERRORED, EXPIRED, SUCCEEDED, Batch, BatchRequest
-from nightbatch.emulator.cache import CachePlan, PromptCache
+from nightbatch.emulator.cache import (
+    CachePlan,
+    CacheSpace,
+    PromptCache,
+    batch_read_allowed,
+    batch_space,
+    realtime_space,
+)
 from nightbatch.emulator.clock import SimClock
 from nightbatch.emulator.config import EmulatorConfig
 from nightbatch.emulator.engine import Completion, PreparedRequest, Usage, complete, prepare_request
@@ -36,6 +43,7 @@ from nightbatch.emulator.validation import validate_count_tokens_params
 __all__ = ["EmulatorState"]
 
 _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_TOO_LARGE = "params: Request exceeds the maximum allowed number of bytes."
 
 
 def _bad(message: str) -> ApiError:
@@ -113,12 +121,14 @@ class EmulatorState:
             self.synced_to = now
             return now
 
-    def _plan(self, workspace: str, prepared: PreparedRequest, moment: float) -> CachePlan:
+    def _plan(self, space: CacheSpace, prepared: PreparedRequest, moment: float, *, can_read: bool = True) -> CachePlan:
         assert prepared.shape is not None, "plan only unprocessed requests"
         lookback = self.config.cache_lookback_blocks
-        return self.cache.plan(workspace, prepared.shape, prepared.min_cacheable_tokens, moment, lookback)
+        shape, minimum = prepared.shape, prepared.min_cacheable_tokens
+        return self.cache.plan(space, shape, minimum, moment, lookback, can_read=can_read)
 
     def _run_wave(self, batch: Batch, indices: range, moment: float) -> None:
+        space = batch_space(self.config, batch.workspace_id, batch.id)
         plans = []
         for index in indices:
             record = batch.requests[index]
@@ -132,7 +142,8 @@ class EmulatorState:
                 record.outcome = EXPIRED if fault.outcome == "expired" else ERRORED
                 record.error = (fault.outcome, fault.message or f"{fault.outcome} (emulated fault)")
                 continue
-            plan = self._plan(batch.workspace_id, prepared, moment)
+            can_read = batch_read_allowed(self.config, batch.id, record.custom_id)
+            plan = self._plan(space, prepared, moment, can_read=can_read)
             completion = complete(prepared, self.responders, self.config)
             record.outcome, record.usage = SUCCEEDED, Usage.of(plan, completion.output_tokens)
             record.stop_reason, record.stop_sequence = completion.stop_reason, completion.stop_sequence
@@ -140,7 +151,7 @@ class EmulatorState:
             self._bill(batch.workspace_id, prepared, record.usage, moment, message_id, batch.id, record.custom_id)
             plans.append(plan)
         for plan in plans:  # written entries become usable once their writers start responding
-            self.cache.commit(batch.workspace_id, plan, now=moment, usable_from=moment + batch.wave_seconds / 2)
+            self.cache.commit(space, plan, now=moment, usable_from=moment + batch.wave_seconds / 2)
 
     def _bill(
         self,
@@ -179,10 +190,11 @@ class EmulatorState:
         with self.lock:
             now = self.sync()
             prepared = prepare_request(params, in_batch=False, api_version=api_version, config=self.config)
-            plan = self._plan(workspace, prepared, now)
+            space = realtime_space(self.config, workspace)
+            plan = self._plan(space, prepared, now)
             completion: Completion = complete(prepared, self.responders, self.config)
             usage = Usage.of(plan, completion.output_tokens)
-            self.cache.commit(workspace, plan, now=now, usable_from=now)
+            self.cache.commit(space, plan, now=now, usable_from=now)
             message_id = self.ids.new("msg")
             self._bill(workspace, prepared, usage, now, message_id)
             self.dirty = True
@@ -191,11 +203,17 @@ class EmulatorState:
     def count_tokens(self, params: object, api_version: str | None) -> dict[str, int]:
         """``POST /v1/messages/count_tokens``: the prompt's total tokens (free, touches no cache)."""
         info = validate_count_tokens_params(params, api_version=api_version, catalog_path=self.config.catalog_path)
-        return {"input_tokens": analyse_prompt(cast(Mapping[str, Any], params), info.model).total_tokens}
+        ratio = self.config.tokenizer_ratios.get(info.tokenizer, 1.0)
+        return {"input_tokens": analyse_prompt(cast(Mapping[str, Any], params), info.model, ratio=ratio).total_tokens}
 
     # ------------------------------------------------------------------ Message Batches
-    def create_batch(self, workspace: str, body: object, api_version: str | None) -> Batch:
-        """``POST /v1/messages/batches``: structural checks now, per-request params checks later."""
+    def create_batch(
+        self, workspace: str, body: object, api_version: str | None, *, oversized: frozenset[int] = frozenset()
+    ) -> Batch:
+        """``POST /v1/messages/batches``: structural checks now, per-request params checks later.
+
+        ``oversized``: positions whose params exceed the Messages size limit (they end errored).
+        """
         items = self._check_batch_body(body)
         with self.lock:
             now = self.sync()
@@ -208,7 +226,12 @@ class EmulatorState:
                     headers={"retry-after": "60"},
                 )
             intern: dict[str, str] = {}
-            requests = [self._batch_request(item, api_version, intern) for item in items]
+            requests = [
+                self._batch_request(item, api_version, intern)
+                if index not in oversized
+                else BatchRequest(str(item["custom_id"]), None, ("invalid_request_error", _TOO_LARGE))
+                for index, item in enumerate(items)
+            ]
             config = self.config
             batch = Batch(
                 id=self.ids.new("msgbatch"),

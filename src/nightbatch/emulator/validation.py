@@ -6,6 +6,13 @@ accepted, and a failure becomes an ``errored`` result — never an HTTP error on
 
 Under ``anthropic-version: 2026-10-21`` (what SDK 2.x sends) ``temperature``, ``top_p`` and ``top_k``
 are rejected; a request without the header is held to the same rule.
+
+Model-specific rules come from the catalog (see ``docs/emulator.md`` "The late-2026 lineup" for sources):
+assistant prefill is refused where ``supports_prefill`` is false (Haiku 5.5), a forced tool
+(``tool_choice`` type ``tool``) where ``supports_forced_tool`` is false (the 5.5 models), and any forced tool
+use (``any`` / ``tool``) while thinking is on — the documented extended-thinking restriction, which bites by
+default on models that think unless told not to. ``output_config`` takes ``effort`` (low … max) and
+``format`` (``{"type": "json_schema", "schema": {...}}``).
 """
 
 from __future__ import annotations
@@ -19,7 +26,14 @@ from nightbatch.catalog import ModelInfo, model_info
 from nightbatch.emulator.errors import ApiError
 from nightbatch.errors import UnknownModelError
 
-__all__ = ["CURRENT_API_VERSION", "validate_count_tokens_params", "validate_message_params"]
+__all__ = [
+    "CURRENT_API_VERSION",
+    "EFFORTS",
+    "INFERENCE_GEOS",
+    "thinking_on",
+    "validate_count_tokens_params",
+    "validate_message_params",
+]
 
 CURRENT_API_VERSION: Final = "2026-10-21"
 MAX_MESSAGES: Final = 100_000
@@ -53,6 +67,13 @@ _ROLES: Final = ("user", "assistant", "system")
 _UNCACHEABLE_BLOCKS: Final = frozenset({"thinking", "redacted_thinking"})
 _TOOL_NAME: Final = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 _TOOL_CHOICES: Final = ("auto", "any", "tool", "none")
+EFFORTS: Final = ("low", "medium", "high", "xhigh", "max")
+MIN_THINKING_BUDGET: Final = 1024
+_THINKING_TYPES: Final = ("enabled", "disabled", "adaptive")
+_THINKING_KEYS: Final = {"enabled": ("type", "budget_tokens", "display"), "adaptive": ("type", "display")}
+_DISPLAYS: Final = (None, "summarized", "omitted")
+# Values of `inference_geo` the data-residency docs list ("global" is the default).
+INFERENCE_GEOS: Final = ("global", "us")
 
 
 def _bad(path: str, problem: str) -> ApiError:
@@ -183,6 +204,84 @@ def _check_tools(tools: object, tool_choice: object) -> None:
         raise _bad("tool_choice.name", f"tool {tool_choice.get('name')!r} is not among the provided tools")
 
 
+def _check_thinking(thinking: object) -> None:
+    if thinking is None:
+        return
+    if not isinstance(thinking, Mapping) or thinking.get("type") not in _THINKING_TYPES:
+        raise _bad("thinking.type", "Input should be 'enabled', 'disabled' or 'adaptive'")
+    kind = str(thinking["type"])
+    for key in thinking:
+        if key not in _THINKING_KEYS.get(kind, ("type",)):
+            raise _bad(f"thinking.{kind}.{key}", "Extra inputs are not permitted")
+    if thinking.get("display") not in _DISPLAYS:
+        raise _bad(f"thinking.{kind}.display", "Input should be 'summarized' or 'omitted'")
+    if kind == "enabled":
+        budget = thinking.get("budget_tokens")
+        path = "thinking.enabled.budget_tokens"
+        if not isinstance(budget, int) or isinstance(budget, bool):
+            raise _bad(path, "Field required" if budget is None else "Input should be a valid integer")
+        if budget < MIN_THINKING_BUDGET:
+            raise _bad(path, f"Input should be greater than or equal to {MIN_THINKING_BUDGET}")
+
+
+def _check_output_config(config: object) -> None:
+    if config is None:
+        return
+    if not isinstance(config, Mapping):
+        raise _bad("output_config", "Input should be a valid dictionary")
+    for key in config:
+        if key not in ("effort", "format"):
+            raise _bad(f"output_config.{key}", "Extra inputs are not permitted")
+    effort = config.get("effort")
+    if effort is not None and effort not in EFFORTS:
+        raise _bad("output_config.effort", "Input should be 'low', 'medium', 'high', 'xhigh' or 'max'")
+    shape = config.get("format")
+    if shape is None:
+        return
+    if not isinstance(shape, Mapping):
+        raise _bad("output_config.format", "Input should be a valid dictionary")
+    if shape.get("type") != "json_schema":
+        raise _bad("output_config.format.type", "Input should be 'json_schema'")
+    if not isinstance(shape.get("schema"), Mapping):
+        problem = "Field required" if "schema" not in shape else "Input should be a valid dictionary"
+        raise _bad("output_config.format.schema", problem)
+    for key in shape:
+        if key not in ("type", "schema"):
+            raise _bad(f"output_config.format.{key}", "Extra inputs are not permitted")
+
+
+def thinking_on(params: Mapping[str, Any], info: ModelInfo) -> bool:
+    """Whether the request thinks: asked to (``enabled`` / ``adaptive``), or by the model's default."""
+    thinking = params.get("thinking")
+    if isinstance(thinking, Mapping):
+        return thinking.get("type") in ("enabled", "adaptive")
+    return info.thinks_by_default
+
+
+def _check_model_features(params: Mapping[str, Any], info: ModelInfo) -> None:
+    """What this model refuses (catalog flags). Messages are the emulator's own wording (unverified)."""
+    messages = params["messages"]
+    if not info.supports_prefill and messages[-1].get("role") == "assistant":
+        raise _bad(
+            f"messages.{len(messages) - 1}",
+            f"{info.model} does not support assistant message prefill; the conversation must end with a user turn",
+        )
+    tool_choice = params.get("tool_choice")
+    forced = tool_choice.get("type") if isinstance(tool_choice, Mapping) else None
+    if forced == "tool" and not info.supports_forced_tool:
+        raise _bad("tool_choice.type", f"{info.model} does not support forced tool use (tool_choice type 'tool')")
+    if forced in ("any", "tool") and thinking_on(params, info):
+        # The extended-thinking docs' restriction; on 5.x models thinking is on unless disabled.
+        raise _bad("tool_choice", "Thinking may not be enabled when tool_choice forces tool use.")
+    output_config = params.get("output_config")
+    structured = isinstance(output_config, Mapping) and output_config.get("format") is not None
+    if structured and not info.supports_structured_outputs:
+        raise _bad("output_config.format", f"{info.model} does not support structured outputs")
+    geo = params.get("inference_geo")
+    if geo is not None and geo not in INFERENCE_GEOS:
+        raise _bad("inference_geo", f"Input should be {' or '.join(repr(g) for g in INFERENCE_GEOS)}")
+
+
 def _check_common(params: Mapping[str, Any]) -> None:
     model = params.get("model")
     if not isinstance(model, str) or not model:
@@ -193,11 +292,8 @@ def _check_common(params: Mapping[str, Any]) -> None:
     _check_tools(params.get("tools"), params.get("tool_choice"))
     if "cache_control" in params:
         _check_cache_control(params["cache_control"], "cache_control")
-    thinking = params.get("thinking")
-    if thinking is not None and (
-        not isinstance(thinking, Mapping) or thinking.get("type") not in ("enabled", "disabled", "adaptive")
-    ):
-        raise _bad("thinking.type", "Input should be 'enabled', 'disabled' or 'adaptive'")
+    _check_thinking(params.get("thinking"))
+    _check_output_config(params.get("output_config"))
 
 
 def _lookup_model(model: str, catalog_path: Path | None) -> ModelInfo:
@@ -222,12 +318,8 @@ def _check_max_tokens(params: Mapping[str, Any], info: ModelInfo, minimum: int) 
             f"for {info.model}",
         )
     thinking = params.get("thinking")
-    if isinstance(thinking, Mapping) and thinking.get("type") == "enabled":
-        budget = thinking.get("budget_tokens")
-        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1024:
-            raise _bad("thinking.enabled.budget_tokens", "Input should be greater than or equal to 1024")
-        if budget >= max_tokens:
-            raise _bad("max_tokens", "must be greater than thinking.budget_tokens")
+    if isinstance(thinking, Mapping) and thinking.get("type") == "enabled" and thinking["budget_tokens"] >= max_tokens:
+        raise _bad("max_tokens", "must be greater than thinking.budget_tokens")
 
 
 def validate_message_params(
@@ -253,6 +345,7 @@ def validate_message_params(
         raise _bad("service_tier", "Input should be 'auto' or 'standard_only'")
     info = _lookup_model(params["model"], catalog_path)
     _check_max_tokens(params, info, minimum=1 if in_batch else 0)
+    _check_model_features(params, info)
     return info
 
 

@@ -34,6 +34,10 @@ def _configure(connection: Connection) -> None:
         render_as_batch=True,  # SQLite cannot ALTER most things; batch mode copies the table, PostgreSQL ALTERs
         render_item=render_item,
         compare_type=True,
+        # One transaction for the whole upgrade, version row included (nightbatch.db.migrate makes SQLite's
+        # DDL transactional too): a killed upgrade leaves the database as it was.
+        transactional_ddl=True,
+        transaction_per_migration=False,
     )
 
 

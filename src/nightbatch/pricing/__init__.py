@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from nightbatch.pricing.cost import (
     BATCH_DISCOUNT,
+    GEO_MULTIPLIERS,
     PUSD_PER_USD,
     Cost,
     ServiceTier,
     Usage,
+    geo_multiplier,
     price_usage,
     pusd_to_usd,
     usd_to_pusd,
@@ -24,6 +26,7 @@ from nightbatch.pricing.table import PRICE_FIELDS, ModelPrice, PriceTable, defau
 
 __all__ = [
     "BATCH_DISCOUNT",
+    "GEO_MULTIPLIERS",
     "PRICE_FIELDS",
     "PUSD_PER_USD",
     "Cost",
@@ -32,6 +35,7 @@ __all__ = [
     "ServiceTier",
     "Usage",
     "default_price_table_path",
+    "geo_multiplier",
     "load_price_table",
     "price_usage",
     "pusd_to_usd",

@@ -15,6 +15,15 @@ Pricing rules (Anthropic, Nov 2026):
 * The Message Batches API bills **everything at 50 %** (:data:`BATCH_DISCOUNT`), stacking with the cache
   multipliers: in a batch uncached input costs 0.5x the input price, a 5-minute cache write 0.625x, a
   1-hour write 1.0x, a read 0.05x (0.025x on models whose reads are 0.05x), output 0.5x the output price.
+* A request sent with ``inference_geo = "us"`` (US-only inference) pays **1.1x on every category**
+  (:data:`GEO_MULTIPLIERS`); it stacks with the batch discount (0.55x). The multiplier is applied to the
+  per-token price, which the table guarantees stays a whole number of picodollars.
+* A model with a long-prompt band (Haiku 5.5: above 100,000 prompt tokens, prompt = input + cache writes
+  + cache reads) charges a request over the threshold the band's prices on **every** token of it,
+  output included; at or below it, the ordinary row. The band is decided per request, so price each
+  request's usage on its own (a sum of usages would cross the threshold that no request crossed).
+* The price row is the one in force on the day the usage was **billed** (``at``): for a batch result,
+  the day its batch ended.
 * Errored, canceled and expired batch requests are not billed; callers simply do not price them.
 """
 
@@ -33,10 +42,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BATCH_DISCOUNT",
+    "GEO_MULTIPLIERS",
     "PUSD_PER_USD",
     "Cost",
     "ServiceTier",
     "Usage",
+    "geo_multiplier",
     "price_usage",
     "pusd_to_usd",
     "usd_to_pusd",
@@ -47,6 +58,9 @@ ServiceTier = Literal["batch", "standard"]
 
 BATCH_DISCOUNT = Decimal("0.5")
 """Multiplier the Message Batches API applies to every token price (input, cache writes/reads, output)."""
+
+GEO_MULTIPLIERS: dict[str, Decimal] = {"us": Decimal("1.1")}
+"""Multiplier on every token price by ``inference_geo``; any other value (``global``, absent) is 1x."""
 
 PUSD_PER_USD = 10**12
 _TOKENS_PER_MTOK = 10**6
@@ -170,8 +184,13 @@ class Cost:
         return Cost(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
 
 
-def _pusd_per_token(usd_per_mtok: Decimal, tier: ServiceTier) -> int:
-    rate = usd_per_mtok * PUSD_PER_USD / _TOKENS_PER_MTOK
+def geo_multiplier(inference_geo: str | None) -> Decimal:
+    """The multiplier every token price takes for a request served at ``inference_geo``."""
+    return GEO_MULTIPLIERS.get(inference_geo or "", Decimal(1))
+
+
+def _pusd_per_token(usd_per_mtok: Decimal, tier: ServiceTier, geo: Decimal = Decimal(1)) -> int:
+    rate = usd_per_mtok * PUSD_PER_USD / _TOKENS_PER_MTOK * geo
     if tier == "batch":
         rate *= BATCH_DISCOUNT
     # The table loader guarantees integrality; a ModelPrice built by hand might not.
@@ -180,21 +199,45 @@ def _pusd_per_token(usd_per_mtok: Decimal, tier: ServiceTier) -> int:
     return int(rate)
 
 
-def _price_with(price: ModelPrice, usage: Usage, tier: ServiceTier) -> Cost:
+def _price_with(
+    price: ModelPrice,
+    usage: Usage,
+    tier: ServiceTier,
+    inference_geo: str | None = None,
+    long_prompt: bool | None = None,
+) -> Cost:
     if tier not in get_args(ServiceTier):
         raise ValueError(f"unknown service tier {tier!r}; expected one of {get_args(ServiceTier)}")
+    if long_prompt is None:
+        rates = price.for_prompt(usage.prompt_tokens)
+    else:
+        rates = price.long_prompt if long_prompt and price.long_prompt is not None else price
+    geo = geo_multiplier(inference_geo)
     return Cost(
-        input_pusd=usage.input_tokens * _pusd_per_token(price.input, tier),
-        output_pusd=usage.output_tokens * _pusd_per_token(price.output, tier),
-        cache_write_5m_pusd=usage.cache_write_5m_tokens * _pusd_per_token(price.cache_write_5m, tier),
-        cache_write_1h_pusd=usage.cache_write_1h_tokens * _pusd_per_token(price.cache_write_1h, tier),
-        cache_read_pusd=usage.cache_read_tokens * _pusd_per_token(price.cache_read, tier),
+        input_pusd=usage.input_tokens * _pusd_per_token(rates.input, tier, geo),
+        output_pusd=usage.output_tokens * _pusd_per_token(rates.output, tier, geo),
+        cache_write_5m_pusd=usage.cache_write_5m_tokens * _pusd_per_token(rates.cache_write_5m, tier, geo),
+        cache_write_1h_pusd=usage.cache_write_1h_tokens * _pusd_per_token(rates.cache_write_1h, tier, geo),
+        cache_read_pusd=usage.cache_read_tokens * _pusd_per_token(rates.cache_read, tier, geo),
     )
 
 
-def price_usage(table: PriceTable, model: str, usage: Usage, tier: ServiceTier, at: date | None = None) -> Cost:
-    """The cost of ``usage`` on ``model`` billed at ``tier``, with the table's prices in effect on ``at``.
+def price_usage(
+    table: PriceTable,
+    model: str,
+    usage: Usage,
+    tier: ServiceTier,
+    at: date | None = None,
+    *,
+    inference_geo: str | None = None,
+    long_prompt: bool | None = None,
+) -> Cost:
+    """The cost of one request's ``usage`` on ``model`` billed at ``tier`` on ``at`` (default today, UTC).
 
-    Raises :class:`~nightbatch.errors.UnknownModelError` for a model the table does not price.
+    ``inference_geo`` is where it ran (``"us"``: 1.1x on everything). ``usage`` must be ONE request's
+    when the model has a long-prompt band (see the module docstring), unless ``long_prompt`` says which
+    prices to use: True (the band's, when the model has one) or False (the ordinary row's), for a sum of
+    requests known to be on one side. Raises :class:`~nightbatch.errors.UnknownModelError` for a model
+    the table does not price.
     """
-    return _price_with(table.price(model, at), usage, tier)
+    return _price_with(table.price(model, at), usage, tier, inference_geo, long_prompt)

@@ -14,9 +14,13 @@ The packaged table is ``nightbatch/data/prices.toml``; users point at their own 
     cache_read = "0.10"
     effective_from = 2025-01-01
     source = "where the figures come from"
+    # optional: dearer prices on every token of a request whose prompt exceeds `above` tokens
+    long_prompt = { above = 100000, input = "0.50", output = "2.50", cache_write_5m = "0.625",
+                    cache_write_1h = "1.00", cache_read = "0.05" }
 
-The price of a model at a date is its row with the latest ``effective_from`` on or before that date.
-Every price must be a whole number of picodollars per token, also after the batch discount (see
+The price of a model at a date is its row with the latest ``effective_from`` on or before that date; a
+dated id (an alias in the model catalog) is priced as its catalog entry. Every price must be a whole
+number of picodollars per token, also after the batch discount and the 1.1x US-inference multiplier (see
 :mod:`nightbatch.pricing.cost`), so that costs are exact integers; a table that breaks this is rejected.
 """
 
@@ -32,6 +36,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from nightbatch.catalog import canonical_model
 from nightbatch.errors import ConfigError, UnknownModelError
 
 __all__ = ["PRICE_FIELDS", "ModelPrice", "PriceTable", "default_price_table_path", "load_price_table"]
@@ -39,12 +44,16 @@ __all__ = ["PRICE_FIELDS", "ModelPrice", "PriceTable", "default_price_table_path
 #: The price columns of a row, all in USD per million tokens.
 PRICE_FIELDS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 _ROW_FIELDS = frozenset((*PRICE_FIELDS, "effective_from", "source"))
+_OPTIONAL_FIELDS = frozenset(("long_prompt",))
+_BAND_FIELDS = frozenset((*PRICE_FIELDS, "above"))
 
-# A price p in $/MTok is p * 10**6 picodollars per token; the smallest multiplier applied to it is the
-# batch discount (0.5). Kept here rather than imported from cost.py so the two modules stay acyclic;
-# tests pin that they agree.
+# A price p in $/MTok is p * 10**6 picodollars per token; the multipliers ever applied to it are the
+# batch discount (0.5) and the US-inference multiplier (1.1), alone or together (0.55). Kept here rather
+# than imported from cost.py so the two modules stay acyclic; tests pin that they agree.
 _PUSD_PER_USD_PER_MTOK = Decimal(10**6)
 _SMALLEST_MULTIPLIER = Decimal("0.5")
+_GEO_MULTIPLIER = Decimal("1.1")
+_MULTIPLIERS = (Decimal(1), _SMALLEST_MULTIPLIER, _GEO_MULTIPLIER, _SMALLEST_MULTIPLIER * _GEO_MULTIPLIER)
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,15 @@ class ModelPrice:
     cache_read: Decimal
     effective_from: date
     source: str
+    long_prompt_above: int | None = None
+    """Prompt size (input + cache writes + cache reads) above which ``long_prompt`` prices every token."""
+    long_prompt: ModelPrice | None = None
+    """The band's prices (same model, date and source), or None when the model has no such band."""
+
+    def for_prompt(self, prompt_tokens: int) -> ModelPrice:
+        """The prices one request of ``prompt_tokens`` prompt tokens pays: this row, or its long-prompt band."""
+        band, above = self.long_prompt, self.long_prompt_above
+        return band if band is not None and above is not None and prompt_tokens > above else self
 
 
 @dataclass(frozen=True)
@@ -73,13 +91,18 @@ class PriceTable:
         """The model ids this table prices, sorted."""
         return sorted(self.rows)
 
+    def knows(self, model: str) -> bool:
+        """True when the table has a row for ``model`` (or for the catalog entry a dated id names)."""
+        return canonical_model(model) in self.rows or model in self.rows
+
     def price(self, model: str, at: date | None = None) -> ModelPrice:
         """The price of ``model`` in effect on ``at`` (default: today, UTC).
 
-        Raises :class:`UnknownModelError` for a model the table has no row for, and :class:`ConfigError`
-        when every row for it starts after ``at``: a cost is never silently zero.
+        A dated id is priced as its catalog entry. Raises :class:`UnknownModelError` for a model the table
+        has no row for, and :class:`ConfigError` when every row for it starts after ``at``: a cost is never
+        silently zero.
         """
-        rows = self.rows.get(model)
+        rows = self.rows.get(model) or self.rows.get(canonical_model(model))
         if not rows:
             raise UnknownModelError(model, str(self.path), list(self.rows))
         when = at if at is not None else datetime.now(UTC).date()
@@ -145,15 +168,41 @@ def _parse_row(path: Path, model: str, index: int, row: Any) -> ModelPrice:
     if not isinstance(row, dict):
         raise ConfigError(f"{where}: expected a table")
     missing = sorted(_ROW_FIELDS - row.keys())
-    unknown = sorted(row.keys() - _ROW_FIELDS)
+    unknown = sorted(row.keys() - _ROW_FIELDS - _OPTIONAL_FIELDS)
     if missing or unknown:
         parts = [f"missing {', '.join(missing)}" if missing else "", f"unknown {', '.join(unknown)}" if unknown else ""]
         raise ConfigError(f"{where}: {'; '.join(p for p in parts if p)} (fields: {', '.join(sorted(_ROW_FIELDS))})")
-    prices = {name: _parse_price(where, name, row[name]) for name in PRICE_FIELDS}
+    prices = _prices(where, row)
     source = row["source"]
     if not isinstance(source, str):
         raise ConfigError(f"{where}: source must be a string")
-    return ModelPrice(model=model, effective_from=_parse_date(where, row["effective_from"]), source=source, **prices)
+    effective_from = _parse_date(where, row["effective_from"])
+    above, band = None, None
+    if "long_prompt" in row:
+        above, band_prices = _parse_band(where, row["long_prompt"])
+        band = ModelPrice(model, *band_prices, effective_from=effective_from, source=source)
+    return ModelPrice(model, *prices, effective_from=effective_from, source=source, long_prompt_above=above,
+                      long_prompt=band)  # fmt: skip
+
+
+def _prices(where: str, row: dict[str, Any]) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
+    """The five PRICE_FIELDS of ``row``, in the order ModelPrice declares them."""
+    i, o, w5, w1, r = (_parse_price(where, name, row[name]) for name in PRICE_FIELDS)
+    return i, o, w5, w1, r
+
+
+def _parse_band(where: str, band: Any) -> tuple[int, tuple[Decimal, Decimal, Decimal, Decimal, Decimal]]:
+    where = f"{where}: long_prompt"
+    if not isinstance(band, dict):
+        raise ConfigError(f"{where}: expected a table {{above = N, input = ..., ...}}")
+    missing, unknown = sorted(_BAND_FIELDS - band.keys()), sorted(band.keys() - _BAND_FIELDS)
+    if missing or unknown:
+        parts = [f"missing {', '.join(missing)}" if missing else "", f"unknown {', '.join(unknown)}" if unknown else ""]
+        raise ConfigError(f"{where}: {'; '.join(p for p in parts if p)} (fields: {', '.join(sorted(_BAND_FIELDS))})")
+    above = band["above"]
+    if isinstance(above, bool) or not isinstance(above, int) or above < 0:
+        raise ConfigError(f"{where}: above must be a non-negative whole number of prompt tokens, got {above!r}")
+    return above, _prices(where, band)
 
 
 def _parse_price(where: str, name: str, value: Any) -> Decimal:
@@ -166,12 +215,13 @@ def _parse_price(where: str, name: str, value: Any) -> Decimal:
         raise ConfigError(f"{where}: {name} = {value!r} is not a number") from None
     if not price.is_finite() or price < 0:
         raise ConfigError(f"{where}: {name} = {value!r} must be a finite, non-negative number")
-    per_token = price * _PUSD_PER_USD_PER_MTOK * _SMALLEST_MULTIPLIER
-    if per_token != per_token.to_integral_value():
-        raise ConfigError(
-            f"{where}: {name} = {value!r} is not a whole number of picodollars per token after the 50% batch "
-            "discount; use a multiple of 0.000002 USD per million tokens"
-        )
+    for multiplier in _MULTIPLIERS:
+        per_token = price * _PUSD_PER_USD_PER_MTOK * multiplier
+        if per_token != per_token.to_integral_value():
+            raise ConfigError(
+                f"{where}: {name} = {value!r} is not a whole number of picodollars per token after the 50% batch "
+                "discount and the 1.1x US-inference multiplier; use a multiple of 0.00002 USD per million tokens"
+            )
     return price
 
 

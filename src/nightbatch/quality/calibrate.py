@@ -10,6 +10,12 @@
 3. The cheapest model whose pass rate (and agreement, when measured) reaches the type's
    ``routing.threshold`` is recommended; :func:`apply_calibration` makes it the type's route. Below the
    bar everywhere, nothing is recommended.
+
+Candidates are ordered by tier, then by price (output, then input), so two models of one tier side by
+side (Haiku 4.5 and Haiku 5.5) are tried cheapest first. Each is sent the type's own settings (thinking,
+effort, structured output where the model supports it), and priced from the usage it returned, so the
+newer tokenizer's larger counts and any thinking are in its measured cost per task, at the prices in
+force when its batch ended.
 """
 
 from __future__ import annotations
@@ -23,11 +29,14 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlmodel import Session, col
 
+from nightbatch import custom_ids
 from nightbatch.build.requests import RequestBuilder
 from nightbatch.catalog import model_info
+from nightbatch.claude.client import not_visible_yet
 from nightbatch.collect.outcome import check_output
+from nightbatch.collect.rows import thinking_tokens
 from nightbatch.db.models import Batch, BatchStatus, Calibration, Task, TaskAttempt, UsagePurpose, UsageRecord, utcnow
-from nightbatch.errors import ConfigError, StateError
+from nightbatch.errors import ConfigError, ProviderError, StateError
 from nightbatch.pricing import Usage, price_usage, pusd_to_usd
 from nightbatch.quality.checks import agrees
 from nightbatch.services import Services
@@ -74,8 +83,13 @@ def _candidates(services: Services, task_type_name: str, models: list[str] | Non
         )
     for model in chosen:
         model_info(model)
-        services.prices.price(model)
-    return sorted(chosen, key=lambda m: model_info(m).tier)
+        services.prices.price(model)  # an unpriced candidate is refused before anything is sent
+
+    def rank(model: str) -> tuple[int, Decimal, Decimal]:
+        price = services.prices.price(model)
+        return model_info(model).tier, price.output, price.input
+
+    return sorted(chosen, key=rank)
 
 
 def start_calibration(services: Services, task_type_name: str, sample: int, models: list[str] | None = None) -> int:
@@ -101,7 +115,10 @@ def start_calibration(services: Services, task_type_name: str, sample: int, mode
     builder = RequestBuilder()
     for model in candidates:
         requests = [
-            replace(builder.build(task_id, 0, task_type, model, payload), custom_id=f"c{task_id}")
+            replace(
+                builder.build(task_id, 0, task_type, model, payload),
+                custom_id=custom_ids.build(custom_ids.Kind.CALIBRATION, task_id, 0),
+            )
             for task_id, payload in rows
         ]
         for packed in pack(requests, lambda key, members: "1h" if len(members) > 1 else None).batches:
@@ -146,9 +163,17 @@ def finish_calibration(services: Services, calibration_id: int) -> list[ModelSco
     if calibration.results is not None:
         return [ModelScore(**row) for row in calibration.results["models"]]
     batches = _batches(services, calibration_id)
-    infos = {b.id: services.client.retrieve_batch(str(b.provider_batch_id)) for b in batches}
-    if any(info.processing_status != "ended" for info in infos.values()):
-        return None
+    infos = {}
+    for batch in batches:
+        try:
+            info = services.client.retrieve_batch(str(batch.provider_batch_id))
+        except ProviderError as exc:
+            if not_visible_yet(exc, batch.submitted_at):
+                return None  # created seconds ago: the API's transient 404, not a lost batch
+            raise
+        if info.processing_status != "ended":
+            return None
+        infos[batch.id] = info
     task_type = services.registry.get(calibration.task_type)
     with services.engine.connect() as conn:
         payloads: dict[int, dict[str, Any]] = {
@@ -165,14 +190,21 @@ def finish_calibration(services: Services, calibration_id: int) -> list[ModelSco
     usage_rows: list[dict[str, Any]] = []
     for batch in batches:
         for line in _result_lines(services, batch):
-            task_id = int(line["custom_id"][1:])
+            parsed = custom_ids.parse(str(line.get("custom_id")))
+            if parsed is None or parsed.kind != custom_ids.Kind.CALIBRATION:
+                continue  # not a probe of ours: nothing to score
+            task_id = parsed.task_id
             result = line.get("result") or {}
             output, check = None, None
             if result.get("type") == "succeeded":
                 message = result.get("message") or {}
                 output, check = check_output(message, task_type, payloads.get(task_id, {}))
-                usage = Usage.from_api(message.get("usage") or {})
-                billed = price_usage(services.prices, batch.model, usage, "batch").total_pusd
+                raw = message.get("usage") or {}
+                usage = Usage.from_api(raw)
+                geo = raw.get("inference_geo") if isinstance(raw.get("inference_geo"), str) else task_type.inference_geo
+                billed_at = infos[batch.id].ended_at or now
+                billed = price_usage(services.prices, batch.model, usage, "batch", billed_at.date(),
+                                     inference_geo=geo).total_pusd  # fmt: skip
                 cost[batch.model] += billed
                 passed[batch.model] += check.passed
                 outputs[batch.model][task_id] = output
@@ -183,6 +215,8 @@ def finish_calibration(services: Services, calibration_id: int) -> list[ModelSco
                     "cache_write_1h_tokens": usage.cache_write_1h_tokens, "cache_read_tokens": usage.cache_read_tokens,
                     "price_version": services.prices.version, "cost_pusd": billed,
                     "purpose": UsagePurpose.CALIBRATION, "created_at": now,
+                    "thinking_tokens": thinking_tokens(message, raw, usage.output_tokens), "inference_geo": geo,
+                    "billed_at": billed_at,
                 })  # fmt: skip
             attempt_rows.append({
                 "task_id": task_id, "task_type": calibration.task_type, "attempt": 0, "model": batch.model,

@@ -3,28 +3,14 @@
 The routed model keeps being measured against its better: the shadow result is checked and compared
 with the routed one (agreement), billed and recorded as an attempt with purpose ``shadow``, and never
 changes the task. Shadow requests ride in the higher model's batches under their own ``custom_id``
-(``s<task id>-<attempt>``), so ingest can tell them apart.
+(kind ``s``, see :mod:`nightbatch.custom_ids`), so ingest can tell them apart.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-__all__ = ["in_shadow_sample", "is_shadow_id", "parse_shadow_id", "shadow_custom_id"]
-
-
-def shadow_custom_id(task_id: int, attempt: int) -> str:
-    return f"s{task_id}-{attempt}"
-
-
-def is_shadow_id(custom_id: str) -> bool:
-    return custom_id.startswith("s")
-
-
-def parse_shadow_id(custom_id: str) -> int | None:
-    """The task id in a shadow custom_id, or None when it is not one."""
-    head = custom_id[1:].split("-", 1)[0]
-    return int(head) if custom_id.startswith("s") and head.isdigit() else None
+__all__ = ["in_shadow_sample"]
 
 
 def in_shadow_sample(task_id: int, fraction: float) -> bool:

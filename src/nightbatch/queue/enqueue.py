@@ -4,7 +4,9 @@ Every task has an idempotency key (given, or derived from its type and payload, 
 :func:`nightbatch.queue.taskfile.default_key`) and the key is unique in the ``task`` table. Inserts are
 ``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING``: enqueueing a key that is already there changes
 nothing and is reported, never raised. The existing task is left exactly as it is (whatever its payload
-or status), so re-running yesterday's file after a crash is always safe.
+or status), so re-running yesterday's file after a crash is always safe. A key already there for a
+*different* task (another payload or type) is a conflict: counted and named in the report, and replaced
+only when asked (``replace``, and only while the task is still ``queued``).
 
 A task file is enqueued all or nothing: it is streamed, validated line by line and inserted in chunks,
 all inside one transaction that is rolled back at the first bad line.
@@ -20,14 +22,25 @@ from typing import Any
 
 from sqlalchemy import Dialect, Engine, Table, bindparam, select, text
 
+from nightbatch.build.template import check_fields
 from nightbatch.db.engine import dialect_name, insert_ignoring_conflicts
 from nightbatch.db.models import TaskStatus, UTCDateTime, metadata, utcnow
-from nightbatch.errors import StateError
+from nightbatch.db.task_conflicts import conflicting, replace_queued
+from nightbatch.errors import InputError, StateError
 from nightbatch.queue.taskfile import TaskFileReader, TaskSource, TaskSpec, canonical_json, make_task_spec
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "EnqueueReport", "EnqueueResult", "TypeCounts", "enqueue", "enqueue_jsonl"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "EnqueueReport",
+    "EnqueueResult",
+    "TypeCounts",
+    "enqueue",
+    "enqueue_jsonl",
+    "template_check",
+]
 
 DEFAULT_CHUNK_SIZE = 2000
+CONFLICT_KEYS_SHOWN = 20
 MAX_CHUNK_BYTES = 8 * 2**20  # a chunk of big payloads is cut short: memory stays bounded by bytes too
 _TASK: Table = metadata.tables["task"]
 
@@ -63,6 +76,12 @@ class EnqueueReport:
     tasks: int
     inserted: int
     by_task_type: Mapping[str, TypeCounts] = field(default_factory=dict)
+    conflicts: int = 0
+    """Keys already there for a *different* task (payload or type): reported, not silently "queued"."""
+    conflict_keys: list[str] = field(default_factory=list)
+    """The first of those keys (at most ``CONFLICT_KEYS_SHOWN``)."""
+    replaced: int = 0
+    """Conflicting tasks still ``queued`` that took the new definition (``replace=True``)."""
 
     @property
     def duplicates(self) -> int:
@@ -131,7 +150,7 @@ _BULK_INSERT = {
         FROM json_to_recordset(CAST(:rows AS json))
             AS r(t varchar, p json, k varchar, pr integer, d timestamptz, m varchar)
         ON CONFLICT (idempotency_key) DO NOTHING
-        RETURNING task_type""",
+        RETURNING task_type, idempotency_key""",
     "sqlite": f"""
         INSERT INTO task ({_COLUMNS})
         SELECT json_extract(value, '$.t'), json_extract(value, '$.p'), json_extract(value, '$.k'),
@@ -140,7 +159,7 @@ _BULK_INSERT = {
         FROM json_each(:rows)
         WHERE true  -- SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT
         ON CONFLICT (idempotency_key) DO NOTHING
-        RETURNING task_type""",
+        RETURNING task_type, idempotency_key""",
 }
 
 
@@ -163,22 +182,22 @@ def _encode_row(spec: TaskSpec, store_datetime: Callable[[Any], Any]) -> str:
 
 def _encoded_chunks(
     specs: Iterable[TaskSpec], dialect: Dialect, max_rows: int, max_bytes: int
-) -> Iterator[tuple[list[str], str]]:
-    """Chunks of at most ``max_rows`` rows and about ``max_bytes``: (task types, JSON array of rows)."""
+) -> Iterator[tuple[list[TaskSpec], str]]:
+    """Chunks of at most ``max_rows`` rows and about ``max_bytes``: (the tasks, JSON array of rows)."""
     # dialect_impl: the text SQLite's DateTime really stores, so bulk and ORM inserts sort alike.
     store_datetime = UTCDateTime().dialect_impl(dialect).bind_processor(dialect) or (lambda value: value)
-    types: list[str] = []
+    chunk: list[TaskSpec] = []
     rows: list[str] = []
     size = 0
     for spec in specs:
         rows.append(_encode_row(spec, store_datetime))
-        types.append(spec.task_type)
+        chunk.append(spec)
         size += len(rows[-1])
         if len(rows) >= max_rows or size >= max_bytes:
-            yield types, f"[{','.join(rows)}]"
-            types, rows, size = [], [], 0
+            yield chunk, f"[{','.join(rows)}]"
+            chunk, rows, size = [], [], 0
     if rows:
-        yield types, f"[{','.join(rows)}]"
+        yield chunk, f"[{','.join(rows)}]"
 
 
 def enqueue_jsonl(
@@ -189,6 +208,8 @@ def enqueue_jsonl(
     source_name: str | None = None,
     task_types: Container[str] | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    check: Callable[[TaskSpec], None] | None = None,
+    replace: bool = False,
 ) -> EnqueueReport:
     """Enqueue every task of a JSONL task file, all or nothing.
 
@@ -198,26 +219,70 @@ def enqueue_jsonl(
     ``source_name`` names the file in errors and in ``task.source`` (default: the path). With
     ``task_types``, a line naming a type not in it is an error. The first bad line raises
     :class:`~nightbatch.errors.TaskFileError` and nothing from the file is enqueued. Keys already queued,
-    and keys repeated within the file, count as duplicates.
+    and keys repeated within the file, count as duplicates. ``check`` vets each task further (see
+    :func:`template_check`); a task it refuses is a bad line like any other. A key already there for a
+    different task is a conflict, counted and named in the report; with ``replace`` a conflicting task
+    that is still ``queued`` takes the file's definition (never one claimed, in flight or finished).
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     reader = TaskFileReader(
-        stream_or_path, default_task_type=default_task_type, source_name=source_name, task_types=task_types
+        stream_or_path,
+        default_task_type=default_task_type,
+        source_name=source_name,
+        task_types=task_types,
+        check=check,
     )
     seen: Counter[str] = Counter()
     inserted: Counter[str] = Counter()
+    conflicts: list[str] = []
+    replaced = 0
     now = utcnow()
     with engine.begin() as conn:
         insert = text(_BULK_INSERT[conn.dialect.name]).bindparams(bindparam("now", type_=UTCDateTime()))
         params = {"status": TaskStatus.QUEUED.value, "source": reader.source_name, "now": now}
-        for types, rows in _encoded_chunks(reader, conn.dialect, chunk_size, MAX_CHUNK_BYTES):
-            seen.update(types)
-            inserted.update(conn.execute(insert, {**params, "rows": rows}).scalars())
+        for chunk, rows in _encoded_chunks(reader, conn.dialect, chunk_size, MAX_CHUNK_BYTES):
+            seen.update(spec.task_type for spec in chunk)
+            returned = conn.execute(insert, {**params, "rows": rows}).all()
+            inserted.update(str(r[0]) for r in returned)
+            if len(returned) == len(chunk):
+                continue
+            # Keys already there: a re-run (same task) is fine; the same key for a different task is not.
+            new = {str(r[1]) for r in returned}
+            old = {spec.key: spec for spec in chunk if spec.key not in new}
+            clashing = conflicting(conn, {k: (s.task_type, s.payload) for k, s in old.items()}, canonical_json)
+            conflicts += clashing
+            if replace and clashing:
+                replaced += replace_queued(conn, [_replacement(old[key]) for key in clashing])
     return EnqueueReport(
         source=reader.source_name,
         lines_read=reader.lines_read,
         tasks=sum(seen.values()),
         inserted=sum(inserted.values()),
         by_task_type={t: TypeCounts(tasks=n, inserted=inserted[t]) for t, n in sorted(seen.items())},
+        conflicts=len(conflicts),
+        conflict_keys=conflicts[:CONFLICT_KEYS_SHOWN],
+        replaced=replaced,
     )
+
+
+def _replacement(spec: TaskSpec) -> dict[str, Any]:
+    return {"key": spec.key, "task_type": spec.task_type, "payload": spec.payload, "priority": spec.priority,
+            "deadline": spec.deadline, "model_override": spec.model_override}  # fmt: skip
+
+
+def template_check(templates: Mapping[str, str]) -> Callable[[TaskSpec], None]:
+    """A ``check`` for :func:`enqueue_jsonl`: every field a task's type template names must be in its payload.
+
+    ``templates`` maps task types to their templates; types it does not list pass unchecked.
+    """
+
+    def check(spec: TaskSpec) -> None:
+        template = templates.get(spec.task_type)
+        if template is not None:
+            try:
+                check_fields(template, spec.payload)
+            except InputError as exc:
+                raise InputError(f"task type {spec.task_type!r}: {exc}") from None
+
+    return check

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -226,7 +226,9 @@ def _resolve_task_type(given: str | None, default: str | None, known: Container[
 class TaskFileReader:
     """Stream the tasks of one file, validating as it goes; holds one line at a time.
 
-    Iterating raises :class:`TaskFileError` (``source:line: problem``) at the first bad line.
+    Iterating raises :class:`TaskFileError` (``source:line: problem``) at the first bad line. ``check``, if
+    given, vets each parsed task further (e.g. against its type's template) by raising ``ValueError`` or
+    :class:`InputError`.
     ``lines_read`` counts physical lines read so far, blank ones included. A ``str`` source is a path:
     pass text as ``text.splitlines()``.
     """
@@ -238,8 +240,10 @@ class TaskFileReader:
         default_task_type: str | None = None,
         source_name: str | None = None,
         task_types: Container[str] | None = None,
+        check: Callable[[TaskSpec], None] | None = None,
     ) -> None:
         self._source = source
+        self._check = check
         self.source_name = source_name or (
             str(source) if isinstance(source, str | os.PathLike) else getattr(source, "name", None) or "<stream>"
         )
@@ -279,6 +283,9 @@ class TaskFileReader:
             if not text.strip():
                 continue
             try:
-                yield parse_line(text, default_task_type=self.default_task_type, task_types=self.task_types)
-            except ValueError as exc:
+                spec = parse_line(text, default_task_type=self.default_task_type, task_types=self.task_types)
+                if self._check is not None:
+                    self._check(spec)
+            except (ValueError, InputError) as exc:
                 raise TaskFileError(self.source_name, self.lines_read, str(exc)) from None
+            yield spec

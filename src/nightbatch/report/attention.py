@@ -1,11 +1,12 @@
-"""What in a run needs a person's attention: failed tasks, expired batches, budget stops, drift, recoveries."""
+"""What in a run needs a person's attention: failed tasks, expired batches, budget stops, drift, recoveries,
+and billed responses that could not be priced."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlmodel import col
 
-from nightbatch.db.models import Batch
+from nightbatch.db.models import Batch, UsageRecord
 from nightbatch.db.run_tasks import run_failures
 from nightbatch.quality.measure import shadow_drift
 from nightbatch.tasktypes import TaskTypeRegistry
@@ -36,6 +37,16 @@ def attention_items(
                 col(Batch.run_id) == run_id
             )
         ).all()
+        unpriced = conn.execute(
+            select(col(UsageRecord.model), func.count())
+            .where(col(UsageRecord.run_id) == run_id, col(UsageRecord.cost_pusd).is_(None))
+            .group_by(col(UsageRecord.model))
+        ).all()
+    for model, count in unpriced:
+        items.append(
+            f"UNPRICED: {count} billed response(s) on {model} have no price row: their cost is not in the totals "
+            "(add the model to the price table)"
+        )
     for error_type, count in sorted(failed.items()):
         items.append(f"{count:,} task(s) failed ({error_type})")
     for provider_id, expired, error, purpose in batches:

@@ -20,7 +20,8 @@ from nightbatch.report.query import (
     price_versions,
     run_cache_history,
 )
-from nightbatch.report.savings import BASELINE_MODEL, Savings, savings
+from nightbatch.report.savings import Savings, baseline_model_for, savings
+from nightbatch.tasktypes import TaskTypeRegistry
 
 __all__ = ["CHART_DAYS", "Report", "build_report"]
 
@@ -52,7 +53,8 @@ class Report:
 
     @property
     def warnings(self) -> list[str]:
-        return self.cache.warnings
+        unpriced = self.savings.unpriced_warning()
+        return ([unpriced] if unpriced else []) + self.cache.warnings
 
 
 def _chart_window(selection: Selection, days: list[date], today: date) -> tuple[date, date]:
@@ -70,7 +72,8 @@ def build_report(
     prices: PriceTable,
     selection: Selection,
     *,
-    baseline_model: str = BASELINE_MODEL,
+    baseline_model: str | None = None,
+    registry: TaskTypeRegistry | None = None,
     window: int = DEFAULT_WINDOW,
     drop_points: float = DEFAULT_DROP_POINTS,
     min_runs: int = DEFAULT_MIN_RUNS,
@@ -79,9 +82,11 @@ def build_report(
 
     ``window`` runs form the rolling hit rate; a task type whose hit rate is more than ``drop_points``
     below it (with at least ``min_runs`` runs of history) is flagged. Baselines are re-priced with
-    ``prices`` (see :mod:`nightbatch.report.savings`).
+    ``prices`` (see :mod:`nightbatch.report.savings`); the naive baseline's model is ``baseline_model``,
+    else the top of ``registry``'s ladders (:func:`~nightbatch.report.savings.baseline_model_for`).
     """
-    groups = ledger_groups(engine, selection)
+    baseline = baseline_model or baseline_model_for(registry)
+    groups = ledger_groups(engine, selection, prices)
     now = datetime.now(UTC)
     first, last = _chart_window(selection, [g.day for g in groups], now.date())
     return Report(
@@ -97,7 +102,7 @@ def build_report(
             drop_points=drop_points,
             min_runs=min_runs,
         ),
-        savings=savings(groups, prices, baseline_model=baseline_model),
+        savings=savings(groups, prices, baseline_model=baseline),
         price_versions=price_versions(engine, selection),
         repriced_with=prices.version,
         daily_costs=daily_model_costs(engine, first, last),

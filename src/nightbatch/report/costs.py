@@ -60,6 +60,8 @@ class CostRow:
     cost_pusd: int
     passed: int
     failed_check: int
+    unpriced: int = 0
+    """Of ``responses``, those without a price (NULL cost): their cost is not in ``cost_pusd``."""
 
     @property
     def cache_write_tokens(self) -> int:
@@ -117,6 +119,7 @@ def cost_table(groups: Iterable[LedgerGroup], billed: Iterable[BilledTask]) -> C
     """Cost per task type × model from the selection's ledger groups and billed tasks."""
     per_group, overall = _verdicts(billed)
     sums: dict[tuple[str, str, str], tuple[int, Usage, int]] = {}
+    unpriced: dict[tuple[str, str, str], int] = {}
     for g in groups:
         if g.purpose == UsagePurpose.TASK and g.task_type is not None:
             key = (g.task_type, g.model, g.purpose)
@@ -124,6 +127,7 @@ def cost_table(groups: Iterable[LedgerGroup], billed: Iterable[BilledTask]) -> C
             key = (f"({g.purpose})", g.model, g.purpose)
         responses, usage, cost = sums.get(key, (0, Usage(), 0))
         sums[key] = (responses + g.responses, usage + g.usage, cost + g.cost_pusd)
+        unpriced[key] = unpriced.get(key, 0) + g.unpriced
     rows = []
     for (task_type, model, purpose), (responses, usage, cost) in sums.items():
         verdicts = per_group.get((task_type, model), {}) if purpose == UsagePurpose.TASK else {}
@@ -138,6 +142,7 @@ def cost_table(groups: Iterable[LedgerGroup], billed: Iterable[BilledTask]) -> C
                 cost_pusd=cost,
                 passed=_count(verdicts, "passed"),
                 failed_check=_count(verdicts, "failed"),
+                unpriced=unpriced[(task_type, model, purpose)],
             )
         )
     rows.sort(key=lambda r: (r.purpose != UsagePurpose.TASK, r.task_type, -r.cost_pusd, r.model))
@@ -151,5 +156,6 @@ def cost_table(groups: Iterable[LedgerGroup], billed: Iterable[BilledTask]) -> C
         cost_pusd=sum(r.cost_pusd for r in rows),
         passed=_count(overall, "passed"),
         failed_check=_count(overall, "failed"),
+        unpriced=sum(r.unpriced for r in rows),
     )
     return CostTable(rows=rows, total=total)

@@ -17,11 +17,12 @@ from typing import Any
 from sqlalchemy import Engine, and_, select
 from sqlmodel import col
 
-from nightbatch.catalog import load_catalog
+from nightbatch.catalog import canonical_model, load_catalog
 from nightbatch.db.models import Calibration, TaskAttempt, UsagePurpose, UsageRecord
 from nightbatch.pricing import PriceTable, Usage, price_usage, pusd_to_usd
 from nightbatch.quality.measure import ShadowDrift, shadow_drift
 from nightbatch.report.query import Selection
+from nightbatch.report.savings import baseline_model_for
 from nightbatch.tasktypes import TaskTypeRegistry
 
 __all__ = ["CalibrationLine", "EscalationLine", "QualityReport", "quality_report"]
@@ -81,7 +82,7 @@ def _top_model(task_type: str, registry: TaskTypeRegistry | None, fallback: str)
         ladder = registry.get(task_type).escalation
         if ladder:
             catalog = load_catalog()
-            return max(ladder, key=lambda m: catalog[m].tier if m in catalog else 0)
+            return max(ladder, key=lambda m: catalog[canonical_model(m)].tier if canonical_model(m) in catalog else 0)
     return fallback
 
 
@@ -91,9 +92,14 @@ def quality_report(
     selection: Selection,
     *,
     registry: TaskTypeRegistry | None = None,
-    baseline_model: str = "claude-opus-4-8",
+    baseline_model: str | None = None,
 ) -> QualityReport:
-    """The quality section of a report over ``selection``."""
+    """The quality section of a report over ``selection``.
+
+    A type's "all on the top rung" figure uses the top of its ladder, else ``baseline_model``, else the top
+    of the config's ladders.
+    """
+    baseline_model = baseline_model or baseline_model_for(registry)
     report = QualityReport()
     query = (
         select(
@@ -123,8 +129,19 @@ def quality_report(
     with engine.connect() as conn:
         for row in conn.execute(query):
             per_task.setdefault(row.task_id, []).append(row)
+        # Core rows (one column each), not ORM entities: a Connection does not wrap rows in the model.
         calibrations = conn.execute(
-            select(Calibration).where(col(Calibration.status) == "decided").order_by(col(Calibration.id))
+            select(
+                col(Calibration.id),
+                col(Calibration.task_type),
+                col(Calibration.recommended_model),
+                col(Calibration.threshold),
+                col(Calibration.decided_at),
+                col(Calibration.applied_at),
+                col(Calibration.results),
+            )
+            .where(col(Calibration.status) == "decided")
+            .order_by(col(Calibration.id))
         ).all()
     lines: dict[str, EscalationLine] = {}
     for rows in per_task.values():
@@ -132,15 +149,15 @@ def quality_report(
         line = lines.setdefault(task_type, EscalationLine(task_type, _top_model(task_type, registry, baseline_model)))
         line.tasks += 1
         line.escalated += len(rows) > 1
-        line.actual_pusd += sum(int(r.cost_pusd) for r in rows)
-        line.failed_rungs_pusd += sum(int(r.cost_pusd) for r in rows[:-1])
+        line.actual_pusd += sum(int(r.cost_pusd or 0) for r in rows)  # unpriced: named by the report
+        line.failed_rungs_pusd += sum(int(r.cost_pusd or 0) for r in rows[:-1])
         final = rows[-1]
         usage = Usage(final.input_tokens, final.output_tokens, final.cache_write_5m_tokens,
                       final.cache_write_1h_tokens, final.cache_read_tokens)  # fmt: skip
         line.all_top_pusd += price_usage(prices, line.top_model, usage, "batch").total_pusd
     report.escalation = sorted(lines.values(), key=lambda line: line.task_type)
     latest: dict[str, Any] = {}
-    for (calibration,) in calibrations:
+    for calibration in calibrations:
         latest[calibration.task_type] = calibration
     report.calibrations = [
         CalibrationLine(c.task_type, c.id, c.recommended_model, c.threshold, c.decided_at, c.applied_at, c.results)

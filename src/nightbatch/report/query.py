@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, exists, func, literal_column, select
+from sqlalchemy import ColumnElement, Engine, case, exists, func, literal_column, select
 from sqlmodel import col
 
 from nightbatch.db.models import Batch, Run, Task, UsagePurpose, UsageRecord
 from nightbatch.errors import InputError, StateError
-from nightbatch.pricing import Usage
+from nightbatch.pricing import PriceTable, Usage, load_price_table
+from nightbatch.runs import interrupted_before
 
 __all__ = [
     "BatchCache",
@@ -34,6 +35,7 @@ __all__ = [
     "billed_tasks",
     "daily_model_costs",
     "ledger_groups",
+    "long_prompt_thresholds",
     "price_versions",
     "resolve_selection",
     "run_cache_history",
@@ -57,10 +59,12 @@ class Selection:
     """First UTC day, inclusive (ranges only)."""
     until: date | None = None
     """Last UTC day, inclusive (ranges only)."""
+    interrupted_runs: tuple[int, ...] = ()
+    """Interrupted runs just before ``run_id`` whose work it finished (their rows keep their run ids)."""
 
     @classmethod
-    def run(cls, run_id: int, started_at: datetime) -> Selection:
-        return cls(run_id=run_id, run_started_at=started_at)
+    def run(cls, run_id: int, started_at: datetime, interrupted_runs: Sequence[int] = ()) -> Selection:
+        return cls(run_id=run_id, run_started_at=started_at, interrupted_runs=tuple(interrupted_runs))
 
     @classmethod
     def days(cls, since: date | None, until: date | None) -> Selection:
@@ -86,6 +90,9 @@ class Selection:
         """A human name: ``run 12 (2026-11-20)``, ``2026-11-20``, ``2026-11-01..2026-11-20``, ``all usage``."""
         if self.run_id is not None:
             started = f" ({self.run_started_at:%Y-%m-%d %H:%M} UTC)" if self.run_started_at else ""
+            if self.interrupted_runs:
+                earlier = ", ".join(map(str, self.interrupted_runs))
+                return f"run {self.run_id}{started} with interrupted run(s) {earlier}, whose work it finished"
             return f"run {self.run_id}{started}"
         if self.kind == "day":
             assert self.since is not None
@@ -99,6 +106,8 @@ class Selection:
     def usage_filter(self) -> list[ColumnElement[bool]]:
         """WHERE clauses on ``usage_record`` selecting the covered rows."""
         if self.run_id is not None:
+            if self.interrupted_runs:
+                return [col(UsageRecord.run_id).in_([self.run_id, *self.interrupted_runs])]
             return [col(UsageRecord.run_id) == self.run_id]
         clauses: list[ColumnElement[bool]] = []
         if self.since is not None:
@@ -117,6 +126,8 @@ class Selection:
         """True for a run before the selection: the history a rolling window is taken from."""
         if self.run_id is not None:
             assert self.run_started_at is not None
+            if run_id in self.interrupted_runs:
+                return False
             return (started_at, run_id) < (self.run_started_at, self.run_id)
         return self.since is not None and started_at < _midnight(self.since)
 
@@ -130,6 +141,9 @@ def resolve_selection(
     until: date | None = None,
 ) -> Selection:
     """The selection the CLI's options name; without any, the latest run that billed anything.
+
+    A run's selection includes the interrupted runs just before it (:func:`nightbatch.runs.interrupted_before`):
+    it finished their work, and its label says so.
 
     Raises :class:`InputError` for contradictory options or an unknown run, and :class:`StateError` when
     there is no run at all to default to.
@@ -148,7 +162,7 @@ def resolve_selection(
             started = conn.execute(select(col(Run.started_at)).where(col(Run.id) == run_id)).scalar_one_or_none()
             if started is None:
                 raise InputError(f"run {run_id} does not exist; `nightbatch report` without --run picks the latest")
-            return Selection.run(run_id, started)
+            return Selection.run(run_id, started, interrupted_before(engine, run_id))
         billed = exists().where(col(UsageRecord.run_id) == col(Run.id))
         latest = select(col(Run.id), col(Run.started_at)).order_by(col(Run.started_at).desc(), col(Run.id).desc())
         row = conn.execute(latest.where(billed).limit(1)).first() or conn.execute(latest.limit(1)).first()
@@ -157,7 +171,7 @@ def resolve_selection(
             "the database has no runs yet: run `nightbatch run` (or `make run`) first, or choose a period with "
             "--day / --since"
         )
-    return Selection.run(int(row[0]), row[1])
+    return Selection.run(int(row[0]), row[1], interrupted_before(engine, int(row[0])))
 
 
 # -- rows ------------------------------------------------------------------------------------------
@@ -165,9 +179,13 @@ def resolve_selection(
 
 @dataclass(frozen=True)
 class LedgerGroup:
-    """Usage rows summed per (task type, model, purpose, service tier, UTC day billed).
+    """Usage rows summed per (task type, model, purpose, service tier, UTC day billed, geo, prompt band).
 
-    ``task_type`` is None for rows that serve no task (priming, calibration probes).
+    ``task_type`` is None for rows that serve no task (priming, calibration probes). ``day`` is the day the
+    rows were billed (``billed_at``, else ``created_at``): the day whose price rows re-price them.
+    ``unpriced`` of the ``responses`` have no cost (NULL: their model had no price row); ``cost_pusd`` is
+    the sum of the others. ``long_prompt`` is the largest long-prompt threshold of the price table that
+    every row's prompt exceeds (0: none), so a sum of rows can be re-priced with each row's own band.
     """
 
     task_type: str | None
@@ -178,6 +196,9 @@ class LedgerGroup:
     responses: int
     usage: Usage
     cost_pusd: int
+    unpriced: int = 0
+    inference_geo: str | None = None
+    long_prompt: int = 0
 
 
 @dataclass(frozen=True)
@@ -266,12 +287,54 @@ def _usage(sums: Sequence[Any]) -> Usage:
     )
 
 
-def ledger_groups(engine: Engine, selection: Selection) -> list[LedgerGroup]:
-    """Every usage row of the selection, summed per (task type, model, purpose, tier, day)."""
-    day = _day(engine)
-    keys = (col(Task.task_type), col(UsageRecord.model), col(UsageRecord.purpose), col(UsageRecord.service_tier), day)
+def _billed_day(engine: Engine) -> ColumnElement[Any]:
+    """The UTC day a row was billed (``billed_at``; rows from before it was recorded: ``created_at``)."""
+    column = func.coalesce(col(UsageRecord.billed_at), col(UsageRecord.created_at))
+    if engine.dialect.name == "postgresql":
+        return func.to_char(func.timezone(literal_column("'UTC'"), column), literal_column("'YYYY-MM-DD'"))
+    return func.strftime(literal_column("'%Y-%m-%d'"), column)
+
+
+def _band(thresholds: Sequence[int]) -> ColumnElement[Any]:
+    """The largest of ``thresholds`` the row's prompt (input + writes + reads) exceeds, 0 for none, in SQL.
+
+    Literal thresholds, for the same reason as :func:`_day` (GROUP BY matching on PostgreSQL).
+    """
+    prompt = (
+        col(UsageRecord.input_tokens)
+        + col(UsageRecord.cache_write_5m_tokens)
+        + col(UsageRecord.cache_write_1h_tokens)
+        + col(UsageRecord.cache_read_tokens)
+    )
+    whens: list[tuple[ColumnElement[bool], ColumnElement[Any]]] = [
+        (prompt > literal_column(str(int(t))), literal_column(str(int(t)))) for t in sorted(thresholds, reverse=True)
+    ]
+    return case(*whens, else_=literal_column("0")) if whens else literal_column("0")
+
+
+def long_prompt_thresholds(prices: PriceTable) -> list[int]:
+    """Every long-prompt threshold of ``prices`` (the band keys :func:`ledger_groups` groups by)."""
+    found = {row.long_prompt_above for rows in prices.rows.values() for row in rows}
+    return sorted(t for t in found if t is not None)
+
+
+def ledger_groups(engine: Engine, selection: Selection, prices: PriceTable | None = None) -> list[LedgerGroup]:
+    """Every usage row of the selection, summed per (task type, model, purpose, tier, day, geo, band).
+
+    ``prices`` supplies the long-prompt thresholds (default: the packaged table's).
+    """
+    day = _billed_day(engine)
+    band = _band(long_prompt_thresholds(prices or load_price_table()))
+    keys = (col(Task.task_type), col(UsageRecord.model), col(UsageRecord.purpose), col(UsageRecord.service_tier), day,
+            col(UsageRecord.inference_geo), band)  # fmt: skip
     stmt = (
-        select(*keys, func.count(), *_TOKEN_SUMS, func.sum(col(UsageRecord.cost_pusd)))
+        select(
+            *keys,
+            func.count(),
+            *_TOKEN_SUMS,
+            func.sum(col(UsageRecord.cost_pusd)),
+            func.count(col(UsageRecord.cost_pusd)),
+        )
         .select_from(UsageRecord)
         .outerjoin(Task, col(Task.id) == col(UsageRecord.task_id))
         .where(*selection.usage_filter())
@@ -287,11 +350,14 @@ def ledger_groups(engine: Engine, selection: Selection) -> list[LedgerGroup]:
             service_tier=str(tier),
             day=date.fromisoformat(day_text),
             responses=int(count),
-            usage=_usage(row[6:11]),
-            cost_pusd=_int(row[11]),
+            usage=_usage(row[8:13]),
+            cost_pusd=_int(row[13]),
+            unpriced=int(count) - _int(row[14]),
+            inference_geo=geo,
+            long_prompt=_int(band_key),
         )
         for row in rows
-        for task_type, model, purpose, tier, day_text, count in [row[:6]]
+        for task_type, model, purpose, tier, day_text, geo, band_key, count in [row[:8]]
     ]
 
 

@@ -75,6 +75,16 @@ def percent_text(rate: float | None) -> str:
     return "–" if rate is None else f"{rate:.1%}"
 
 
+def _unpriced(row: CostRow) -> bool:
+    return row.unpriced > 0 and row.unpriced == row.responses
+
+
+def _cost_text(row: CostRow) -> str:
+    if _unpriced(row):
+        return "UNPRICED"
+    return usd_text(row.cost_pusd) + (f" (+{row.unpriced:,} UNPRICED)" if row.unpriced else "")
+
+
 def _cost_row(row: CostRow, naive_pusd: int | None) -> dict[str, Scalar]:
     return {
         "task_type": row.task_type,
@@ -85,9 +95,10 @@ def _cost_row(row: CostRow, naive_pusd: int | None) -> dict[str, Scalar]:
         "output_tokens": row.usage.output_tokens,
         "cache_write_tokens": row.cache_write_tokens,
         "cache_read_tokens": row.usage.cache_read_tokens,
-        "cost_usd": usd(row.cost_pusd),
-        "cost_per_task_usd": usd(row.cost_per_task_pusd),
-        "cost_per_success_usd": usd(row.cost_per_success_pusd),
+        # Wholly unpriced: no figure at all (never $0); the report's warnings name it.
+        "cost_usd": None if _unpriced(row) else usd(row.cost_pusd),
+        "cost_per_task_usd": None if _unpriced(row) else usd(row.cost_per_task_pusd),
+        "cost_per_success_usd": None if _unpriced(row) else usd(row.cost_per_success_pusd),
         "pass_rate": row.pass_rate,
         "naive_usd": usd(naive_pusd),
     }
@@ -218,9 +229,9 @@ def cost_text_table(report: Report) -> TextTable:
             f"{r.usage.output_tokens:,}",
             f"{r.cache_write_tokens:,}",
             f"{r.usage.cache_read_tokens:,}",
-            usd_text(r.cost_pusd),
-            usd_text(r.cost_per_task_pusd),
-            usd_text(r.cost_per_success_pusd),
+            _cost_text(r),
+            "UNPRICED" if _unpriced(r) else usd_text(r.cost_per_task_pusd),
+            "UNPRICED" if _unpriced(r) else usd_text(r.cost_per_success_pusd),
             percent_text(r.pass_rate),
         ]
         for r in [*report.costs.rows, report.costs.total]

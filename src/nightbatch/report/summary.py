@@ -24,7 +24,9 @@ from nightbatch.db.models import Task, UsageRecord
 from nightbatch.pricing import PriceTable, pusd_to_usd
 from nightbatch.report.cache import hit_rate
 from nightbatch.report.query import Selection, ledger_groups
-from nightbatch.report.savings import BASELINE_MODEL, Savings, savings
+from nightbatch.report.savings import BASELINE_MODEL, Savings, baseline_model_for, savings
+from nightbatch.runs import interrupted_before
+from nightbatch.tasktypes import TaskTypeRegistry
 
 __all__ = ["BASELINE_MODEL", "RunSummary", "summarize"]
 
@@ -44,8 +46,15 @@ class RunSummary:
     cost_pusd: int = 0
     baseline_pusd: int = 0
     billed_responses: int = 0
+    thinking_tokens: int = 0
+    """Of ``output_tokens``, those spent thinking (billed as output)."""
     savings: Savings = field(default_factory=Savings)
     """The naive → routed → batched → actual cost levels and the three levers between them."""
+
+    @property
+    def unpriced(self) -> dict[str, int]:
+        """Billed responses without a price (NULL cost), by model: NOT in ``cost_pusd``."""
+        return self.savings.unpriced
 
     @property
     def cost_usd(self) -> Decimal:
@@ -65,10 +74,24 @@ class RunSummary:
 
 
 def summarize(
-    engine: Engine, prices: PriceTable, *, run_id: int | None = None, baseline_model: str = BASELINE_MODEL
+    engine: Engine,
+    prices: PriceTable,
+    *,
+    run_id: int | None = None,
+    baseline_model: str | None = None,
+    registry: TaskTypeRegistry | None = None,
 ) -> RunSummary:
-    """Summarize the tasks and usage of one run (or of everything, when ``run_id`` is None)."""
-    selection = Selection(run_id=run_id) if run_id is not None else Selection.everything()
+    """Summarize the tasks and usage of one run (or of everything, when ``run_id`` is None).
+
+    The naive baseline runs on ``baseline_model``, else on the top of ``registry``'s ladders. A run's
+    summary includes the interrupted runs just before it: it collected and finished their work.
+    """
+    baseline = baseline_model or baseline_model_for(registry)
+    selection = (
+        Selection(run_id=run_id, interrupted_runs=tuple(interrupted_before(engine, run_id)))
+        if run_id is not None
+        else Selection.everything()
+    )
     summary = RunSummary()
     with engine.connect() as conn:
         task_query = select(col(Task.status), func.count()).group_by(col(Task.status))
@@ -76,7 +99,7 @@ def summarize(
             billed_tasks = select(col(UsageRecord.task_id)).where(*selection.usage_filter())
             task_query = task_query.where(col(Task.id).in_(billed_tasks))
         summary.outcomes = {str(status): n for status, n in conn.execute(task_query).all()}
-    groups = ledger_groups(engine, selection)
+    groups = ledger_groups(engine, selection, prices)
     for g in groups:
         summary.tasks_by_model[g.model] = summary.tasks_by_model.get(g.model, 0) + g.responses
         summary.billed_responses += g.responses
@@ -85,6 +108,9 @@ def summarize(
         summary.cache_read_tokens += g.usage.cache_read_tokens
         summary.cache_write_tokens += g.usage.cache_write_5m_tokens + g.usage.cache_write_1h_tokens
         summary.cost_pusd += g.cost_pusd
-    summary.savings = savings(groups, prices, baseline_model=baseline_model)
+    with engine.connect() as conn:
+        thinking = select(func.sum(col(UsageRecord.thinking_tokens))).where(*selection.usage_filter())
+        summary.thinking_tokens = int(conn.execute(thinking).scalar_one() or 0)
+    summary.savings = savings(groups, prices, baseline_model=baseline)
     summary.baseline_pusd = summary.savings.naive_pusd
     return summary

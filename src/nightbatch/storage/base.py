@@ -116,6 +116,10 @@ class ObjectStore(abc.ABC):
     def delete(self, key: str) -> None:
         """Delete the object at ``key``; deleting a missing object is not an error."""
 
+    def clean_leftovers(self) -> int:
+        """Remove temporary files writers killed mid-write left behind; how many (see storage.leftovers)."""
+        return 0
+
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> str:
         """Store ``data`` at ``key`` atomically (replacing any old object) and return the object's URI."""
         with self.writer(key, content_type) as out:

@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from nightbatch.errors import StorageError
 from nightbatch.storage.base import ObjectInfo, ObjectStore, validate_key, validate_prefix
+from nightbatch.storage.leftovers import clean_parts, part_tag
 
 __all__ = ["TMP_DIR_NAME", "LocalObjectStore"]
 
@@ -56,7 +57,8 @@ class LocalObjectStore(ObjectStore):
         tmp_dir = self.root / TMP_DIR_NAME
         try:
             tmp_dir.mkdir(exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix=target.name[:64] + ".", suffix=".part")
+            prefix = target.name[:64] + "." + part_tag()  # whose it is, for clean_leftovers after a kill
+            fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix=prefix, suffix=".part")
         except OSError as exc:
             raise StorageError(f"cannot start writing {uri}: {exc}") from exc
         tmp = Path(tmp_name)
@@ -76,6 +78,10 @@ class LocalObjectStore(ObjectStore):
         finally:
             if not published:
                 tmp.unlink(missing_ok=True)
+
+    def clean_leftovers(self) -> int:
+        """Remove the ``.part`` files killed writers left in ``<root>/.nightbatch-tmp/``."""
+        return clean_parts(self.root / TMP_DIR_NAME)
 
     def open_read(self, key: str) -> BinaryIO:
         path = self._path(key)

@@ -20,6 +20,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import boto3
@@ -31,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from nightbatch.errors import ConfigError, StorageError
 from nightbatch.storage.base import ObjectInfo, ObjectStore, validate_key, validate_prefix
+from nightbatch.storage.leftovers import clean_parts, part_tag
 
 if TYPE_CHECKING:
     from botocore.response import StreamingBody
@@ -43,6 +45,7 @@ MiB = 1024 * 1024
 SSE_CHOICES = ("AES256", "aws:kms", "none")
 
 _BOTO_ERRORS = (BotoCoreError, ClientError, Boto3Error)
+SPOOL_PREFIX = "nightbatch-s3-"
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _CREDENTIAL_CODES = frozenset(
@@ -166,7 +169,7 @@ class S3ObjectStore(ObjectStore):
     def writer(self, key: str, content_type: str | None = None) -> Iterator[BinaryIO]:
         full, uri = self._key(key), self.uri(key)
         try:
-            fd, spool_name = tempfile.mkstemp(prefix="nightbatch-s3-", suffix=".part")
+            fd, spool_name = tempfile.mkstemp(prefix=SPOOL_PREFIX + part_tag(), suffix=".part")
         except OSError as exc:
             raise StorageError(f"cannot start writing {uri}: no local temporary file ({exc})") from exc
         # A named spool, reopened for the upload, so a caller that closes the file early (as
@@ -189,6 +192,10 @@ class S3ObjectStore(ObjectStore):
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(spool_name)
+
+    def clean_leftovers(self) -> int:
+        """Remove the upload spools killed writers left in the system temp dir."""
+        return clean_parts(Path(tempfile.gettempdir()), prefix=SPOOL_PREFIX)
 
     def open_read(self, key: str) -> BinaryIO:
         full, uri = self._key(key), self.uri(key)

@@ -22,7 +22,7 @@ from sqlmodel import col
 from nightbatch.build.cache_ttl import CacheDecision
 from nightbatch.build.requests import BuiltRequest
 from nightbatch.db.models import UsageRecord
-from nightbatch.pricing import BATCH_DISCOUNT, PriceTable, pusd_to_usd
+from nightbatch.pricing import BATCH_DISCOUNT, PriceTable, geo_multiplier, pusd_to_usd
 
 __all__ = ["Budget", "request_bound_usd", "spent_today_usd"]
 
@@ -30,12 +30,14 @@ _MTOK = Decimal(1_000_000)
 
 
 def request_bound_usd(prices: PriceTable, request: BuiltRequest, decision: CacheDecision | None) -> Decimal:
-    """An upper-bound forecast of one request's batch cost."""
-    price = prices.price(request.model)
+    """An upper-bound forecast of one request's batch cost (long-prompt band and US-inference 1.1x included)."""
+    prompt = request.tail_tokens + (decision.prefix_tokens if decision else 0)
+    price = prices.price(request.model).for_prompt(prompt)
+    geo = geo_multiplier(request.prefix.settings.get("inference_geo"))
     prefix = Decimal(decision.cost_usd[decision.option]) / decision.requests if decision else Decimal(0)
     tail = request.tail_tokens * price.input / _MTOK * BATCH_DISCOUNT
     output = request.max_tokens * price.output / _MTOK * BATCH_DISCOUNT
-    return prefix + tail + output
+    return (prefix + tail + output) * geo
 
 
 def spent_today_usd(engine: Engine, now: datetime | None = None) -> Decimal:
@@ -45,7 +47,7 @@ def spent_today_usd(engine: Engine, now: datetime | None = None) -> Decimal:
         total = conn.execute(
             select(func.coalesce(func.sum(UsageRecord.cost_pusd), 0)).where(col(UsageRecord.created_at) >= midnight)
         ).scalar_one()
-    return pusd_to_usd(int(total))
+    return pusd_to_usd(int(total or 0))  # unpriced rows (NULL cost) are not in the sum: reported elsewhere
 
 
 @dataclass

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from nightbatch import custom_ids
 from nightbatch.build.context import estimate_tokens
 from nightbatch.build.prefix import Prefix
 from nightbatch.build.requests import BuiltRequest, RequestBuilder
 from nightbatch.claude import ClaudeClient
 from nightbatch.errors import InputError, ProviderError
-from nightbatch.quality.shadow import in_shadow_sample, shadow_custom_id
+from nightbatch.quality.shadow import in_shadow_sample
 from nightbatch.queue.claim import ClaimedTask
 from nightbatch.route import choose_model, next_rung
 from nightbatch.tasktypes import TaskTypeRegistry
@@ -88,7 +89,8 @@ def plan_requests(
                 route=task.route_model,
                 calibrated=calibrated.get(task.task_type),
             )
-            request = builder.build(task.id, task.attempts, task_type, model, task.payload)
+            # The attempt this request will be if it is sent (attempts counts the sends before it).
+            request = builder.build(task.id, task.attempts + 1, task_type, model, task.payload)
         except InputError as exc:
             plan.failures.append(BuildFailure(task.id, "invalid_task", str(exc)))
             continue
@@ -96,7 +98,8 @@ def plan_requests(
         plan.trimmed_tokens += request.trimmed_tokens
         above = next_rung(task_type, model)
         if above is not None and in_shadow_sample(task.id, task_type.routing.shadow_fraction):
-            shadow = builder.build(task.id, task.attempts, task_type, above, task.payload)
-            plan.requests.append(replace(shadow, custom_id=shadow_custom_id(task.id, task.attempts)))
+            shadow = builder.build(task.id, task.attempts + 1, task_type, above, task.payload)
+            shadow_id = custom_ids.build(custom_ids.Kind.SHADOW, task.id, task.attempts + 1)
+            plan.requests.append(replace(shadow, custom_id=shadow_id))
             plan.shadows += 1
     return plan

@@ -1,18 +1,32 @@
 """Reconciling batches whose creation was never confirmed (see the state diagram in ``submitter``).
 
 A ``pending`` row whose lease has lapsed belongs to a worker that died (or lost its connection) around
-``create``. The provider offers no client token on batches, so we look for a batch we have not recorded,
-created no earlier than the row (less a clock-skew allowance), with the same number of requests.
+``create``. The provider offers no client token on batches and its list endpoint gives counts and times
+only, and other installations may share the API workspace (staging and production on one key, two
+teams). So nightbatch **never acts on a batch it has not proven to be its own**: it does not cancel,
+adopt, ingest, bill or list one.
 
-- Found: the batch was created but not recorded. We record it (so nothing is paid twice), report it
-  on the row's ``error`` field and in the returned outcome, and cancel it if it is still running, as we
-  cannot prove it is ours; whatever it finished is ingested normally and the rest is re-queued.
-- Not found: the create never took effect; the tasks go back to the queue.
+Proof is in the custom_ids (:mod:`nightbatch.custom_ids`): each carries this database's installation id
+and the id of the pending row that sent it. They can be read from a batch's results, which exist once
+the batch has ended. So, for each unrecorded provider batch created since our oldest open row:
+
+- **ended**: the first result lines name the installation and row. Ours, for a stale pending row: the
+  row adopts it (it is ingested normally). Ours, for a row already given up (a create that landed after
+  its lease lapsed): recorded as an ``orphan`` batch, so what it billed reaches the ledger. Not ours (or
+  not provably ours): left alone, and named once per process as an unknown batch in this workspace.
+- **still running**: nothing can be proven yet, and nothing is canceled. A stale row that such a batch
+  could be (same request count, created after the row) waits for it to end; a stale row that no batch
+  could be gives up (its create never took effect): its tasks go back to the queue.
+
+The price of never canceling unproven work: a create that lands after its row was given up runs to its
+end (its tasks may meanwhile have been sent again) and is booked as orphan usage; and a row may wait up
+to the batch's 24 h for another installation's equal-sized batch to end before it is given up.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -20,7 +34,9 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Engine, or_, select, update
 from sqlmodel import Session, col
 
+from nightbatch import custom_ids
 from nightbatch.claude import BatchInfo, ClaudeClient
+from nightbatch.db.installation import installation_id
 from nightbatch.db.models import Batch, BatchStatus
 from nightbatch.errors import ProviderError
 from nightbatch.submit.submitter import mark_create_failed, record_created, record_orphan
@@ -32,19 +48,30 @@ log = logging.getLogger(__name__)
 CLOCK_SKEW = timedelta(minutes=10)
 # How far back batches given up by a reconciler are watched for a create that landed late.
 ORPHAN_WINDOW = timedelta(hours=24)
+# Result lines read to prove a batch's owner (the first readable custom_id decides; a line may be damaged).
+PROOF_LINES = 20
+_CUSTOM_ID = re.compile(r'"custom_id"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
+
+# Owners of ended batches are fixed for good: each provider batch's results are read once per process.
+# Keyed by id and creation time: an emulator (or a test) may restart its ids.
+_owners: dict[tuple[str, datetime], custom_ids.CustomId | None] = {}
+# Unknown batches are named once per process, not on every round.
+_reported_unknown: set[tuple[str, datetime]] = set()
 
 
 @dataclass(frozen=True)
 class ReconcileOutcome:
-    batch_id: int
+    batch_id: int | None
     found: BatchInfo | None
-    canceled: bool
+    canceled: bool = False  # kept for callers; an unrecorded batch is never canceled any more
+    note: str | None = None
 
     def describe(self) -> str:
+        if self.note is not None:
+            return self.note
         if self.found is None:
             return f"batch {self.batch_id}: create never took effect; its tasks were re-queued"
-        action = "canceled, " if self.canceled else ""
-        return f"batch {self.batch_id}: created as {self.found.id} but not recorded; recorded it, {action}ingesting"
+        return f"batch {self.batch_id}: created as {self.found.id} but not recorded; proven ours, recorded, ingesting"
 
 
 def _take_lease(engine: Engine, batch_id: int, worker: str, cutoff: datetime, now: datetime) -> bool:
@@ -68,7 +95,7 @@ def _known_provider_ids(engine: Engine) -> set[str]:
         return {r[0] for r in rows}
 
 
-def _matches(batch: BatchInfo, row: Any) -> bool:
+def _could_be(batch: BatchInfo, row: Any) -> bool:
     return bool(batch.counts.total == row.request_count and batch.created_at >= row.created_at - CLOCK_SKEW)
 
 
@@ -83,84 +110,111 @@ def _rows(engine: Engine, *conditions: Any) -> list[Any]:
         )
 
 
-def _adopt(engine: Engine, client: ClaudeClient, row_id: int, match: BatchInfo, worker: str) -> ReconcileOutcome:
-    canceled = False
-    info = match
-    if match.processing_status == "in_progress":
-        try:
-            info = client.cancel_batch(match.id)
-            canceled = True
-        except ProviderError as exc:
-            log.warning("batch %s: could not cancel unrecorded %s: %s", row_id, match.id, exc)
-    record_created(engine, row_id, info, worker=worker)
+def _owner(client: ClaudeClient, batch: BatchInfo) -> custom_ids.CustomId | None:
+    """Who sent an ended batch, read from its results' custom_ids; None when they prove nobody's."""
+    key = (batch.id, batch.created_at)
+    if key in _owners:
+        return _owners[key]
+    found: custom_ids.CustomId | None = None
+    with client.result_lines(batch.id) as lines:
+        for n, line in enumerate(lines):
+            match = _CUSTOM_ID.search(line)
+            parsed = custom_ids.parse(match.group(1)) if match else None
+            if parsed is not None and parsed.installation is not None:
+                found = parsed
+                break
+            if n + 1 >= PROOF_LINES:
+                break
+    _owners[key] = found
+    return found
+
+
+def _adopt(engine: Engine, row_id: int, match: BatchInfo, worker: str) -> ReconcileOutcome:
+    record_created(engine, row_id, match, worker=worker)
     with Session(engine) as session:
-        note = f"created as {match.id} but not recorded (worker died around create); recovered"
+        note = f"created as {match.id} but not recorded (worker died around create); proven ours by its custom_ids"
         session.execute(update(Batch).where(col(Batch.id) == row_id).values(error=note))
         session.commit()
-    return ReconcileOutcome(row_id, info, canceled)
+    return ReconcileOutcome(row_id, match)
+
+
+def _owners_of_ended(client: ClaudeClient, candidates: list[BatchInfo]) -> dict[str, custom_ids.CustomId | None]:
+    owners: dict[str, custom_ids.CustomId | None] = {}
+    for batch in candidates:
+        if batch.processing_status != "ended":
+            continue
+        try:
+            owners[batch.id] = _owner(client, batch)
+        except ProviderError as exc:  # unknown this round; tried again next time, never acted on meanwhile
+            log.warning("batch %s: could not read its results to prove its owner: %s", batch.id, exc)
+    return owners
 
 
 def reconcile_pending(
     engine: Engine, client: ClaudeClient, *, worker: str, lease_seconds: int, now: datetime | None = None
 ) -> list[ReconcileOutcome]:
-    """Resolve every pending batch whose lease has lapsed. Safe to run from several workers at once.
+    """Resolve every pending batch whose lease has lapsed, by proof only. Safe to run from several workers.
 
-    A provider batch is adopted by a row only when the match is unique both ways (one candidate for the
-    row, one row for the candidate); equal-sized unconfirmed creates are common, and adopting the wrong
-    one would bill a batch nobody ingests. Ambiguous candidates are canceled and recorded as orphans (their
-    billed results still reach the ledger) and their rows are given up. Batches that turn up later for a
-    row already given up — a create that outlived its lease — are recorded as orphans the same way.
-    Candidates that could belong to a live worker's create (a pending row with a fresh lease) are left
-    alone.
+    See the module docstring. Returns what was done, including waits and unknown batches (once).
     """
     now = now or datetime.now(UTC)
     cutoff = now - timedelta(seconds=lease_seconds)
     lapsed = or_(col(Batch.claimed_at).is_(None), col(Batch.claimed_at) < cutoff)
     stale = _rows(engine, col(Batch.status) == BatchStatus.PENDING, lapsed)
-    live = _rows(engine, col(Batch.status) == BatchStatus.PENDING, col(Batch.claimed_at) >= cutoff)
     given_up = _rows(
-        engine,
-        col(Batch.status) == BatchStatus.CREATE_FAILED,
-        col(Batch.purpose) == "task",
-        col(Batch.created_at) >= now - ORPHAN_WINDOW,
+        engine, col(Batch.status) == BatchStatus.CREATE_FAILED, col(Batch.created_at) >= now - ORPHAN_WINDOW
     )
     outcomes: list[ReconcileOutcome] = []
     if not stale and not given_up:
         return outcomes
+    ours = installation_id(engine)
     known = _known_provider_ids(engine)
     earliest = min(row.created_at for row in [*stale, *given_up]) - CLOCK_SKEW
     candidates = [b for b in client.list_batches(created_after=earliest) if b.id not in known]
-    candidates = [b for b in candidates if not any(_matches(b, row) for row in live)]
-    rows_for = {b.id: [row for row in stale if _matches(b, row)] for b in candidates}
-    orphans: dict[str, BatchInfo] = {}
+    owners = _owners_of_ended(client, candidates)
+    proven: dict[int, list[BatchInfo]] = {}
+    unknown: list[BatchInfo] = []
+    for batch in candidates:
+        if batch.id not in owners:
+            continue  # still running (or unreadable this round): nothing provable yet
+        owner = owners[batch.id]
+        if owner is not None and owner.belongs_to(ours) and owner.row is not None:
+            proven.setdefault(owner.row, []).append(batch)
+        else:
+            unknown.append(batch)
+    undecided = [b for b in candidates if b.id not in owners]  # running, or results unreadable this round
     for row in stale:
+        mine = proven.pop(row.id, [])
+        if not mine and any(_could_be(b, row) for b in undecided):
+            note = f"batch {row.id}: an unrecorded batch still running could be its create; waiting for it to end"
+            outcomes.append(ReconcileOutcome(row.id, None, note=note))
+            continue
         if not _take_lease(engine, row.id, worker, cutoff, now):
             continue  # another worker is on it
-        matching = [b for b in candidates if _matches(b, row)]
-        unique = [b for b in matching if len(rows_for[b.id]) == 1]
-        if len(matching) == 1 and len(unique) == 1:
-            outcome = _adopt(engine, client, row.id, unique[0], worker)
-            known.add(unique[0].id)
+        if not mine:
+            reason = "create was never confirmed and no batch of this row exists at the provider"
+            mark_create_failed(engine, row.id, reason, worker_died=True)
+            outcome = ReconcileOutcome(row.id, None)
         else:
-            for b in matching:
-                orphans[b.id] = b
-            reason = (
-                "create was never confirmed and no matching batch exists at the provider"
-                if not matching
-                else f"create unconfirmed and {len(matching)} provider batches could be it; all canceled as orphans"
-            )
-            mark_create_failed(engine, row.id, reason)
-            outcome = ReconcileOutcome(row.id, None, False)
+            first, *extra = mine
+            outcome = _adopt(engine, row.id, first, worker)
+            known.add(first.id)
+            for batch in extra:  # a second create for one row cannot happen (no retries), but if it did: booked
+                record_orphan(engine, client, batch, model=row.model, reason="a second batch of one row", cancel=False)
         log.warning(outcome.describe())
         outcomes.append(outcome)
-    for b in candidates:
-        if b.id not in known and any(_matches(b, row) for row in given_up):
-            orphans[b.id] = b
-    for b in orphans.values():
-        if b.id in known:
-            continue
-        model = next((row.model for row in [*stale, *given_up] if _matches(b, row)), "unknown")
-        reason = "created without a record (an unconfirmed or late create); canceled, its cost booked as orphan"
-        record_orphan(engine, client, b, model=model, reason=reason)
-        known.add(b.id)
+    by_id = {row.id: row for row in given_up}
+    for row_id, batches in proven.items():
+        row = by_id.get(row_id)
+        if row is None:
+            continue  # a live worker's row (it records its own create) or one outside the window
+        for batch in batches:
+            reason = f"created after its row {row_id} was given up (a late create); its cost booked as orphan"
+            record_orphan(engine, client, batch, model=row.model, reason=reason, cancel=False)
+    fresh = [b.id for b in unknown if (b.id, b.created_at) not in _reported_unknown]
+    if fresh:
+        _reported_unknown.update((b.id, b.created_at) for b in unknown)
+        note = f"unknown batches in this workspace (not proven ours, left alone): {', '.join(fresh)}"
+        log.warning(note)
+        outcomes.append(ReconcileOutcome(None, None, note=note))
     return outcomes

@@ -10,13 +10,14 @@ from decimal import Decimal
 from sqlalchemy import func, select, update
 from sqlmodel import Session, col
 
+from nightbatch import custom_ids
 from nightbatch.build.cache_ttl import CacheDecision, decide_ttl
 from nightbatch.build.prefix import CacheTTL
 from nightbatch.build.requests import BuiltRequest, RequestBuilder
 from nightbatch.db.models import BatchStatus, Task, TaskStatus
+from nightbatch.db.queue_state import why_nothing_claimed
 from nightbatch.errors import ConfigError
 from nightbatch.quality.routes import calibrated_routes
-from nightbatch.quality.shadow import is_shadow_id
 from nightbatch.queue.claim import claim, release
 from nightbatch.services import Services
 from nightbatch.submit.budget import Budget, request_bound_usd, spent_today_usd
@@ -48,6 +49,8 @@ class SubmitReport:
     budget_stopped: str | None = None
     stopped: str | None = None
     unconfigured_queued: dict[str, int] = field(default_factory=dict)
+    nothing_sent: str | None = None  # why no task went out this round, when none did
+    failure_reasons: dict[str, int] = field(default_factory=dict)  # "error_type: message" -> tasks it failed
 
 
 def _fail_tasks(services: Services, failures: list[BuildFailure]) -> None:
@@ -89,9 +92,15 @@ def _fit_budget(services: Services, batch: PackedBatch, decision: CacheDecision,
             cut = batch.requests[position:]
             batch.requests = batch.requests[:position]
             batch.recount()
-            release(services.engine, [r.task_id for r in cut if not is_shadow_id(r.custom_id)], services.worker)
+            release(services.engine, [r.task_id for r in cut if not custom_ids.is_shadow(r.custom_id)], services.worker)
             return False
     return True
+
+
+def _why_nothing_sent(report: SubmitReport) -> str:
+    reasons = [f"{report.failed_tasks} task(s) failed before sending"] if report.failed_tasks else []
+    reasons += [r for r in (report.budget_stopped and f"budget: {report.budget_stopped}", report.stopped) if r]
+    return "; ".join(reasons) or "every claim was lost to another worker before its batch was written"
 
 
 def submit_step(
@@ -130,9 +139,23 @@ def submit_step(
         raise ConfigError(f"task type(s) {', '.join(sorted(unknown))} not configured (configured: "
                           f"{', '.join(sorted(configured)) or 'none'})")  # fmt: skip
     report.unconfigured_queued = _unconfigured_queued(services, configured)
-    claimed = claim(services.engine, limit, services.worker, task_types=wanted, lease_seconds=settings.lease_seconds)
+    claimed = claim(
+        services.engine,
+        limit,
+        services.worker,
+        task_types=wanted,
+        lease_seconds=settings.lease_seconds,
+        poison_claims=settings.poison_claims,
+    )
     report.claimed = len(claimed)
     if not claimed:
+        report.nothing_sent = why_nothing_claimed(
+            services.engine,
+            wanted=wanted,
+            configured=configured,
+            worker=services.worker,
+            lease_seconds=settings.lease_seconds,
+        )
         return report
     plan = plan_requests(claimed, services.registry, RequestBuilder(), calibrated=calibrated_routes(services.engine))
     report.shadow_requests = plan.shadows
@@ -169,6 +192,8 @@ def submit_step(
     report.failed_tasks = len(failures)
     for failure in failures:
         report.failed_by_error[failure.error_type] = report.failed_by_error.get(failure.error_type, 0) + 1
+        reason = f"{failure.error_type}: {failure.message}"
+        report.failure_reasons[reason] = report.failure_reasons.get(reason, 0) + 1
     report.decisions = {f"{k[0]}/{k[1]}": d.as_record() for k, d in decisions.items()}
     primed: set[tuple[str, str]] = set()
     for index, batch in enumerate(packed.batches):
@@ -203,7 +228,7 @@ def submit_step(
             continue
         report.batches.append(outcome)
         if outcome.provider_batch_id:
-            report.submitted_tasks += sum(not is_shadow_id(r.custom_id) for r in batch.requests)
+            report.submitted_tasks += sum(not custom_ids.is_shadow(r.custom_id) for r in batch.requests)
         if outcome.status == BatchStatus.PENDING:
             # One unconfirmed create at a time per worker: two of equal size could not be told apart later.
             later = [r.task_id for b in packed.batches[index + 1 :] for r in b.requests]
@@ -213,6 +238,8 @@ def submit_step(
         if report.budget_stopped:
             break
     report.forecast_usd = budget.committed_usd
+    if not report.submitted_tasks:
+        report.nothing_sent = _why_nothing_sent(report)
     if report.budget_stopped:
         log.warning("budget: %s; the rest stays queued", report.budget_stopped)
     return report

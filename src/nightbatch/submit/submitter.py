@@ -9,12 +9,15 @@ Batch row states and transitions::
               not found              ─▶ create_failed (tasks back to queued)
 
 Task states on this path: ``claimed`` ─(linked to a pending batch)─▶ ``claimed`` with ``batch_id`` ─
-(create accepted)─▶ ``submitted``. Collecting takes them on (:mod:`nightbatch.collect`).
+(create accepted)─▶ ``submitted``, which is when the task's ``attempts`` goes up (see
+:mod:`nightbatch.queue.claim` for why not at claim). Collecting takes them on (:mod:`nightbatch.collect`).
 
 The order of effects is what makes a crash at any point safe:
 
-1. one transaction writes the ``pending`` batch row and links its tasks (``batch_id``, ``custom_id``);
-2. the exact request manifest is archived to the object store and its key recorded on the row;
+1. one transaction writes the ``pending`` batch row, binds every request's custom_id to that row and this
+   installation (:mod:`nightbatch.custom_ids`) and links its tasks (``batch_id``, ``custom_id``);
+2. the exact request manifest is archived to the object store and its key recorded on the row (if this
+   fails, nothing was sent: the row becomes ``create_failed`` and its tasks are queued again at once);
 3. ``create`` is called with SDK retries off (a retried create can make a second, billed batch);
 4. one transaction records the provider id and moves the tasks to ``submitted``.
 
@@ -25,29 +28,42 @@ reconciler (:mod:`nightbatch.submit.reconcile`) finds it by its request count an
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, select, update
+from sqlalchemy import CursorResult, Engine, case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
+from nightbatch import custom_ids
 from nightbatch.build.prefix import canonical_json
 from nightbatch.claude import BatchInfo, ClaudeClient
+from nightbatch.db.installation import installation_id
 from nightbatch.db.models import Batch, BatchStatus, Task, TaskStatus
-from nightbatch.errors import ProviderError
-from nightbatch.quality.shadow import is_shadow_id
+from nightbatch.errors import NightbatchError, ProviderError
 from nightbatch.storage import ObjectStore
 from nightbatch.submit.pack import PackedBatch
 
-__all__ = ["SubmitOutcome", "manifest_key", "submit_batch"]
+__all__ = ["FailedBeforeCreateError", "SubmitOutcome", "manifest_key", "submit_batch"]
 
 log = logging.getLogger(__name__)
 
 
 def manifest_key(batch_id: int, created: datetime) -> str:
     return f"manifests/date={created:%Y-%m-%d}/batch-{batch_id}.jsonl"
+
+
+class FailedBeforeCreateError(NightbatchError):
+    """A step before ``create`` failed (e.g. the manifest upload): nothing was sent and the tasks are queued again."""
+
+    def __init__(self, batch_id: int, tasks: int, cause: BaseException) -> None:
+        self.batch_id = batch_id
+        self.tasks = tasks
+        super().__init__(
+            f"batch {batch_id} failed before create, nothing was sent; its {tasks} task(s) are back in the queue: "
+            f"{cause}"
+        )
 
 
 @dataclass
@@ -81,6 +97,7 @@ def write_pending(
     Returns None when no task is left.
     """
     now = _now()
+    installation = installation_id(engine)  # before the write transaction: it may insert on first use
     with Session(engine) as session:
         batch = Batch(
             model=packed.model,
@@ -97,9 +114,18 @@ def write_pending(
         session.add(batch)
         session.flush()
         assert batch.id is not None
+        # Every custom_id now names this row and this installation: what proves the batch ours later.
+        bound = [
+            replace(r, custom_id=custom_ids.bind(r.custom_id, row=batch.id, installation=installation))
+            for r in packed.requests
+        ]
+        resized = any(len(a.custom_id) != len(b.custom_id) for a, b in zip(packed.requests, bound, strict=True))
+        packed.requests = bound
+        if resized:
+            packed.recount()
         kept = []
         for request in packed.requests:
-            if purpose != "task" or is_shadow_id(request.custom_id):
+            if purpose != "task" or custom_ids.is_shadow(request.custom_id):
                 kept.append(request)  # a probe, not the task's own request: the task stays where it is
                 continue
             linked = session.execute(
@@ -169,10 +195,19 @@ def record_created(engine: Engine, batch_id: int, info: BatchInfo, *, worker: st
         if cast(CursorResult[Any], taken).rowcount != 1:
             session.rollback()
             return False
+        # The request was sent and accepted: this is where an attempt counts (not at claim, so a worker
+        # that dies before sending burns no retry), and the task's count of dead claims starts over.
         session.execute(
             update(Task)
             .where(col(Task.batch_id) == batch_id, col(Task.status) == TaskStatus.CLAIMED)
-            .values(status=TaskStatus.SUBMITTED, claimed_by=None, claimed_at=None, updated_at=now)
+            .values(
+                status=TaskStatus.SUBMITTED,
+                attempts=col(Task.attempts) + 1,
+                claims=0,
+                claimed_by=None,
+                claimed_at=None,
+                updated_at=now,
+            )
         )
         session.commit()
         return True
@@ -184,13 +219,17 @@ def _is_recorded(engine: Engine, provider_batch_id: str) -> bool:
     return found is not None
 
 
-def record_orphan(engine: Engine, client: ClaudeClient, info: BatchInfo, *, model: str, reason: str) -> int | None:
-    """A batch exists at the provider that no task points at: cancel it and record it, so that whatever it
-    billed before the cancel lands in the ledger (purpose ``orphan``) and the run reports it."""
-    try:
-        info = client.cancel_batch(info.id)
-    except ProviderError as exc:
-        log.error("could not cancel orphan batch %s: %s", info.id, exc)
+def record_orphan(
+    engine: Engine, client: ClaudeClient, info: BatchInfo, *, model: str, reason: str, cancel: bool = True
+) -> int | None:
+    """A batch of ours exists at the provider that no task points at: cancel it (unless it has ended, or
+    ``cancel`` is False) and record it, so that whatever it billed lands in the ledger (purpose ``orphan``)
+    and the run reports it. Only for batches proven ours (:mod:`nightbatch.submit.reconcile`)."""
+    if cancel and info.processing_status != "ended":
+        try:
+            info = client.cancel_batch(info.id)
+        except ProviderError as exc:
+            log.error("could not cancel orphan batch %s: %s", info.id, exc)
     with Session(engine) as session:
         batch = Batch(
             provider_batch_id=info.id,
@@ -215,8 +254,13 @@ def record_orphan(engine: Engine, client: ClaudeClient, info: BatchInfo, *, mode
         return batch.id
 
 
-def mark_create_failed(engine: Engine, batch_id: int, error: str) -> None:
-    """The batch was never created: record why and put its tasks back in the queue, unharmed."""
+def mark_create_failed(engine: Engine, batch_id: int, error: str, *, worker_died: bool = False) -> None:
+    """The batch was never created: record why and put its tasks back in the queue, unharmed.
+
+    No attempt was counted (that happens when a create is accepted). The claim is taken back from the
+    tasks' ``claims`` unless ``worker_died`` (the reconciler giving up a dead worker's row): those deaths
+    count towards the poison rule (:mod:`nightbatch.queue.claim`).
+    """
     now = _now()
     with Session(engine) as session:
         session.execute(
@@ -229,13 +273,24 @@ def mark_create_failed(engine: Engine, batch_id: int, error: str) -> None:
             .where(col(Task.batch_id) == batch_id, col(Task.status) == TaskStatus.CLAIMED)
             .values(
                 status=TaskStatus.QUEUED,
-                attempts=col(Task.attempts) - 1,  # the claim that led nowhere does not count
+                claims=col(Task.claims) if worker_died else case((col(Task.claims) > 0, col(Task.claims) - 1), else_=0),
                 batch_id=None,
                 custom_id=None,
                 claimed_by=None,
                 claimed_at=None,
                 updated_at=now,
             )
+        )
+        session.commit()
+
+
+def _hand_over_claims(engine: Engine, batch_id: int) -> None:
+    """This live worker leaves its pending row to the reconciler: its claim is not a death (poison rule)."""
+    with Session(engine) as session:
+        session.execute(
+            update(Task)
+            .where(col(Task.batch_id) == batch_id, col(Task.status) == TaskStatus.CLAIMED)
+            .values(claims=case((col(Task.claims) > 0, col(Task.claims) - 1), else_=0))
         )
         session.commit()
 
@@ -261,12 +316,19 @@ def submit_batch(
         return None
     batch_id = written
     task_ids = [r.task_id for r in packed.requests]
-    archive_manifest(engine, store, batch_id, packed)
+    try:
+        archive_manifest(engine, store, batch_id, packed)
+    except Exception as exc:
+        # Nothing can be at the provider yet: give the claim up now rather than strand the tasks behind a
+        # pending row for the whole lease (the reconciler would only find that nothing was created).
+        mark_create_failed(engine, batch_id, f"failed before create (nothing sent): {exc}")
+        raise FailedBeforeCreateError(batch_id, len(task_ids), exc) from exc
     try:
         info = client.create_batch(packed)
     except ProviderError as exc:
         if exc.maybe_applied:
             log.warning("batch %s: create outcome unknown (%s); left pending for reconciliation", batch_id, exc)
+            _hand_over_claims(engine, batch_id)
             return SubmitOutcome(batch_id, None, BatchStatus.PENDING, str(exc), task_ids)
         mark_create_failed(engine, batch_id, str(exc))
         raise
