@@ -60,7 +60,7 @@ def judge_and_publish(services: Services, run_id: int, kind: str, log: RunLog, *
     """Apply the outcome policy, publish the run's artifacts and emit ``nightbatch.run.finished`` (when
     ``final``; ``nightbatch.run.submitted`` for a run whose batches the collect deployment finishes)."""
     judged = judge_run(services.engine, services.prices, run_id, log,
-                       max_failed_share=services.settings.max_failed_share)  # fmt: skip
+                       max_failed_share=services.settings.max_failed_share, registry=services.registry)  # fmt: skip
     publish_run_artifacts(services, judged, log)
     events.run_finished(judged, kind, final=final or not judged.facts.open_batches)
     logger = get_run_logger()

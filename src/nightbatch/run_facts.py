@@ -17,6 +17,7 @@ from nightbatch.db.run_tasks import run_open_batches, run_task_counts
 from nightbatch.outcome_policy import DEFAULT_MAX_FAILED_SHARE, RunFacts, RunOutcome, decide_outcome
 from nightbatch.pricing import PriceTable
 from nightbatch.report.summary import RunSummary, summarize
+from nightbatch.tasktypes import TaskTypeRegistry
 
 __all__ = ["JudgedRun", "RunLog", "judge_run"]
 
@@ -89,8 +90,10 @@ def judge_run(
     log: RunLog,
     *,
     max_failed_share: Decimal = DEFAULT_MAX_FAILED_SHARE,
+    registry: TaskTypeRegistry | None = None,
 ) -> JudgedRun:
-    summary = summarize(engine, prices, run_id=run_id)
+    """``registry`` names the naive baseline (the top of the config's ladders), as every report does."""
+    summary = summarize(engine, prices, run_id=run_id, registry=registry)
     facts = RunFacts(
         outcomes=run_task_counts(engine, run_id),
         failed_before_sending=dict(log.failed_before_sending),

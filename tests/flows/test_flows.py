@@ -109,6 +109,10 @@ def test_a_nightly_run_publishes_its_cost_table_summary_and_batch_progress(flow_
     text = summary[0].data
     assert text.index("| succeeded | 12 |") < text.index("Needs attention") < text.index("Cost report")
     assert "| task type | model | tasks | cost | per task | pass rate |" in text
+    # The verdict line and the cost report name the same naive baseline (the config's top model).
+    import re
+
+    assert re.search(r"below the naive (\$[\d.,]+)", text)[1] == re.search(r"naive cost (\$[\d.,]+)", text)[1]
     progress = asyncio.run(read("nightbatch-adhoc-progress"))
     assert progress[0].type == "progress"
     assert float(progress[0].data) == 100.0
