@@ -74,7 +74,8 @@ class JudgedRun:
             "batches": log.batches,
             "cost_usd": str(self.summary.cost_usd),
             "baseline_usd": str(self.summary.baseline_usd),
-            "cache_hit_rate": self.summary.cache_hit_rate,
+            "prefix_hit_rate": self.summary.prefix_hit_rate,  # read ÷ all prefix tokens: the headline
+            "cache_hit_rate": self.summary.cache_hit_rate,  # read ÷ (read + write), the second figure
             "forecast_usd": str(log.forecast_usd),
             "budget_stopped": log.budget_stopped,
             "deadline_passed": log.deadline_passed,

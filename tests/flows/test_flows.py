@@ -277,7 +277,9 @@ def test_a_nightly_run_pilots_then_fans_out_and_reads(flow_env: str, tmp_path: P
     source.mkdir()
     lines = (EXAMPLES / "tasks" / "policy_judgement.jsonl").read_text().splitlines()[:20]
     (source / "policy_judgement.jsonl").write_text("\n".join(lines) + "\n")
-    result = nightly(NightlyParams(source=str(source), poll_seconds=0.2, deadline_minutes=60, expected_batch_minutes=5))
+    result = nightly(
+        NightlyParams(source=str(source), poll_seconds=0.2, deadline_minutes=60, expected_batch_minutes=5, wait=True)
+    )
     assert result["outcomes"] == {"succeeded": 20}
     engine = make_engine(flow_env)
     with engine.connect() as conn:
@@ -285,3 +287,33 @@ def test_a_nightly_run_pilots_then_fans_out_and_reads(flow_env: str, tmp_path: P
     engine.dispose()
     assert roles == [("pilot", 1), ("fanout", 19)]  # the collect that ingested the pilot sent the rest at once
     assert result["prefix_hit_rate"] > 0.9
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_night_that_does_not_wait_gets_its_fan_out_from_the_collect_that_ingests_its_pilot(
+    flow_env: str, tmp_path: Path, emulator: EmulatorServer
+):
+    """The scheduled shape: the night sends a pilot and returns; the collect that ingests the pilot sends the
+    group's waiting tasks at once (not at the next night's submit, when the pilot's entry could be gone)."""
+    from nightbatch.db.models import Batch
+
+    source = tmp_path / "tasks"
+    source.mkdir()
+    lines = (EXAMPLES / "tasks" / "policy_judgement.jsonl").read_text().splitlines()[:12]
+    (source / "policy_judgement.jsonl").write_text("\n".join(lines) + "\n")
+    handed = nightly(NightlyParams(source=str(source), expected_batch_minutes=5), return_state=True)
+    assert handed.is_completed()
+    emulator.advance(600)
+    collect(CollectParams())  # ingests the pilot, sends the fan-out
+    emulator.advance(600)
+    state = collect(CollectParams(), return_state=True)  # ingests the fan-out and judges the night
+    assert state.is_completed()
+    assert state.result()["finished_runs"] == [handed.result()["run_id"]]
+    engine = make_engine(flow_env)
+    with engine.connect() as conn:
+        batches = [(b.cache_role, b.request_count, b.run_id) for b in conn.execute(select(Batch).order_by(Batch.id))]
+        tasks = conn.execute(select(Task.status)).scalars().all()
+    engine.dispose()
+    run_id = handed.result()["run_id"]
+    assert batches == [("pilot", 1, run_id), ("fanout", 11, run_id)]
+    assert set(tasks) == {"succeeded"}
