@@ -59,7 +59,9 @@ def main() -> None:
         setting = registry.get(task_type).thinking if task_type in registry else None
         label = "default" if setting is None else setting if isinstance(setting, str) else "budget"
         per_response = (recorded or 0) // responses if recorded else args.tokens
-        missing = per_response * responses - (recorded or 0) if label != "disabled" else per_response * responses
+        # Where thinking ran, the ledger has it all: nothing is missing (never negative from the rounding).
+        expected = per_response * responses
+        missing = expected if label == "disabled" else max(0, expected - (recorded or 0))
         cost = price_usage(
             prices, model, Usage(output_tokens=missing), "batch", billed_at.date() if billed_at else None
         )

@@ -1,6 +1,9 @@
-"""Prefect artifacts: cost per task type x model, the run summary, and progress per open batch.
+"""Prefect artifacts: the run summary, the cost table and the batch progress of a run.
 
-Stable keys, so the Prefect UI shows each one's history across runs.
+Keys are namespaced by deployment (``nightbatch-<deployment>-...``, ``nightbatch-adhoc-...`` outside one),
+so two deployments on one server never overwrite each other, and each key's history is one deployment's
+runs. Per run: ``-run-summary`` (Markdown, outcome counts first), ``-cost`` (table), ``-batch-progress``
+(table: task type, model, counts, state per batch) and ``-progress`` (the share of requests done).
 """
 
 from __future__ import annotations
@@ -16,55 +19,108 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from nightbatch.collect.poll import CollectReport
-from nightbatch.errors import NightbatchError
-from nightbatch.report import build_report, cost_table_rows, report_markdown, resolve_selection
+from flows import events
+from nightbatch.db.run_tasks import BatchProgressRow, batch_progress
+from nightbatch.errors import NightbatchError, UnknownModelError
+from nightbatch.report import build_report, resolve_selection
 from nightbatch.report.attention import attention_items
 from nightbatch.report.quality import quality_markdown, quality_report
+from nightbatch.report.render import cost_display_rows, summary_markdown
+from nightbatch.run_facts import JudgedRun, RunLog
 from nightbatch.services import Services
 
-COST_KEY = "nightbatch-cost-by-type-model"
-SUMMARY_KEY = "nightbatch-run-summary"
+
+def key(suffix: str) -> str:
+    return f"{events.namespace()}-{suffix}"
 
 
-def batch_key(batch_id: int) -> str:
-    return f"nightbatch-batch-{batch_id}"
+def progress_rows(rows: list[BatchProgressRow]) -> list[dict[str, str]]:
+    """One row per batch, display headers, counts with thousands separators; short columns first."""
+    return [
+        {
+            "batch": str(r.batch_id),
+            "task type": r.task_type,
+            "model": r.model,
+            "state": r.status,
+            "done": f"{r.done:,} of {r.requests:,}",
+            "succeeded": f"{r.succeeded:,}",
+            "errored": f"{r.errored:,}",
+            "expired": f"{r.expired:,}",
+            "canceled": f"{r.canceled:,}",
+            "provider id": r.provider_batch_id or "not sent",
+        }
+        for r in rows
+    ]
 
 
-def publish_run_artifacts(services: Services, run_id: int, notes: list[str]) -> None:
-    """The cost table and the Markdown summary of run ``run_id``."""
-    items = attention_items(services.engine, services.registry, run_id, notes=notes)
+def publish_progress_table(services: Services, run_id: int | None, *, description: str) -> None:
+    """The batch-progress table: every batch of run ``run_id`` (or every open batch when None)."""
+    rows = batch_progress(services.engine, run_id, open_only=run_id is None)
+    if rows:
+        create_table_artifact(progress_rows(rows), key=key("batch-progress"), description=description)
+
+
+class RunProgress:
+    """One progress artifact per run: the share of its requests the API has finished, updated per poll."""
+
+    def __init__(self, services: Services, run_id: int) -> None:
+        self._services, self._run_id = services, run_id
+        self._id: UUID | None = None
+
+    def update(self) -> None:
+        rows = batch_progress(self._services.engine, self._run_id)
+        total = sum(r.requests for r in rows)
+        percent = 100.0 * sum(r.done for r in rows) / total if total else 0.0
+        if self._id is None:
+            created = create_progress_artifact(
+                percent, key=key("progress"), description=f"run {self._run_id}: requests finished by the API"
+            )
+            self._id = cast(UUID, created)  # sync call: a UUID, not a coroutine
+        else:
+            update_progress_artifact(self._id, percent)
+
+
+def _outcome_markdown(judged: JudgedRun) -> str:
+    state = "Completed" if judged.outcome.ok else "Failed"
+    facts = judged.facts
+    lines = [f"# nightbatch run {judged.run_id}: {state}", "", f"**{judged.outcome.message}**", ""]
+    lines += ["| outcome | tasks |", "| --- | ---: |"]
+    for status, count in sorted(facts.outcomes.items()):
+        lines.append(f"| {status} | {count:,} |")
+    for error, count in sorted(facts.failed_before_sending.items()):
+        lines.append(f"| failed before sending ({error}) | {count:,} |")
+    if facts.open_batches:
+        lines.append(f"| batches still open | {facts.open_batches:,} |")
+    return "\n".join(lines) + "\n"
+
+
+def publish_run_artifacts(services: Services, judged: JudgedRun, log: RunLog) -> None:
+    """The run summary (outcomes first, then cost, savings, cache, quality, needs attention) and cost table."""
+    run_id = judged.run_id
+    items = attention_items(
+        services.engine, services.registry, run_id, notes=log.notes, failed_before_sending=log.failed_before_sending
+    )
     attention = "\n".join(f"- {item}" for item in items) if items else "- nothing"
+    head = _outcome_markdown(judged)
+    description = f"run {run_id}: {'ok' if judged.outcome.ok else 'problems'}"
     try:
         selection = resolve_selection(services.engine, run_id=run_id)
         report = build_report(services.engine, services.prices, selection, registry=services.registry)
-    except NightbatchError as exc:  # e.g. a run that billed nothing
+    except NightbatchError as exc:  # e.g. a run that billed nothing, or a model the price table lacks
+        if isinstance(exc, UnknownModelError):
+            events.model_unpriced(run_id, exc.model, str(exc))
         get_run_logger().info("no cost report for run %s: %s", run_id, exc)
-        create_markdown_artifact(f"# nightbatch run {run_id}\n\nNothing billed.\n\n## Needs attention\n{attention}\n",
-                                 key=SUMMARY_KEY, description=f"run {run_id}")  # fmt: skip
+        create_markdown_artifact(f"{head}\nNo cost report: {exc}\n\n## Needs attention\n{attention}\n",
+                                 key=key("run-summary"), description=description)  # fmt: skip
         return
     if not report.empty:
-        create_table_artifact(cost_table_rows(report), key=COST_KEY, description=f"run {run_id}: cost per task")
+        create_table_artifact(cost_display_rows(report), key=key("cost"), description=f"run {run_id}: cost per task")
+    for cache in report.cache.by_type:
+        if cache.flagged:
+            events.cache_below_plan(run_id, cache)
     quality = quality_markdown(
         quality_report(services.engine, services.prices, report.selection, registry=services.registry)
     )
-    markdown = f"{report_markdown(report)}\n{quality}\n## Needs attention\n{attention}\n"
-    create_markdown_artifact(markdown, key=SUMMARY_KEY, description=f"run {run_id}: outcomes, hit rate, savings")
-
-
-class BatchProgress:
-    """One progress artifact per open batch, updated as polling sees its request counts move."""
-
-    def __init__(self) -> None:
-        self._ids: dict[int, UUID] = {}
-
-    def update(self, report: CollectReport) -> None:
-        for batch_id, counts in report.progress.items():
-            percent = 100.0 * counts["done"] / counts["total"] if counts["total"] else 100.0
-            if batch_id in self._ids:
-                update_progress_artifact(self._ids[batch_id], percent)
-            else:
-                created = create_progress_artifact(
-                    percent, key=batch_key(batch_id), description=f"batch {batch_id}: requests done"
-                )
-                self._ids[batch_id] = cast(UUID, created)  # sync call: a UUID, not a coroutine
+    body = summary_markdown(report)
+    markdown = f"{head}\n## Needs attention\n{attention}\n\n{body}\n{quality}\n"
+    create_markdown_artifact(markdown, key=key("run-summary"), description=description)

@@ -2,49 +2,40 @@
 
 Enqueueing is resumable: each file is enqueued in its own transaction and tasks are keyed by idempotency
 key, so re-running a backfill that stopped half-way skips everything already queued and carries on.
-The deployment ``classification-backfill`` in ``deployments/prefect.yaml`` runs it on demand.
+The deployment ``classification-backfill`` in ``deployments/prefect.yaml`` runs it on demand. It ends
+Completed or Failed by the same outcome policy as the nightly flow.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
+from prefect import State, flow
 from pydantic import Field
 
-from flows.nightly import enqueue_from, log_enqueued
-from flows.params import SubmitParams
-from flows.rounds import submit_and_collect
-from flows.runtime import tracked_run
+from flows.nightly import enqueue_into
+from flows.params import WaitParams
+from flows.rounds import submit_and_collect, submit_only
+from flows.runtime import finish, tracked_run
 
 
-class BackfillParams(SubmitParams):
+class BackfillParams(WaitParams):
     """A one-off backfill over a source of JSONL task files."""
 
-    source: str = Field(
+    source: str = Field(  # required here, optional for the nightly flow
         ..., description="JSONL file, local folder of them, s3://bucket/prefix/ or a single s3:// object."
     )
-    task_type: str | None = Field(None, description="Task type for lines that name none.")
-    deadline_minutes: float = Field(24 * 60, gt=0, description="Stop waiting for batches after this long.")
-    poll_seconds: float = Field(60.0, gt=0, description="Longest pause between polls (backoff starts lower).")
+    wait: bool = Field(True, description="Wait for the batches until done or the deadline (off: hand to collect).")
 
 
 @flow(name="nightbatch-backfill")
-def backfill(params: BackfillParams) -> dict[str, Any]:
+def backfill(params: BackfillParams) -> State[dict[str, Any]]:
     with tracked_run("backfill", params, params.base_url) as run:
-        enqueued = enqueue_from(run.services, params.source, params.task_type)
-        log_enqueued(enqueued)
-        run.totals = {
-            "enqueued": enqueued.inserted,
-            "already_queued": enqueued.duplicates,
-            **submit_and_collect(
-                run.services,
-                params,
-                run.run_id,
-                deadline_minutes=params.deadline_minutes,
-                poll_seconds=params.poll_seconds,
-                notes=[*run.notes]
-                + [f"task file refused (nothing of it enqueued): {error}" for error in enqueued.errors],
-            ),
-        }
-        return {"run_id": run.run_id, **run.totals}
+        enqueued = enqueue_into(run, params.source, params.source_task_type)
+        if params.wait:
+            submit_and_collect(run.services, params, run.run_id, run.log,
+                               deadline_minutes=params.deadline_minutes, poll_seconds=params.poll_seconds)  # fmt: skip
+        else:
+            submit_only(run.services, params, run.run_id, run.log)
+        counts = {"enqueued": enqueued.inserted, "already_queued": enqueued.duplicates} if enqueued else {}
+        return finish(run, waited=params.wait, extra=counts)

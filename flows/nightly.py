@@ -1,19 +1,23 @@
-"""Flow ``nightbatch-nightly``: enqueue from a source if given -> submit -> collect until done or deadline.
+"""Flow ``nightbatch-nightly``: enqueue from a source if given -> submit -> hand over to collect, or wait.
 
-Tasks that come back retryable (errored, expired, canceled) are re-submitted in later rounds of the
-same run, up to each task's attempt limit and the deadline.
+Scheduled, it submits and returns: the ``collect`` deployment (every few minutes) polls and ingests, and
+judges the night once its last batch is in. With ``wait`` (``nightbatch run``, the demo, ad hoc runs) it
+collects until done or the deadline itself, re-submitting retryable tasks (errored, expired, canceled)
+in later rounds, up to each task's attempt limit. The final state follows the outcome policy
+(:mod:`nightbatch.outcome_policy`): Failed for a budget stop, a passed deadline, a refused source file or
+too many failed tasks; Completed otherwise, the night summed up in the state message.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import State, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.params import NightlyParams
-from flows.rounds import submit_and_collect
-from flows.runtime import tracked_run
+from flows.rounds import submit_and_collect, submit_only
+from flows.runtime import TrackedRun, finish, tracked_run
 from nightbatch.services import Services
 from nightbatch.sources import EnqueueSummary, enqueue_source
 
@@ -31,21 +35,25 @@ def enqueue_from(services: Services, source: str, task_type: str | None) -> Enqu
     return enqueue_source(services, source, default_task_type=task_type)
 
 
+def enqueue_into(run: TrackedRun, source: str | None, task_type: str | None) -> EnqueueSummary | None:
+    """Enqueue ``source`` (if any); each refused file goes into the run's log (it fails the run)."""
+    if not source:
+        return None
+    enqueued = enqueue_from(run.services, source, task_type)
+    log_enqueued(enqueued)
+    run.log.refused_files += enqueued.errors
+    run.log.notes += [f"task file refused (nothing of it enqueued): {error}" for error in enqueued.errors]
+    return enqueued
+
+
 @flow(name="nightbatch-nightly")
-def nightly(params: NightlyParams | None = None) -> dict[str, Any]:
+def nightly(params: NightlyParams | None = None) -> State[dict[str, Any]]:
     params = params or NightlyParams()
     with tracked_run("nightly", params, params.base_url) as run:
-        refused: list[str] = []
-        if params.source:
-            enqueued = enqueue_from(run.services, params.source, params.source_task_type)
-            log_enqueued(enqueued)
-            refused = [f"task file refused (nothing of it enqueued): {error}" for error in enqueued.errors]
-        run.totals = submit_and_collect(
-            run.services,
-            params,
-            run.run_id,
-            deadline_minutes=params.deadline_minutes,
-            poll_seconds=params.poll_seconds,
-            notes=[*run.notes, *refused],
-        )
-        return {"run_id": run.run_id, **run.totals}
+        enqueue_into(run, params.source, params.source_task_type)
+        if params.wait:
+            submit_and_collect(run.services, params, run.run_id, run.log,
+                               deadline_minutes=params.deadline_minutes, poll_seconds=params.poll_seconds)  # fmt: skip
+        else:
+            submit_only(run.services, params, run.run_id, run.log)
+        return finish(run, waited=params.wait)

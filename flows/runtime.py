@@ -1,4 +1,4 @@
-"""Building the core's :class:`Services` inside a flow run, and keeping the run's row."""
+"""Building the core's :class:`Services` inside a flow run, keeping the run's row, and ending it honestly."""
 
 from __future__ import annotations
 
@@ -7,40 +7,80 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from prefect import State, get_run_logger
+from prefect.states import Completed, Failed
 from pydantic import BaseModel
 
+from flows import events
+from flows.artifacts import publish_run_artifacts
+from flows.blocks import apply_blocks
 from nightbatch.config import Settings
 from nightbatch.db.models import RunStatus
+from nightbatch.run_facts import JudgedRun, RunLog, judge_run
 from nightbatch.runs import close_interrupted_runs, finish_run, stale_after, start_run
 from nightbatch.services import Services
 
 
 def services_for(base_url: str | None) -> Services:
-    return Services.from_settings(Settings(), base_url=base_url)
+    """The core's services from the worker's settings, with any Prefect blocks they name applied."""
+    return Services.from_settings(apply_blocks(Settings()), base_url=base_url)
 
 
 @dataclass
 class TrackedRun:
     services: Services
     run_id: int
+    kind: str
+    log: RunLog = field(default_factory=RunLog)
     totals: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)  # for the run's artifacts (e.g. interrupted runs closed)
+    ok: bool = True
 
 
 @contextmanager
 def tracked_run(kind: str, params: BaseModel, base_url: str | None) -> Iterator[TrackedRun]:
-    """Services for one flow run and its ``run`` row: succeeded with its totals, or failed if the body raised.
+    """Services for one flow run and its ``run`` row: succeeded / failed by the outcome policy, or failed
+    if the body raised.
 
     Runs whose process died are closed as interrupted first; this run's report and artifacts include them.
     """
     services = services_for(base_url)
     closed = close_interrupted_runs(services.engine, stale_after=stale_after(services.settings))
-    run = TrackedRun(services, start_run(services.engine, kind, params.model_dump(mode="json")))
-    run.notes = [f"{c.describe()}; this run finished its work and reports it" for c in closed]
+    run = TrackedRun(services, start_run(services.engine, kind, params.model_dump(mode="json")), kind)
+    run.log.notes += [f"{c.describe()}; this run finished its work and reports it" for c in closed]
     status = RunStatus.FAILED
     try:
         yield run
-        status = RunStatus.SUCCEEDED
+        status = RunStatus.SUCCEEDED if run.ok else RunStatus.FAILED
     finally:
         finish_run(services.engine, run.run_id, status, run.totals)
         services.close()
+
+
+def judge_and_publish(services: Services, run_id: int, kind: str, log: RunLog, *, final: bool = True) -> JudgedRun:
+    """Apply the outcome policy, publish the run's artifacts and emit ``nightbatch.run.finished`` (when
+    ``final``; ``nightbatch.run.submitted`` for a run whose batches the collect deployment finishes)."""
+    judged = judge_run(services.engine, services.prices, run_id, log,
+                       max_failed_share=services.settings.max_failed_share, registry=services.registry)  # fmt: skip
+    publish_run_artifacts(services, judged, log)
+    events.run_finished(judged, kind, final=final or not judged.facts.open_batches)
+    logger = get_run_logger()
+    # INFO either way: the state (Completed or Failed) carries the verdict; the CLI prints it once.
+    logger.info("run %s: %s", run_id, judged.outcome.message)
+    return judged
+
+
+def finish(run: TrackedRun, *, waited: bool, extra: dict[str, Any] | None = None) -> State[dict[str, Any]]:
+    """The flow's final state: Completed or Failed by the outcome policy, with the night summed up.
+
+    A run that did not wait is judged on what it did (submitting); the collect flow judges it again
+    once its last batch is in (``waited: false`` in its totals tells collect to).
+    """
+    judged = judge_and_publish(run.services, run.run_id, run.kind, run.log, final=waited)
+    # Nothing left open: this judgement is final, collect has nothing to judge again.
+    handed_over = not waited and judged.facts.open_batches > 0
+    run.totals = {**judged.totals(run.log), **(extra or {}), "waited": not handed_over}
+    run.ok = judged.outcome.ok
+    data = {"run_id": run.run_id, **run.totals}
+    if judged.outcome.ok:
+        return Completed(message=judged.outcome.message, data=data)
+    return Failed(message=judged.outcome.message, data=data)

@@ -7,12 +7,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import State, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
+from prefect.states import Completed, Failed
 
 from flows.params import SubmitParams
 from flows.runtime import services_for
+from nightbatch.outcome_policy import RunFacts, RunOutcome, decide_outcome
 from nightbatch.services import Services
 from nightbatch.submit.step import SubmitReport, submit_step
 
@@ -33,7 +35,7 @@ def submit_batches(
         return submit_step(
             services,
             limit=params.limit,
-            task_types=params.task_types,
+            task_types=params.task_type,
             run_id=run_id,
             expected_minutes=params.expected_batch_minutes,
             budget_usd=budget_usd if budget_usd is not None else params.budget_usd,
@@ -41,21 +43,23 @@ def submit_batches(
         )
 
 
-def log_submit(report: SubmitReport) -> dict[str, Any]:
+def log_submit(report: SubmitReport) -> None:
     logger = get_run_logger()
     for line in report.reconciled:
         logger.warning(line)
     logger.info(
-        "claimed %d tasks, submitted %d in %d batches (forecast at most $%s), %d failed before sending",
-        report.claimed,
-        report.submitted_tasks,
-        len(report.batches),
-        f"{report.forecast_usd:.4f}",
-        report.failed_tasks,
+        "claimed %s tasks, submitted %s in %s batches (forecast at most %s), %s failed before sending",
+        f"{report.claimed:,}",
+        f"{report.submitted_tasks:,}",
+        f"{len(report.batches):,}",
+        f"${report.forecast_usd:,.2f}",
+        f"{report.failed_tasks:,}",
     )
     if report.pilots or report.waiting_tasks:
         logger.info("%d pilot batch(es) sent; %d task(s) wait for their group's pilot", report.pilots,
                     report.waiting_tasks)  # fmt: skip
+    for error_type, count in report.failed_by_error.items():
+        logger.warning("%s task(s) failed before sending (%s)", f"{count:,}", error_type)
     for task_type, count in report.unconfigured_queued.items():
         logger.warning("%d queued task(s) of type %r wait: no task-type config for it here", count, task_type)
     for reason, count in sorted(report.failure_reasons.items(), key=lambda item: -item[1]):
@@ -66,10 +70,22 @@ def log_submit(report: SubmitReport) -> dict[str, Any]:
         logger.warning(report.stopped)
     if report.budget_stopped:
         logger.warning("budget stop: %s; the rest stays queued", report.budget_stopped)
+
+
+def submit_outcome(report: SubmitReport, max_failed_share: Decimal) -> RunOutcome:
+    """The outcome policy applied to one submit: a budget stop or too many failures before sending fail it."""
+    facts = RunFacts(outcomes={"submitted": report.submitted_tasks}, failed_before_sending=report.failed_by_error,
+                     budget_stopped=report.budget_stopped, cost_usd=Decimal(0))  # fmt: skip
+    return decide_outcome(facts, max_failed_share=max_failed_share)
+
+
+def submit_result(report: SubmitReport, outcome: RunOutcome) -> dict[str, Any]:
     return {
+        "outcome": {"ok": outcome.ok, "reasons": list(outcome.reasons), "message": outcome.message},
         "claimed": report.claimed,
         "submitted": report.submitted_tasks,
         "batches": len(report.batches),
+        "failed_before_sending": report.failed_by_error,
         "forecast_usd": str(report.forecast_usd),
         "budget_stopped": report.budget_stopped,
         "nothing_sent": report.nothing_sent,
@@ -79,10 +95,20 @@ def log_submit(report: SubmitReport) -> dict[str, Any]:
 
 
 @flow(name="nightbatch-submit")
-def submit(params: SubmitParams | None = None) -> dict[str, Any]:
+def submit(params: SubmitParams | None = None) -> State[dict[str, Any]]:
     params = params or SubmitParams()
     services = services_for(params.base_url)
     try:
-        return log_submit(submit_batches(services, params, None))
+        report = submit_batches(services, params, None)
+        log_submit(report)
+        outcome = submit_outcome(report, services.settings.max_failed_share)
+        message = f"{report.submitted_tasks:,} submitted in {len(report.batches):,} batch(es), forecast at most " \
+                  f"${report.forecast_usd:,.2f}"  # fmt: skip
+        if report.failed_tasks:
+            message += f"; {report.failed_tasks:,} failed before sending"
+        if not outcome.ok:
+            message = f"Problems: {'; '.join(outcome.reasons)}. {message}"
+        result = submit_result(report, outcome)
+        return Completed(message=message, data=result) if outcome.ok else Failed(message=message, data=result)
     finally:
         services.close()

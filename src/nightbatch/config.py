@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("NIGHTBATCH_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL", "anthropic_base_url"),
         description="API base URL; point it at the emulator to simulate.",
     )
+    api_key_secret_block: str | None = Field(
+        None, description="Flows only: name of a Prefect `Secret` block holding the API key (instead of the env)."
+    )
+    s3_bucket_block: str | None = Field(
+        None, description="Flows only: name of a prefect-aws `S3Bucket` block for the output store and its credentials."
+    )
     price_table: Path | None = Field(None, description="Your own price table (TOML); default: the packaged one.")
     task_config: Path | None = Field(
         None, description="File or folder of task-type definitions; default: the config file itself."
@@ -93,6 +99,12 @@ class Settings(BaseSettings):
     )
     budget_per_run_usd: Decimal | None = Field(None, ge=0, description="Hard cap on forecast spend per run.")
     budget_per_day_usd: Decimal | None = Field(None, ge=0, description="Hard cap on spend per UTC day.")
+    max_failed_share: Decimal = Field(
+        Decimal("0.005"),
+        ge=0,
+        le=1,
+        description="A run whose permanently failed tasks exceed this share of its tasks ends Failed (0.005 = 0.5%).",
+    )
     deadline_margin_minutes: float = Field(
         30.0, ge=0, description="Batches still open this long before a deadline are canceled and their tasks settled."
     )

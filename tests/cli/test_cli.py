@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -80,3 +83,63 @@ def test_a_bad_task_config_is_one_clear_line(env: Path, monkeypatch: pytest.Monk
     assert result.exit_code == 2
     assert "broken.toml: task type 'x': field `max_tokens`" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def api_env(env: Path, monkeypatch: pytest.MonkeyPatch, emulator) -> Path:
+    """The CLI against the emulator; Prefect variables the CLI may set are restored after the test."""
+    for name in ("PREFECT_HOME", "PREFECT_LOGGING_LEVEL", "PREFECT_SERVER_ANALYTICS_ENABLED", "DO_NOT_TRACK",
+                 "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"):  # fmt: skip
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.base_url)
+    emulator.configure(time_scale=36_000)
+    return env
+
+
+def test_a_missing_api_key_is_one_line_before_prefect_starts(env: Path):
+    result = run("submit")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: no ANTHROPIC_API_KEY and no ANTHROPIC_BASE_URL")
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_run_exits_1_for_a_night_with_problems_and_says_why(api_env: Path):
+    from nightbatch.db.engine import make_engine
+    from nightbatch.queue.enqueue import enqueue
+
+    tasks = api_env / "date_extraction.jsonl"
+    tasks.write_text('{"text": "Paid on 2024-03-01."}\n')
+    assert run("enqueue", str(tasks)).exit_code == 0
+    # A task whose template field is missing (enqueue refuses such files now; one queued before fails at send).
+    engine = make_engine(os.environ["NIGHTBATCH_DATABASE_URL"])
+    enqueue(engine, "date_extraction", {"note": "no text: the template needs it"})
+    engine.dispose()
+    result = run("run", "--poll-seconds", "0.2", "--deadline-minutes", "2")
+    assert result.exit_code == 1, result.output
+    assert "Failed: Problems: 1 of 2 tasks failed (50.0%, over 0.5%)." in result.output
+    assert re.search(r"failed before sending \(invalid_task\):? │? ?1\b", result.output), result.output
+    assert "{" not in result.output  # no raw dict
+    report = run("report")
+    assert "Failed tasks: 1" in report.output
+    assert "invalid_task (before sending)" in report.output
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_run_json_is_one_parsable_document_with_exact_money(api_env: Path):
+    tasks = api_env / "date_extraction.jsonl"
+    tasks.write_text('{"text": "Paid on 2024-03-01."}\n{"text": "Paid on 2024-03-02."}\n')
+    run("enqueue", str(tasks))
+    raw = CliRunner().invoke(app, ["run", "--poll-seconds", "0.2", "--deadline-minutes", "2", "--json"])
+    assert raw.exit_code == 0, raw.output
+    data = json.loads(raw.stdout)  # Prefect logs to stderr
+    assert data["ok"] is True
+    assert data["outcomes"] == {"succeeded": 2}
+    assert Decimal(data["cost_usd"]) > 0
+    report = CliRunner().invoke(app, ["report"])  # a pipe: no table may cut a figure or a model name
+    assert report.exit_code == 0, report.output
+    assert "…" not in report.stdout
+    costs = json.loads(CliRunner().invoke(app, ["report", "--format", "json"]).stdout)["costs"]["rows"]
+    for row in costs:
+        assert row["model"] in report.stdout
+        assert f"{row['output_tokens']:,}" in report.stdout

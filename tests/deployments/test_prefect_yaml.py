@@ -121,11 +121,27 @@ def test_collect_runs_one_at_a_time_and_drops_late_runs(deployments_by_name):
     assert limit == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
 
 
-def test_nightly_parameters_name_task_types_budget_and_deadline(deployments_by_name):
+def test_nightly_submits_every_configured_type_within_a_budget_and_hands_waiting_to_collect(deployments_by_name):
     params = deployments_by_name["nightly-enrichment"]["parameters"]["params"]
-    assert params["task_types"]
+    assert "task_type" not in params  # default: every task type configured on the worker
     assert params["budget_usd"] > 0
+    assert params["wait"] is False
     assert params["deadline_minutes"] > 0
+
+
+@pytest.mark.usefixtures("at_repo_root")
+def test_parameters_are_named_the_same_in_every_flow(deployments_by_name):
+    """``task_type`` means "which task types" in every flow; nothing else is called so."""
+    fields: dict[str, set[str]] = {}
+    for name in DEPLOYMENTS:
+        schema = _flow(name, deployments_by_name).parameters.model_dump()
+        definitions = schema.get("definitions") or schema.get("$defs") or {}
+        for definition in definitions.values():
+            for field, spec in (definition.get("properties") or {}).items():
+                fields.setdefault(field, set()).add(spec.get("description", ""))
+    assert "task_types" not in fields
+    assert "task_type" in fields
+    assert len(fields["task_type"]) == 1, fields["task_type"]
 
 
 def test_every_deployment_uses_the_nightbatch_process_pool(deployments_by_name):

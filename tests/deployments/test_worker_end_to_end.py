@@ -68,8 +68,8 @@ def _trigger(server: PrefectServer, bucket: str) -> str:
     """Create a run of the backfill deployment, as ``prefect deployment run --params`` does; its id."""
     params = {
         "source": f"s3://{bucket}/in/",
-        "task_type": None,  # each file's name is its task type
-        "task_types": list(TASK_FILES),
+        "source_task_type": None,  # each file's name is its task type
+        "task_type": list(TASK_FILES),
         "budget_usd": 500,
         "deadline_minutes": 1.5,
         "poll_seconds": 0.5,

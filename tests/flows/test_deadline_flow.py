@@ -48,7 +48,7 @@ def test_the_nightly_flow_rescues_a_stuck_batch_at_its_deadline(rescue_env: str,
     lines = (EXAMPLES / "tasks" / "ticket_triage.jsonl").read_text().splitlines()[:TASKS]
     source.write_text("\n".join(lines) + "\n")
     # 0.4 minutes: the margin is a quarter of it (6 s), so the deadline step acts 18 s in.
-    result = nightly(NightlyParams(source=str(source), poll_seconds=0.2, deadline_minutes=0.4))
+    result = nightly(NightlyParams(source=str(source), poll_seconds=0.2, deadline_minutes=0.4, wait=True))
     assert result["outcomes"] == {"succeeded": TASKS}
     engine = make_engine(rescue_env)
     with Session(engine) as session:

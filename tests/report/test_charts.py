@@ -59,3 +59,31 @@ def test_without_matplotlib_the_page_says_why(
     assert page.skipped is not None
     assert "matplotlib" in page.skipped
     assert "charts skipped" in page.html.read_text()
+
+
+def test_per_run_charts_and_a_page_with_failures_and_shadow_drift(
+    engine: Engine, prices: PriceTable, ledger: Ledger, tmp_path: Path
+):
+    from nightbatch.report.history import run_history
+
+    selection = resolve_selection(engine, run_id=ledger.runs["R2"])
+    report = build_report(engine, prices, selection)
+    history = run_history(engine, prices, selection)
+    assert [h.run_id for h in history][-1] == ledger.runs["R2"]  # up to the selection, oldest first
+    r2 = history[-1]
+    assert r2.actual_pusd == report.savings.actual_pusd
+    assert r2.levers == report.savings.levers()
+    assert sum(r2.cost_by_type_model.values()) == report.costs.total.cost_pusd
+    assert "triage · claude-haiku-4-5" in r2.cost_by_type_model
+    drift = "## Shadow drift\n\n- draft on claude-haiku-4-5: agreement 60% with claude-sonnet-4-6 over 10 tasks"
+    page = write_report_page(report, tmp_path, history=history, failures={"output_check": 1},
+                             quality_markdown=drift)  # fmt: skip
+    assert sorted(p.name for p in page.charts) == [
+        "cost_by_type_model.png", "cost_per_day.png", "hit_rate.png", "savings_per_run.png"
+    ]  # fmt: skip
+    assert all(p.read_bytes().startswith(PNG) and p.stat().st_size > 5_000 for p in page.charts)
+    html = page.html.read_text()
+    assert html.count('src="data:image/png;base64,') == 4
+    assert "<h2>Failed tasks: 1</h2>" in html
+    assert "<h2>Shadow drift</h2>" in html
+    assert "agreement 60% with claude-sonnet-4-6" in html

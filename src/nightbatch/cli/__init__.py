@@ -1,7 +1,8 @@
 """The ``nightbatch`` command line. Each sub-module holds one group of commands; this one assembles them.
 
-Commands print what they did, and errors as one line naming the file, task or batch (exit code 2 for a
-usage or input problem, 1 for a run that failed), never a traceback for an error of ours.
+Commands print what they did, and errors as one line naming the file, task or batch, never a traceback
+for an error of ours. Exit codes: 0 ok, 1 a run with problems or a failed operation, 2 a usage or input
+problem (see docs/operations.md).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from nightbatch.cli import (
     report_cmds,
     requeue_cmds,
     run_cmds,
+    task_cmds,
 )
 from nightbatch.cli.app import app
 
@@ -23,6 +25,7 @@ _MODULES = (
     db_cmds,
     queue_cmds,
     requeue_cmds,
+    task_cmds,
     estimate_cmds,
     run_cmds,
     demo_cmds,

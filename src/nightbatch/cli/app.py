@@ -81,6 +81,29 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = version("nightbatch")
+        except PackageNotFoundError:  # run from a checkout without installing
+            from nightbatch import __version__ as installed
+        typer.echo(f"nightbatch {installed}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print nightbatch's version and exit."
+    ),
+) -> None:
+    """Run offline Claude workloads cheaply: queue, route, cache, batch, and account cost per task."""
+
+
 console = Console(soft_wrap=True)  # paths and URLs stay on one line, copyable
 err_console = Console(stderr=True, soft_wrap=True)
 

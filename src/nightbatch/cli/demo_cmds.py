@@ -17,8 +17,9 @@ from rich.panel import Panel
 
 from nightbatch.cli.app import console, handle_errors, load_settings
 from nightbatch.cli.estimate_cmds import print_forecast
-from nightbatch.cli.summary import print_summary
-from nightbatch.config import export_to_environment
+from nightbatch.cli.flow_runs import prepare_prefect, run_flow
+from nightbatch.cli.summary import print_summary, print_verdict
+from nightbatch.config import environ, export_to_environment
 from nightbatch.db.migrate import upgrade
 from nightbatch.errors import ConfigError
 from nightbatch.forecast import forecast_queue
@@ -28,6 +29,8 @@ from nightbatch.sources import enqueue_source
 
 # Simulated wrong answers per model tier, so the demo shows quality checks and escalation at work.
 DEMO_ERROR_RATES = {1: 0.04, 2: 0.02, 3: 0.01}
+DEMO_MAX_FAILED_SHARE = "0.02"
+"""The outcome policy's failed-task threshold in a simulated demo (see docs/operations.md)."""
 
 
 @handle_errors
@@ -45,9 +48,6 @@ def demo(
     time_scale: float = typer.Option(60.0, help="Emulator only: simulated seconds per real second."),
 ) -> None:
     """Run the example workload end to end and print cost, cache hit rate and savings."""
-    from flows.nightly import nightly
-    from flows.params import NightlyParams
-
     config = config or examples / "nightbatch.toml"
     if not config.exists():
         raise ConfigError(f"{config} not found: run the demo from the repository root (or pass --examples / --config)")
@@ -56,6 +56,10 @@ def demo(
     shutil.rmtree(home, ignore_errors=True)  # a fresh database each time, so the figures are this run's
     export_to_environment({"NIGHTBATCH_HOME": str(home), "NIGHTBATCH_TASK_CONFIG": str(config)})
     settings = load_settings()
+    prepare_prefect(settings)
+    from flows.nightly import nightly
+    from flows.params import NightlyParams
+
     with ExitStack() as stack:
         if settings.simulated:
             from nightbatch.emulator import EmulatorConfig, run_emulator
@@ -64,14 +68,21 @@ def demo(
                 run_emulator(EmulatorConfig(time_scale=time_scale, quality_error_rates=DEMO_ERROR_RATES))
             )
             export_to_environment({"ANTHROPIC_BASE_URL": emulator.base_url})
+            if "NIGHTBATCH_MAX_FAILED_SHARE" not in environ():
+                # The emulator injects wrong answers on purpose (DEMO_ERROR_RATES); the outcome policy's
+                # default (0.5%) would fail every demo night for the faults it was asked to simulate.
+                export_to_environment({"NIGHTBATCH_MAX_FAILED_SHARE": DEMO_MAX_FAILED_SHARE})
             console.print(Panel.fit(
                 f"[bold yellow]SIMULATED RUN[/]: no ANTHROPIC_API_KEY, so requests go to nightbatch's local emulator "
                 f"at {emulator.base_url}.\nTokens, cache hits and costs are the emulator's accounting at real prices; "
-                "outputs are canned, not real model answers.",
-            ))  # fmt: skip
+                "outputs are canned, not real model answers.\n"
+                f"Wrong answers are injected (1-4% per model tier), so a night fails here above "
+                f"{float(DEMO_MAX_FAILED_SHARE):.0%} failed tasks (default 0.5%).",
+            ), soft_wrap=False)  # fmt: skip  # wrap inside the panel: a cropped URL cannot be copied
             settings = load_settings()
         else:
-            console.print(Panel.fit("[bold red]LIVE RUN[/]: requests go to the real Anthropic API and are billed."))
+            console.print(Panel.fit("[bold red]LIVE RUN[/]: requests go to the real Anthropic API and are billed."),
+                          soft_wrap=False)  # fmt: skip
         upgrade(settings.resolved_database_url)
         services = stack.enter_context(closing(Services.from_settings(settings)))
         started = time.monotonic()
@@ -83,14 +94,19 @@ def demo(
             raise typer.Exit(1)
         console.print("[bold]3. nightly flow[/]: route -> build cached requests -> pack -> submit -> poll -> ingest")
         # A demo batch takes seconds: expecting 5 minutes leaves the 30-minute deadline room for a pilot first.
-        result = nightly(NightlyParams(poll_seconds=2.0, deadline_minutes=30, expected_batch_minutes=5))
+        result = run_flow(
+            nightly, NightlyParams(poll_seconds=2.0, deadline_minutes=30, expected_batch_minutes=5, wait=True)
+        )
         elapsed = time.monotonic() - started
         label = "SIMULATED run" if settings.simulated else "Run"
+        print_verdict(result.ok, result.message)
         print_summary(
-            summarize(services.engine, services.prices, run_id=int(result["run_id"]), registry=services.registry),
+            summarize(services.engine, services.prices, run_id=int(result.data["run_id"]), registry=services.registry),
             title=f"{label} summary ({elapsed:.0f} s)",
+            data=result.data,
         )
         console.print(f"outputs: {settings.resolved_output}   database: {settings.resolved_database_url}")
+    raise typer.Exit(result.exit_code)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from nightbatch.cli.app import console, handle_errors, load_settings
+from nightbatch.cli.tables import print_table
 from nightbatch.db.migrate import upgrade
 from nightbatch.deadline.durations import DurationModel, describe_all, expected_finishes, forecast_lines
 from nightbatch.forecast import Forecast, forecast_tasks
@@ -16,24 +17,8 @@ from nightbatch.queue.taskfile import TaskFileReader
 from nightbatch.services import Services
 from nightbatch.sources import default_task_type_for
 
-
-def print_forecast(forecast: Forecast, *, title: str) -> None:
-    table = Table(title=title)
-    for column in ("task type", "model", "tasks", "prefix tok", "cache", "per-task tok", "output tok (exp/max)",
-                   "expected", "at most"):  # fmt: skip
-        table.add_column(column, justify="left" if column in ("task type", "model", "cache") else "right")
-    for g in forecast.groups:
-        table.add_row(
-            g.task_type, g.model, f"{g.tasks:,}", f"{g.prefix_tokens:,}", g.cache_option, f"{g.tail_tokens:,}",
-            f"{g.expected_output_tokens:,} / {g.max_output_tokens:,}", f"${g.expected_usd:,.4f}",
-            f"${g.upper_bound_usd:,.4f}",
-        )  # fmt: skip
-    console.print(table)
-    console.print(forecast.describe())
-    for line in forecast.advice:
-        console.print(f"[bold]advice:[/] {line}", highlight=False)
-    if forecast.skipped:
-        console.print(f"[yellow]{forecast.skipped} tasks of unconfigured types were not priced[/]")
+GROUP_FIELDS = ("task_type", "model", "tasks", "prefix_tokens", "cache_option", "tail_tokens", "expected_output_tokens",
+                "max_output_tokens", "expected_usd", "upper_bound_usd", "counted")  # fmt: skip
 
 
 def print_durations(services: Services, groups: list[tuple[str, int]]) -> None:
@@ -46,11 +31,29 @@ def print_durations(services: Services, groups: list[tuple[str, int]]) -> None:
         console.print(f"in flight: {line}", highlight=False)
 
 
+def print_forecast(forecast: Forecast, *, title: str) -> None:
+    header = ["task type", "model", "tasks", "prefix tok", "cache", "per-task tok", "output tok (exp/max)",
+              "expected", "at most"]  # fmt: skip
+    rows = [
+        [g.task_type, g.model, f"{g.tasks:,}", f"{g.prefix_tokens:,}", g.cache_option, f"{g.tail_tokens:,}",
+         f"{g.expected_output_tokens:,} / {g.max_output_tokens:,}", f"${g.expected_usd:,.4f}",
+         f"${g.upper_bound_usd:,.4f}"]
+        for g in forecast.groups
+    ]  # fmt: skip
+    print_table(console, header, rows, title=title, text_cols=2)
+    console.print(forecast.describe())
+    for line in forecast.advice:
+        console.print(f"[bold]advice:[/] {line}", highlight=False)
+    if forecast.skipped:
+        console.print(f"[yellow]{forecast.skipped} tasks of unconfigured types were not priced[/]")
+
+
 @handle_errors
 def estimate(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A JSONL task file."),
     task_type: str | None = typer.Option(None, "--task-type", "-t", help="Task type for lines that name none."),
     offline: bool = typer.Option(False, help="Do not call the token-counting endpoint; estimate locally."),
+    as_json: bool = typer.Option(False, "--json", help="Print the forecast as JSON (exact decimal dollars)."),
 ) -> None:
     """Forecast the batch cost of a task file before enqueueing it (a bad line is named; nothing is written)."""
     settings = load_settings()
@@ -63,8 +66,18 @@ def estimate(
         rows = ((n, spec.task_type, spec.payload, spec.model_override) for n, spec in enumerate(reader, start=1))
         use_api = not offline and (settings.api_key_value() is not None or services.base_url is not None)
         forecast = forecast_tasks(services, rows, use_api=use_api)
-        print_forecast(forecast, title=f"Forecast for {file}")
-        print_durations(services, [(g.model, g.tasks) for g in forecast.groups])
+        if as_json:
+            groups = [
+                {k: str(getattr(g, k)) if k.endswith("_usd") else getattr(g, k) for k in GROUP_FIELDS}
+                for g in forecast.groups
+            ]
+            console.print_json(json.dumps({"tasks": forecast.tasks, "expected_usd": str(forecast.expected_usd),
+                                           "upper_bound_usd": str(forecast.upper_bound_usd),
+                                           "fallback_worst_usd": str(forecast.fallback_worst_usd),
+                                           "skipped": forecast.skipped, "groups": groups}))  # fmt: skip
+        else:
+            print_forecast(forecast, title=f"Forecast for {file}")
+            print_durations(services, [(g.model, g.tasks) for g in forecast.groups])
     finally:
         services.close()
 

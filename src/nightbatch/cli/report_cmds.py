@@ -13,17 +13,20 @@ from typing import TextIO
 import typer
 from rich.console import Console
 from rich.markdown import Markdown
-from rich.table import Table
+from sqlalchemy import Engine
 
 from nightbatch.cli.app import err_console, handle_errors, load_settings
+from nightbatch.cli.tables import print_table
 from nightbatch.config import config_file_path
 from nightbatch.db.engine import make_engine
 from nightbatch.db.migrate import upgrade
+from nightbatch.db.run_tasks import run_failures, run_record
 from nightbatch.errors import InputError
 from nightbatch.pricing import load_price_table
 from nightbatch.report.build import Report, build_report
 from nightbatch.report.cache import DEFAULT_DROP_POINTS, DEFAULT_WINDOW
 from nightbatch.report.deadlines import deadline_lines
+from nightbatch.report.history import run_history
 from nightbatch.report.html import write_report_page
 from nightbatch.report.quality import quality_markdown, quality_report
 from nightbatch.report.query import resolve_selection
@@ -61,14 +64,20 @@ def _day(value: str | None, option: str) -> date | None:
         raise InputError(f"{option} {value!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-20") from None
 
 
-def _rich(table: TextTable, title: str, *, text_cols: int = 1, total_last: bool = False) -> Table:
+def _failures(engine: Engine, run_id: int | None) -> dict[str, int] | None:
+    """A run's failed tasks by error type, those that failed before sending included (kept in its totals)."""
+    if run_id is None:
+        return None
+    failed = run_failures(engine, run_id)
+    record = run_record(engine, run_id)
+    for error, count in ((record[1] if record else {}).get("failed_before_sending") or {}).items():
+        failed[f"{error} (before sending)"] = int(count)
+    return failed
+
+
+def _table(console: Console, table: TextTable, title: str, *, text_cols: int = 1) -> None:
     header, rows = table
-    out = Table(title=title, title_justify="left")
-    for i, name in enumerate(header):
-        out.add_column(name, justify="left" if i < text_cols else "right")
-    for i, row in enumerate(rows):
-        out.add_row(*row, end_section=total_last and i == len(rows) - 2)
-    return out
+    print_table(console, header, rows, title=title, text_cols=text_cols)
 
 
 def print_report(report: Report, console: Console) -> None:
@@ -80,17 +89,17 @@ def print_report(report: Report, console: Console) -> None:
     console.print(headline(report), highlight=False)
     for warning in report.warnings:
         console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
-    console.print(_rich(cost_text_table(report), "Cost per task", text_cols=2, total_last=True))
-    console.print(_rich(savings_text_table(report), "Savings: each lever in turn", total_last=True))
+    _table(console, cost_text_table(report), "Cost per task", text_cols=2)
+    _table(console, savings_text_table(report), "Savings: each lever in turn")
     if report.prefix:
         title = "Prefix tokens by task type: read, written, below the model's minimum, not marked"
-        console.print(_rich(prefix_text_table(report), title, text_cols=2))
+        _table(console, prefix_text_table(report), title, text_cols=2)
         for line in report.advice:
             console.print(f"[bold]advice:[/] {line}", highlight=False)
     if report.cache.by_type:
-        console.print(_rich(type_cache_text_table(report), "Cache hit rate by task type: read / (read + write)"))
+        _table(console, type_cache_text_table(report), "Cache hit rate by task type: read / (read + write)")
     if report.cache.by_batch:
-        console.print(_rich(batch_text_table(report, limit=BATCHES_SHOWN), "Cache hit rate by batch", text_cols=5))
+        _table(console, batch_text_table(report, limit=BATCHES_SHOWN), "Cache hit rate by batch", text_cols=5)
         hidden = len(report.cache.by_batch) - BATCHES_SHOWN
         if hidden > 0:
             console.print(f"… and {hidden} more batches (--format json lists them all)")
@@ -133,6 +142,10 @@ def report(
         result = build_report(engine, prices, selection, baseline_model=baseline_model, registry=registry,
                               window=window, drop_points=drop_points)  # fmt: skip
         quality = quality_report(engine, prices, selection, registry=registry, baseline_model=baseline_model)
+        failures = _failures(engine, selection.run_id)
+        history = (
+            run_history(engine, prices, selection, baseline_model=result.savings.baseline_model) if charts else None
+        )
     finally:
         engine.dispose()
 
@@ -141,7 +154,8 @@ def report(
         if output is not None:
             out = stack.enter_context(output.open("w", encoding="utf-8", newline=""))
         if output_format == ReportFormat.JSON:
-            out.write(json.dumps({**report_to_dict(result), "quality": quality.as_dict()}, indent=2) + "\n")
+            data = {**report_to_dict(result), "quality": quality.as_dict(), "failed_tasks": failures or {}}
+            out.write(json.dumps(data, indent=2) + "\n")
         elif output_format == ReportFormat.CSV:
             out.write(report_csv(result))
         else:
@@ -149,6 +163,10 @@ def report(
             wide = output is not None or not out.isatty()
             target = Console(file=out, width=PIPE_WIDTH if wide else None, no_color=output is not None)
             print_report(result, target)
+            if failures:
+                rows = [[error, f"{count:,}"] for error, count in sorted(failures.items())]
+                title = f"Failed tasks: {sum(failures.values()):,} (`nightbatch tasks --state failed` lists them)"
+                print_table(target, ["error", "tasks"], rows, title=title)
             section = quality_markdown(quality)
             if section:
                 target.print(Markdown(section))
@@ -158,7 +176,9 @@ def report(
     if output is not None:
         err_console.print(f"report written to {output}", highlight=False)
     if charts is not None:
-        page = write_report_page(result, charts)
+        page = write_report_page(
+            result, charts, history=history, failures=failures, quality_markdown=quality_markdown(quality)
+        )
         if page.skipped:
             err_console.print(f"[yellow]{page.skipped}[/]", highlight=False)
         err_console.print(f"charts and tables written to {page.html}", highlight=False)

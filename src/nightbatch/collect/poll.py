@@ -23,7 +23,7 @@ from nightbatch.errors import ProviderError
 from nightbatch.runs import close_interrupted_runs, stale_after
 from nightbatch.services import Services
 
-__all__ = ["CollectReport", "collect_step", "open_batches"]
+__all__ = ["CollectReport", "collect_step", "ended_batches", "ingest_one", "open_batches", "poll_open_batches"]
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,9 @@ def _claim_for_ingest(services: Services, batch_id: int) -> bool:
     return bool(result.rowcount)
 
 
-def collect_step(services: Services) -> CollectReport:
-    """Poll every open batch once and ingest every ended, not yet ingested batch."""
-    report = CollectReport()
+def poll_open_batches(services: Services, report: CollectReport | None = None) -> CollectReport:
+    """Poll every open batch once and record what the API says (no ingesting)."""
+    report = report or CollectReport()
     # A run whose process died stays `running` until someone looks: every collect does (nightbatch.runs).
     closed = close_interrupted_runs(services.engine, stale_after=stale_after(services.settings))
     report.closed_runs = [c.describe() for c in closed]
@@ -119,6 +119,11 @@ def collect_step(services: Services) -> CollectReport:
         report.progress[batch_id] = {"total": c.total, "done": c.total - c.processing}
         if info.processing_status != "ended":
             report.still_open += 1
+    return report
+
+
+def ended_batches(services: Services) -> list[int]:
+    """Ended batches waiting for their ingest, oldest first."""
     with services.engine.connect() as conn:
         # Calibration batches are ingested by the calibration that made them, not here.
         ended = conn.execute(
@@ -126,13 +131,33 @@ def collect_step(services: Services) -> CollectReport:
             .where(col(Batch.status) == BatchStatus.ENDED, col(Batch.purpose).in_(["task", "orphan"]))
             .order_by(col(Batch.id))
         ).all()
-    for (batch_id,) in ended:
-        if not _claim_for_ingest(services, batch_id):
-            continue
+    return [batch_id for (batch_id,) in ended]
+
+
+def ingest_one(services: Services, batch_id: int) -> IngestReport | None:
+    """Ingest one ended batch under its lease; None when another collector holds it.
+
+    A :class:`ProviderError` releases the lease and propagates, so the caller may retry.
+    """
+    if not _claim_for_ingest(services, batch_id):
+        return None
+    try:
+        return ingest_batch(services, batch_id)
+    except ProviderError:
+        with services.engine.begin() as conn:
+            conn.execute(update(Batch).where(col(Batch.id) == batch_id).values(claimed_by=None, claimed_at=None))
+        raise
+
+
+def collect_step(services: Services) -> CollectReport:
+    """Poll every open batch once and ingest every ended, not yet ingested batch."""
+    report = poll_open_batches(services)
+    for batch_id in ended_batches(services):
         try:
-            report.ingested.append(ingest_batch(services, batch_id))
+            ingested = ingest_one(services, batch_id)
         except ProviderError as exc:
             report.errors.append(f"batch {batch_id}: ingest failed, will retry: {exc}")
-            with services.engine.begin() as conn:
-                conn.execute(update(Batch).where(col(Batch.id) == batch_id).values(claimed_by=None, claimed_at=None))
+            continue
+        if ingested is not None:
+            report.ingested.append(ingested)
     return report

@@ -33,7 +33,7 @@ from nightbatch.db.engine import make_engine, redact_url
 from nightbatch.db.models import metadata
 from nightbatch.errors import ConfigError, StateError
 
-__all__ = ["current_revision", "downgrade", "head_revision", "new_revision", "require_current", "upgrade"]
+__all__ = ["current_revision", "downgrade", "head_revision", "new_revision", "require_current", "revisions", "upgrade"]
 
 SCRIPT_LOCATION = "nightbatch:migrations"
 log = logging.getLogger(__name__)
@@ -134,6 +134,16 @@ def head_revision() -> str:
     if head is None:  # pragma: no cover - the package always ships 0001
         raise StateError("nightbatch ships no migrations; the installation is broken")
     return head
+
+
+def revisions() -> list[tuple[str, str | None, str]]:
+    """Every revision this version ships, oldest first: ``(revision, down revision, message)``."""
+    script = ScriptDirectory.from_config(_config())
+    out = []
+    for rev in script.walk_revisions():
+        down = rev.down_revision
+        out.append((rev.revision, down if isinstance(down, str) or down is None else ",".join(down), rev.doc or ""))
+    return list(reversed(out))
 
 
 def require_current(bind: str | Engine) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from sqlalchemy import Engine, func, select
 from sqlmodel import col
 
-from nightbatch.db.models import Batch, Task, TaskStatus, UsageRecord
+from nightbatch.db.models import Batch, UsageRecord
+from nightbatch.db.run_tasks import run_failures
 from nightbatch.quality.measure import shadow_drift
 from nightbatch.report.prefix import below_plan
 from nightbatch.report.query import Selection, batch_cache, batch_plans
@@ -17,21 +18,28 @@ __all__ = ["attention_items"]
 
 
 def attention_items(
-    engine: Engine, registry: TaskTypeRegistry, run_id: int, *, notes: list[str] | None = None
+    engine: Engine,
+    registry: TaskTypeRegistry,
+    run_id: int,
+    *,
+    notes: list[str] | None = None,
+    failed_before_sending: dict[str, int] | None = None,
 ) -> list[str]:
     """One line per thing to look at in run ``run_id`` (plus the run's own ``notes``, e.g. a budget stop).
 
     Covers the interrupted runs just before it too: it finished their work (:mod:`nightbatch.runs`).
+    ``failed_before_sending``: tasks whose request could not be built (no batch links them to the run, so
+    the flow passes their count by error type).
     """
     items = list(notes or [])
+    for error_type, count in sorted((failed_before_sending or {}).items()):
+        items.append(f"{count:,} task(s) failed before sending ({error_type}): fix the task data or template")
     runs = [run_id, *interrupted_before(engine, run_id)]
+    failed: dict[str, int] = {}
+    for run in runs:
+        for error_type, count in run_failures(engine, run).items():
+            failed[error_type] = failed.get(error_type, 0) + count
     with engine.connect() as conn:
-        failed = conn.execute(
-            select(col(Task.error_type), func.count())
-            .join(Batch, col(Batch.id) == col(Task.batch_id))
-            .where(col(Batch.run_id).in_(runs), col(Task.status) == TaskStatus.FAILED)
-            .group_by(col(Task.error_type))
-        ).all()
         batches = conn.execute(
             select(col(Batch.provider_batch_id), col(Batch.expired_count), col(Batch.error), col(Batch.purpose)).where(
                 col(Batch.run_id).in_(runs)
@@ -47,8 +55,8 @@ def attention_items(
             f"UNPRICED: {count} billed response(s) on {model} have no price row: their cost is not in the totals "
             "(add the model to the price table)"
         )
-    for error_type, count in failed:
-        items.append(f"{count} task(s) failed ({error_type or 'unknown error'})")
+    for error_type, count in sorted(failed.items()):
+        items.append(f"{count:,} task(s) failed ({error_type})")
     for provider_id, expired, error, purpose in batches:
         if expired:
             items.append(f"batch {provider_id}: {expired} request(s) expired before processing (re-queued)")

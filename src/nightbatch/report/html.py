@@ -1,7 +1,8 @@
-"""One self-contained HTML page of a report: headline, warnings, both charts (embedded) and the tables.
+"""One self-contained HTML page of a report: headline, warnings, failures, the charts (embedded), the tables
+and the quality section (escalation, calibrated routes, shadow drift) — what the text report shows.
 
-:func:`write_report_page` writes ``report.html`` plus the two PNGs beside it. Without matplotlib the
-page is still written, with the tables and a note in place of the charts.
+:func:`write_report_page` writes ``report.html`` plus the PNGs beside it. Without matplotlib the page is
+still written, with the tables and a note in place of the charts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from html import escape
 from pathlib import Path
 
 from nightbatch.report.build import Report
-from nightbatch.report.charts import COST_CHART, HIT_RATE_CHART, ChartsUnavailableError, render_charts
+from nightbatch.report.charts import (
+    COST_CHART,
+    HIT_RATE_CHART,
+    SAVINGS_CHART,
+    TYPE_MODEL_CHART,
+    ChartsUnavailableError,
+    render_charts,
+)
+from nightbatch.report.history import RunFigures
 from nightbatch.report.render import (
     TextTable,
     batch_text_table,
@@ -33,7 +42,7 @@ _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
 table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: right; }
-th:first-child, td:first-child, td.text { text-align: left; }
+th:first-child, td:first-child, td.text, th.text { text-align: left; }
 tr.total td { font-weight: 600; border-top: 2px solid #999; }
 .warning { background: #fff3cd; border-left: 4px solid #e0a800; padding: 0.5rem 0.8rem; margin: 0.4rem 0; }
 .note { color: #666; }
@@ -43,7 +52,8 @@ img { max-width: 100%; display: block; margin: 0.5rem 0 1.5rem; }
 
 def _table(table: TextTable, *, total_last: bool = False, text_cols: int = 1) -> str:
     header, rows = table
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    head = "".join(f'<th class="text">{escape(h)}</th>' if j < text_cols else f"<th>{escape(h)}</th>"
+                   for j, h in enumerate(header))  # fmt: skip
     body = []
     for i, row in enumerate(rows):
         cls = ' class="total"' if total_last and i == len(rows) - 1 else ""
@@ -53,11 +63,65 @@ def _table(table: TextTable, *, total_last: bool = False, text_cols: int = 1) ->
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def report_html(report: Report, charts: Mapping[str, bytes] | None = None, *, note: str | None = None) -> str:
-    """The page as a string; ``charts`` (file name -> PNG bytes) are embedded as data URIs."""
+def _markdown(text: str) -> str:
+    """The small Markdown the quality section uses (## headings, - bullets, pipe tables) as HTML."""
+    out: list[str] = []
+    table: list[list[str]] = []
+    bullets: list[str] = []
+
+    def flush() -> None:
+        if table:
+            header, *rows = [r for r in table if not all(set(c) <= set("-: ") for c in r)]
+            out.append(_table((header, rows)))
+            table.clear()
+        if bullets:
+            out.append("<ul>" + "".join(f"<li>{escape(b)}</li>" for b in bullets) + "</ul>")
+            bullets.clear()
+
+    for line in text.splitlines():
+        if line.startswith("|"):
+            table.append([c.strip() for c in line.strip().strip("|").split("|")])
+            continue
+        if line.startswith("- "):
+            bullets.append(line[2:])
+            continue
+        flush()
+        if line.startswith("## "):
+            out.append(f"<h2>{escape(line[3:])}</h2>")
+        elif line.strip():
+            out.append(f"<p>{escape(line)}</p>")
+    flush()
+    return "\n".join(out)
+
+
+CHART_TITLES = (
+    (SAVINGS_CHART, "savings by lever per run"),
+    (TYPE_MODEL_CHART, "cost per run by task type and model"),
+    (HIT_RATE_CHART, "cache hit rate per task type and run"),
+    (COST_CHART, "cost per day by model"),
+)
+
+
+def report_html(
+    report: Report,
+    charts: Mapping[str, bytes] | None = None,
+    *,
+    note: str | None = None,
+    failures: Mapping[str, int] | None = None,
+    quality_markdown: str = "",
+) -> str:
+    """The page as a string; ``charts`` (file name -> PNG bytes) are embedded as data URIs.
+
+    ``failures``: failed tasks by error type (a run's, incl. those that failed before sending);
+    ``quality_markdown``: :func:`nightbatch.report.quality.quality_markdown` of the same selection.
+    """
     parts = [f"<h1>nightbatch cost report: {escape(report.selection.label)}</h1>", f"<p>{escape(headline(report))}</p>"]
     parts += [f'<div class="warning">{escape(w)}</div>' for w in report.warnings]
-    for name, title in ((COST_CHART, "cost per day by model"), (HIT_RATE_CHART, "cache hit rate per run")):
+    if failures:
+        total = sum(failures.values())
+        parts.append(f"<h2>Failed tasks: {total:,}</h2>")
+        parts.append(_table((["error", "tasks"], [[e, f"{n:,}"] for e, n in sorted(failures.items())])))
+    for name, title in CHART_TITLES:
         if charts and name in charts:
             data = base64.b64encode(charts[name]).decode("ascii")
             parts.append(f'<img alt="{title}" src="data:image/png;base64,{data}">')
@@ -70,6 +134,8 @@ def report_html(report: Report, charts: Mapping[str, bytes] | None = None, *, no
         parts += [f'<p class="note">{escape(a)}</p>' for a in report.advice]
     parts += ["<h2>Cache hit rate by task type</h2>", _table(type_cache_text_table(report))]
     parts += ["<h2>Cache hit rate by batch</h2>", _table(batch_text_table(report), text_cols=5)]
+    if quality_markdown.strip():
+        parts.append(_markdown(quality_markdown))
     generated = f"Generated {report.generated_at:%Y-%m-%d %H:%M} UTC."
     parts.append(f'<p class="note">{escape(provenance(report))} {generated}</p>')
     title = escape(f"nightbatch report: {report.selection.label}")
@@ -88,12 +154,19 @@ class ReportPage:
     skipped: str | None = None
 
 
-def write_report_page(report: Report, directory: Path) -> ReportPage:
+def write_report_page(
+    report: Report,
+    directory: Path,
+    *,
+    history: list[RunFigures] | None = None,
+    failures: Mapping[str, int] | None = None,
+    quality_markdown: str = "",
+) -> ReportPage:
     """Write ``report.html`` and the chart PNGs into ``directory`` (created if needed)."""
     directory.mkdir(parents=True, exist_ok=True)
     skipped: str | None = None
     try:
-        charts = render_charts(report)
+        charts = render_charts(report, history)
     except ChartsUnavailableError as exc:
         charts, skipped = {}, f"charts skipped: {exc}"
     written = []
@@ -102,5 +175,6 @@ def write_report_page(report: Report, directory: Path) -> ReportPage:
         path.write_bytes(png)
         written.append(path)
     page = directory / PAGE
-    page.write_text(report_html(report, charts, note=skipped), encoding="utf-8")
+    html = report_html(report, charts, note=skipped, failures=failures, quality_markdown=quality_markdown)
+    page.write_text(html, encoding="utf-8")
     return ReportPage(html=page, charts=written, skipped=skipped)

@@ -22,6 +22,8 @@ __all__ = [
     "COST_COLUMNS",
     "TextTable",
     "batch_text_table",
+    "compact_cost_text_table",
+    "cost_display_rows",
     "cost_table_rows",
     "cost_text_table",
     "headline",
@@ -32,6 +34,7 @@ __all__ = [
     "report_markdown",
     "report_to_dict",
     "savings_text_table",
+    "summary_markdown",
     "type_cache_text_table",
     "usd",
     "usd_text",
@@ -373,9 +376,9 @@ def provenance(report: Report) -> str:
     return f"Costs as recorded with price table {versions}; baselines re-priced with {report.repriced_with}."
 
 
-def _md_table(table: TextTable) -> list[str]:
+def _md_table(table: TextTable, *, text_cols: int = 1) -> list[str]:
     header, rows = table
-    align = ["---" if i == 0 else "---:" for i in range(len(header))]
+    align = ["---" if i < text_cols else "---:" for i in range(len(header))]
     return [f"| {' | '.join(header)} |", f"| {' | '.join(align)} |", *(f"| {' | '.join(r)} |" for r in rows)]
 
 
@@ -387,7 +390,7 @@ def report_markdown(report: Report) -> str:
     lines.append(headline(report))
     lines += ["", *(f"> **Warning:** {w}" for w in report.warnings)] if report.warnings else []
     lines += ["", "## Savings by lever", "", *_md_table(savings_text_table(report))]
-    lines += ["", "## Cost per task", "", *_md_table(cost_text_table(report))]
+    lines += ["", "## Cost per task", "", *_md_table(cost_text_table(report), text_cols=2)]
     if report.prefix:
         lines += ["", "## Prefix tokens by task type", "", *_md_table(prefix_text_table(report))]
         lines += [f"- {a}" for a in report.advice]
@@ -395,5 +398,34 @@ def report_markdown(report: Report) -> str:
         lines += ["", "## Cache hit rate by task type", "", *_md_table(type_cache_text_table(report))]
     if report.deadlines and (extra := deadline_lines(report.deadlines)):
         lines += ["", "## Deadlines: real-time fallback and batch durations", "", *(f"- {line}" for line in extra)]
+    lines += ["", f"_{provenance(report)}_"]
+    return "\n".join(lines) + "\n"
+
+
+def cost_display_rows(report: Report) -> list[dict[str, str]]:
+    """Cost per task type × model keyed by display headers, figures with thousands separators (UI tables)."""
+    header, rows = cost_text_table(report)
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+def compact_cost_text_table(report: Report) -> TextTable:
+    """Cost per task type × model in six columns (narrow displays: the Prefect UI's Markdown pane)."""
+    header, rows = cost_text_table(report)
+    keep = [header.index(name) for name in ("task type", "model", "tasks", "cost", "per task", "pass rate")]
+    return [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
+
+
+def summary_markdown(report: Report) -> str:
+    """The cost report for a run summary below its outcome: headline, warnings, savings, narrow cost table."""
+    lines = [f"## Cost report: {report.selection.label}", ""]
+    if report.empty:
+        return "\n".join([*lines, "No billed usage in this selection."]) + "\n"
+    lines.append(headline(report))
+    lines += ["", *(f"> **Warning:** {w}" for w in report.warnings)] if report.warnings else []
+    lines += ["", "## Savings by lever", "", *_md_table(savings_text_table(report))]
+    lines += ["", "## Cost per task", "", *_md_table(compact_cost_text_table(report), text_cols=2)]
+    lines += ["", "The cost table artifact has every column (tokens, cache reads and writes, per success)."]
+    if report.cache.by_type:
+        lines += ["", "## Cache hit rate by task type", "", *_md_table(type_cache_text_table(report))]
     lines += ["", f"_{provenance(report)}_"]
     return "\n".join(lines) + "\n"

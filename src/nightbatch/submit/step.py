@@ -38,6 +38,8 @@ class SubmitReport:
     claimed: int = 0
     submitted_tasks: int = 0
     failed_tasks: int = 0
+    failed_by_error: dict[str, int] = field(default_factory=dict)
+    """Tasks that failed before sending (bad template field, too large), by error type."""
     batches: list[SubmitOutcome] = field(default_factory=list)
     reconciled: list[str] = field(default_factory=list)
     decisions: dict[str, dict[str, object]] = field(default_factory=dict)
@@ -211,6 +213,7 @@ def submit_step(
         raise
     report.failed_tasks = len(failures)
     for failure in failures:
+        report.failed_by_error[failure.error_type] = report.failed_by_error.get(failure.error_type, 0) + 1
         reason = f"{failure.error_type}: {failure.message}"
         report.failure_reasons[reason] = report.failure_reasons.get(reason, 0) + 1
     report.decisions = {f"{k[0]}/{k[1]}": d.as_record() for k, d in groups.decisions.items()}
