@@ -59,6 +59,16 @@ def failure(exc: BaseException) -> tuple[int, str] | None:
     return None
 
 
+def _exit_for(exc: Exception) -> None:
+    """Print ``exc`` as its one line and exit with its code; return (to re-raise) when it is not ours to word."""
+    found = failure(exc)
+    if found is None:
+        return
+    code, line = found
+    err_console.print(line, highlight=False, soft_wrap=True)
+    raise typer.Exit(code) from exc
+
+
 class _Commands(TyperGroup):
     """Every command's errors go through :func:`failure`: one place, one line, one exit-code policy."""
 
@@ -66,12 +76,8 @@ class _Commands(TyperGroup):
         try:
             return super().invoke(ctx)
         except Exception as exc:  # typer's own Exit/Abort map to None below and pass through
-            found = failure(exc)
-            if found is None:
-                raise
-            code, line = found
-            err_console.print(line, highlight=False, soft_wrap=True)
-            raise typer.Exit(code) from exc
+            _exit_for(exc)
+            raise
 
 
 app = typer.Typer(
@@ -122,12 +128,8 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except Exception as exc:
-            found = failure(exc)
-            if found is None:
-                raise
-            code, line = found
-            err_console.print(line, highlight=False, soft_wrap=True)
-            raise typer.Exit(code) from exc
+            _exit_for(exc)
+            raise
 
     return wrapper  # type: ignore[return-value]
 
