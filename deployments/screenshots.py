@@ -101,8 +101,13 @@ def api_get(api: str, path: str) -> Any:
     return httpx.get(f"{api}{path}", timeout=10).json()
 
 
-def api_post(api: str, path: str, body: dict[str, Any]) -> Any:
-    response = httpx.post(f"{api}{path}", json=body, timeout=30)
+def api_post(api: str, path: str, body: dict[str, Any], attempts: int = 4) -> Any:
+    # A busy server on two cores answers 503 now and then (seen on create_flow_run): try again shortly.
+    for attempt in range(attempts):
+        response = httpx.post(f"{api}{path}", json=body, timeout=30)
+        if response.status_code < 500 or attempt == attempts - 1:
+            break
+        time.sleep(2 * (attempt + 1))
     response.raise_for_status()
     return response.json()
 
