@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from typer.core import TyperGroup
 
 from nightbatch.config import Settings
-from nightbatch.db.engine import redact_url
+from nightbatch.db.engine import make_engine, redact_url
+from nightbatch.db.migrate import upgrade
 from nightbatch.db.transient import first_line, is_transient
 from nightbatch.errors import ConfigError, InputError, NightbatchError
 
@@ -137,3 +140,15 @@ def handle_errors(func: F) -> F:
 def load_settings(**overrides: Any) -> Settings:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@contextmanager
+def migrated_engine(settings: Settings | None = None) -> Iterator[Engine]:
+    """The configured database, upgraded to the newest schema first, disposed on the way out."""
+    url = (settings or load_settings()).resolved_database_url
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()

@@ -15,11 +15,9 @@ from rich.console import Console
 from rich.markdown import Markdown
 from sqlalchemy import Engine
 
-from nightbatch.cli.app import err_console, handle_errors, load_settings
+from nightbatch.cli.app import err_console, handle_errors, load_settings, migrated_engine
 from nightbatch.cli.tables import print_table
 from nightbatch.config import config_file_path
-from nightbatch.db.engine import make_engine
-from nightbatch.db.migrate import upgrade
 from nightbatch.db.run_tasks import run_failures, run_record
 from nightbatch.errors import InputError
 from nightbatch.pricing import load_price_table
@@ -129,10 +127,7 @@ def report(
 ) -> None:
     """Cost per task by task type × model, cache hit rates, and the savings by routing, batching and caching."""
     settings = load_settings()
-    url = settings.resolved_database_url
-    upgrade(url)
-    engine = make_engine(url)
-    try:
+    with migrated_engine(settings) as engine:
         selection = resolve_selection(
             engine, run_id=run, day=_day(day, "--day"), since=_day(since, "--since"), until=_day(until, "--until")
         )
@@ -146,8 +141,6 @@ def report(
         history = (
             run_history(engine, prices, selection, baseline_model=result.savings.baseline_model) if charts else None
         )
-    finally:
-        engine.dispose()
 
     with ExitStack() as stack:
         out: TextIO = sys.stdout

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from nightbatch.cli.app import console, handle_errors, load_settings
-from nightbatch.db.engine import make_engine
-from nightbatch.db.migrate import upgrade
+from nightbatch.cli.app import console, handle_errors, migrated_engine
 from nightbatch.db.requeue import requeue_tasks
 
 
@@ -20,14 +18,8 @@ def requeue(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would be re-queued."),
 ) -> None:
     """Re-queue failed or canceled tasks with a fresh attempt budget. Idempotent: a second run finds nothing."""
-    settings = load_settings()
-    url = settings.resolved_database_url
-    upgrade(url)
-    engine = make_engine(url)
-    try:
+    with migrated_engine() as engine:
         result = requeue_tasks(engine, task_types=task_types, states=states, error_types=error_types, dry_run=dry_run)
-    finally:
-        engine.dispose()
     per_type = ", ".join(f"{t}: {n}" for t, n in result.by_type.items())
     detail = f" ({per_type})" if per_type else ""
     if dry_run:

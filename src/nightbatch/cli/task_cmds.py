@@ -9,9 +9,8 @@ from typing import Any
 import typer
 
 from nightbatch.cancel import cancel_batches
-from nightbatch.cli.app import console, handle_errors, load_settings
+from nightbatch.cli.app import console, handle_errors, load_settings, migrated_engine
 from nightbatch.cli.tables import duration_text, print_table
-from nightbatch.db.engine import make_engine
 from nightbatch.db.migrate import upgrade
 from nightbatch.db.run_tasks import list_tasks, task_detail
 from nightbatch.errors import InputError, ProviderError
@@ -40,13 +39,8 @@ def tasks_list(
     """List tasks, newest change first."""
     if ctx.invoked_subcommand is not None:
         return
-    url = load_settings().resolved_database_url
-    upgrade(url)
-    engine = make_engine(url)
-    try:
+    with migrated_engine() as engine:
         rows = list_tasks(engine, task_type=task_type, status=state, error=error, run_id=run, limit=limit)
-    finally:
-        engine.dispose()
     if as_json:
         console.print_json(_json([r.__dict__ for r in rows]))
         return
@@ -70,13 +64,8 @@ def tasks_show(
     as_json: bool = typer.Option(False, "--json", help="Print the task as JSON."),
 ) -> None:
     """One task: its fields, every attempt and what each response cost, and where its output is."""
-    url = load_settings().resolved_database_url
-    upgrade(url)
-    engine = make_engine(url)
-    try:
+    with migrated_engine() as engine:
         detail = task_detail(engine, task_id)
-    finally:
-        engine.dispose()
     if detail is None:
         raise InputError(f"task {task_id} not found")
     if as_json:
