@@ -1,12 +1,15 @@
-"""The database port: tables, engines and sessions, and migrations.
+"""The database port: tables, engines, migrations and every SQL statement nightbatch runs.
 
-SQLModel tables live only in :mod:`nightbatch.db.models`. Everything else in nightbatch goes through
-:func:`make_engine` / :func:`session_scope` and keeps the schema current with :func:`upgrade`.
+SQLModel tables live only in :mod:`nightbatch.db.models`. Stages hold an :class:`Engine` (re-exported here so
+they need not import SQLAlchemy) and call the named reads and state transitions of the ``db`` modules, each
+named after the state it owns.
 """
 
 from __future__ import annotations
 
 from nightbatch.db.engine import (
+    Connection,
+    Engine,
     dialect_name,
     insert_ignoring_conflicts,
     make_engine,
@@ -35,6 +38,8 @@ __all__ = [
     "Batch",
     "BatchStatus",
     "Calibration",
+    "Connection",
+    "Engine",
     "Run",
     "RunStatus",
     "ServiceTier",

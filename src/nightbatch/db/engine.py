@@ -23,6 +23,8 @@ from sqlmodel import Session
 from nightbatch.errors import ConfigError
 
 __all__ = [
+    "Connection",
+    "Engine",
     "dialect_name",
     "insert_ignoring_conflicts",
     "make_engine",
