@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, func, insert, select, update
 from sqlmodel import col
 
-from nightbatch.db.models import Batch, BatchStatus, CacheEntry, CacheState, UsageRecord, utcnow
+from nightbatch.db.models import Batch, BatchStatus, CacheEntry, CacheRole, CacheState, UsageRecord, utcnow
 
 __all__ = [
     "ALIVE_BATCH",
@@ -50,7 +50,7 @@ GroupKey = tuple[str, str]
 TTL_SECONDS = {"5m": 300, "1h": 3600}
 # A pilot whose batch is in one of these may still write the entry: its group keeps waiting.
 ALIVE_BATCH = (BatchStatus.PENDING, BatchStatus.IN_PROGRESS, BatchStatus.CANCELING, BatchStatus.ENDED)
-PILOT, FANOUT = "pilot", "fanout"
+PILOT, FANOUT = CacheRole.PILOT, CacheRole.FANOUT
 MEASURED_WINDOW = timedelta(days=7)
 
 

@@ -189,6 +189,13 @@ class CacheState(StrEnum):
     COLD = "cold"  # nothing alive known (a pilot that wrote nothing, or an entry past its expiry)
 
 
+class CacheRole(StrEnum):
+    """A batch's part in its prefix group's caching; NULL when its requests carry no breakpoint."""
+
+    PILOT = "pilot"  # one task writing the group's prefix into the batch cache
+    FANOUT = "fanout"  # the rest of the group, reading it
+
+
 class RunStatus(StrEnum):
     """How an orchestrator run ended (``running`` while it has not)."""
 
@@ -250,9 +257,14 @@ class Batch(SQLModel, table=True):
     claimed_by: str | None = Field(default=None, sa_type=String(WORKER_MAX_LENGTH))
     claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     error: str | None = Field(default=None, sa_type=Text())
-    purpose: str = Field(default="task", sa_type=String(16), index=True, sa_column_kwargs={"server_default": "task"})
-    # ``pilot`` (one task writing its group's prefix), ``fanout`` (the rest, reading it) or NULL (no breakpoint).
-    cache_role: str | None = Field(default=None, sa_type=String(16))
+    # ``task`` (the queue's work, shadows included), ``calibration`` or ``orphan`` (adopted by the reconciler).
+    purpose: UsagePurpose = Field(
+        default=UsagePurpose.TASK,
+        sa_type=StrEnumType(UsagePurpose),
+        index=True,
+        sa_column_kwargs={"server_default": "task"},
+    )
+    cache_role: CacheRole | None = Field(default=None, sa_type=StrEnumType(CacheRole))
 
 
 class Task(SQLModel, table=True):

@@ -131,7 +131,7 @@ def start_calibration(services: Services, task_type_name: str, sample: int, mode
                 worker=services.worker,
                 run_id=None,
                 cache_decision=marker,
-                purpose="calibration",
+                purpose=UsagePurpose.CALIBRATION,
             )
             assert batch_id is not None
             archive_manifest(services.engine, services.store, batch_id, packed)
@@ -144,7 +144,7 @@ def _batches(services: Services, calibration_id: int) -> list[Batch]:
     with Session(services.engine, expire_on_commit=False) as session:
         return [
             b
-            for (b,) in session.exec(select(Batch).where(col(Batch.purpose) == "calibration"))  # type: ignore[call-overload]
+            for (b,) in session.exec(select(Batch).where(col(Batch.purpose) == UsagePurpose.CALIBRATION))  # type: ignore[call-overload]
             if (b.cache_decision or {}).get("calibration_id") == calibration_id
         ]
 

@@ -28,6 +28,7 @@ from nightbatch.build.cache_ttl import CacheDecision, plan_group
 from nightbatch.build.prefix import CacheTTL
 from nightbatch.build.requests import BuiltRequest
 from nightbatch.db.cache_entries import group_states, measured_hit_rate, pilot_minutes
+from nightbatch.db.models import CacheRole
 from nightbatch.services import Services
 from nightbatch.submit.plan import PrefixSizer
 
@@ -47,7 +48,7 @@ class Send:
     key: GroupKey
     requests: list[BuiltRequest]
     ttl: CacheTTL | None
-    role: str | None  # "pilot", "fanout" or None
+    role: CacheRole | None  # None: the requests carry no breakpoint
     decision: CacheDecision
 
 
@@ -108,9 +109,9 @@ def plan_sends(
         # out (shadow sampling is deterministic per task), so it is sent once, not twice.
         rest = [m for m in members if m.task_id not in waiting and m is not pilots.get(key)]
         if key in pilots:
-            plan.sends.append(Send(key, [pilots[key]], decision.ttl, "pilot", decision))
+            plan.sends.append(Send(key, [pilots[key]], decision.ttl, CacheRole.PILOT, decision))
         if decision.cached and not decision.pilot:
-            plan.sends.append(Send(key, rest, decision.ttl, "fanout", decision))
+            plan.sends.append(Send(key, rest, decision.ttl, CacheRole.FANOUT, decision))
         elif rest:  # none; or, beside a pilot or a wait, shadows of tasks that go out now: never cold-marked
             plan.sends.append(Send(key, rest, None, None, decision))
     plan.sends = [send for send in plan.sends if send.requests]

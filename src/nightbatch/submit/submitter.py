@@ -41,7 +41,7 @@ from nightbatch.build.prefix import canonical_json
 from nightbatch.claude import BatchInfo, ClaudeClient
 from nightbatch.db.cache_entries import PILOT, claim_pilot, link_pilot
 from nightbatch.db.installation import installation_id
-from nightbatch.db.models import Batch, BatchStatus, Task, TaskStatus
+from nightbatch.db.models import Batch, BatchStatus, CacheRole, Task, TaskStatus, UsagePurpose
 from nightbatch.errors import NightbatchError, ProviderError
 from nightbatch.storage import ObjectStore
 from nightbatch.submit.pack import PackedBatch
@@ -89,8 +89,8 @@ def write_pending(
     worker: str,
     run_id: int | None,
     cache_decision: dict[str, object] | None,
-    purpose: str = "task",
-    cache_role: str | None = None,
+    purpose: UsagePurpose = UsagePurpose.TASK,
+    cache_role: CacheRole | None = None,
 ) -> int | None:
     """Step 1: the pending batch row and its task links, in one transaction. Returns the row id.
 
@@ -144,7 +144,7 @@ def write_pending(
             link_pilot(session.connection(), packed.model, packed.prefix_hash, batch.id)
         kept = []
         for request in packed.requests:
-            if purpose != "task" or custom_ids.is_shadow(request.custom_id):
+            if purpose != UsagePurpose.TASK or custom_ids.is_shadow(request.custom_id):
                 kept.append(request)  # a probe, not the task's own request: the task stays where it is
                 continue
             linked = session.execute(
@@ -264,7 +264,7 @@ def record_orphan(
             submitted_at=info.created_at,
             expires_at=info.expires_at,
             error=reason,
-            purpose="orphan",
+            purpose=UsagePurpose.ORPHAN,
         )
         session.add(batch)
         try:
@@ -328,7 +328,7 @@ def submit_batch(
     worker: str,
     run_id: int | None = None,
     cache_decision: dict[str, object] | None = None,
-    cache_role: str | None = None,
+    cache_role: CacheRole | None = None,
 ) -> SubmitOutcome | None:
     """Steps 1–4 for one packed batch (see the module docstring).
 
