@@ -63,8 +63,8 @@ def test_empty_tables_without_a_version_are_cleared_and_upgraded(empty_db_url: s
     from nightbatch.db.models import metadata
 
     engine = make_engine(empty_db_url)
-    metadata.tables["run"].create(engine)
-    metadata.tables["batch"].create(engine)
+    for table in ("run", "calibration", "batch"):  # batch refers to both
+        metadata.tables[table].create(engine)
     engine.dispose()
     upgrade(empty_db_url)
     assert current_revision(empty_db_url) == head_revision()

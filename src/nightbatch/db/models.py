@@ -265,6 +265,8 @@ class Batch(SQLModel, table=True):
         sa_column_kwargs={"server_default": "task"},
     )
     cache_role: CacheRole | None = Field(default=None, sa_type=StrEnumType(CacheRole))
+    # The calibration a ``purpose = calibration`` batch was sent for (NULL for every other purpose).
+    calibration_id: int | None = Field(default=None, foreign_key="calibration.id", sa_type=_id_type(), index=True)
 
 
 class Task(SQLModel, table=True):

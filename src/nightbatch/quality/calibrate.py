@@ -124,14 +124,14 @@ def start_calibration(services: Services, task_type_name: str, sample: int, mode
         # Never cached: a cold batch's items do not read each other's writes (issue 13), and a one-off sample
         # is not worth a pilot, so a breakpoint would only make every probe pay a write.
         for packed in pack(requests, lambda key, members: None).batches:
-            marker: dict[str, object] = {"calibration_id": calibration_id}
             batch_id = write_pending(
                 services.engine,
                 packed,
                 worker=services.worker,
                 run_id=None,
-                cache_decision=marker,
+                cache_decision=None,
                 purpose=UsagePurpose.CALIBRATION,
+                calibration_id=calibration_id,
             )
             assert batch_id is not None
             archive_manifest(services.engine, services.store, batch_id, packed)
@@ -142,11 +142,7 @@ def start_calibration(services: Services, task_type_name: str, sample: int, mode
 
 def _batches(services: Services, calibration_id: int) -> list[Batch]:
     with Session(services.engine, expire_on_commit=False) as session:
-        return [
-            b
-            for (b,) in session.exec(select(Batch).where(col(Batch.purpose) == UsagePurpose.CALIBRATION))  # type: ignore[call-overload]
-            if (b.cache_decision or {}).get("calibration_id") == calibration_id
-        ]
+        return list(session.exec(select(Batch).where(col(Batch.calibration_id) == calibration_id)).scalars())  # type: ignore[call-overload]
 
 
 def _result_lines(services: Services, batch: Batch) -> Iterator[dict[str, Any]]:

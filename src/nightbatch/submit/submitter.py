@@ -91,6 +91,7 @@ def write_pending(
     cache_decision: dict[str, object] | None,
     purpose: UsagePurpose = UsagePurpose.TASK,
     cache_role: CacheRole | None = None,
+    calibration_id: int | None = None,
 ) -> int | None:
     """Step 1: the pending batch row and its task links, in one transaction. Returns the row id.
 
@@ -127,6 +128,7 @@ def write_pending(
             created_at=now,
             purpose=purpose,
             cache_role=cache_role,
+            calibration_id=calibration_id,
         )
         session.add(batch)
         session.flush()
