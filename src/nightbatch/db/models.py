@@ -427,3 +427,66 @@ class CacheEntry(SQLModel, table=True):
     last_read_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+# -- multi-stage pipelines, de-duplication and response reuse (issue 18; nightbatch.pipeline) ------------
+
+
+class TwinKind(StrEnum):
+    """How a task was answered without a request of its own."""
+
+    DEDUP = "dedup"  # an identical request of the same submit went out once; this task shares its result
+    REUSE = "reuse"  # an identical request answered within the type's ``reuse_responses`` window
+
+
+class TaskStage(SQLModel, table=True):
+    """A task enqueued by a pipeline stage: which upstream task's result made it, and its pipeline item.
+
+    Written in the transaction that records the upstream result; ``(upstream_task_id, stage)`` is unique
+    (and so is the task's idempotency key, ``stage:<upstream id>:<stage>``), so a re-ingest or a crash
+    never makes a stage task twice. ``root_task_id`` is the first stage's task: the pipeline *item* whose
+    cost is every stage's, escalation's and shadow's cost together.
+    """
+
+    __tablename__ = "task_stage"
+    __table_args__ = (UniqueConstraint("upstream_task_id", "stage", name="uq_task_stage_upstream_task_id_stage"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=_id_type())
+    task_id: int = Field(foreign_key="task.id", sa_type=_id_type(), unique=True)
+    upstream_task_id: int = Field(foreign_key="task.id", sa_type=_id_type(), index=True)
+    root_task_id: int = Field(foreign_key="task.id", sa_type=_id_type(), index=True)
+    pipeline: str = Field(sa_type=String(TASK_TYPE_MAX_LENGTH), index=True)  # the first stage's task type
+    stage: str = Field(sa_type=String(TASK_TYPE_MAX_LENGTH))  # this task's type
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+class TaskTwin(SQLModel, table=True):
+    """A task answered by another task's request (no usage row of its own: it cost nothing).
+
+    ``batch_id`` is the batch whose result served it (the leader's); the leader's usage row in that batch
+    is what the twin saved.
+    """
+
+    __tablename__ = "task_twin"
+    __table_args__ = (UniqueConstraint("task_id", "batch_id", name="uq_task_twin_task_id_batch_id"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=_id_type())
+    task_id: int = Field(foreign_key="task.id", sa_type=_id_type(), index=True)
+    leader_task_id: int = Field(foreign_key="task.id", sa_type=_id_type(), index=True)
+    batch_id: int = Field(foreign_key="batch.id", sa_type=_id_type(), index=True)
+    kind: TwinKind = Field(sa_type=StrEnumType(TwinKind, 8))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+class RequestDigest(SQLModel, table=True):
+    """The digest of a request sent for a type with ``reuse_responses``: how a later identical one finds it."""
+
+    __tablename__ = "request_digest"
+    __table_args__ = (UniqueConstraint("task_id", "batch_id", name="uq_request_digest_task_id_batch_id"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=_id_type())
+    task_id: int = Field(foreign_key="task.id", sa_type=_id_type())
+    batch_id: int = Field(foreign_key="batch.id", sa_type=_id_type())
+    task_type: str = Field(sa_type=String(TASK_TYPE_MAX_LENGTH))
+    digest: str = Field(sa_type=String(64), index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
