@@ -24,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from nightbatch.catalog import canonical_model, load_catalog, model_info
 from nightbatch.errors import ConfigError
+from nightbatch.pipeline.graph import check_stage_graph
+from nightbatch.pipeline.spec import RerankSpec, StageSpec, parse_window
 from nightbatch.pricing import load_price_table
 from nightbatch.quality.checks import CheckSpec
 from nightbatch.thinking import Effort, ThinkingBudget, ThinkingChoice, request_settings, thinking_warning
@@ -110,6 +112,10 @@ class TaskType(BaseModel):
     effort: Effort | None = None
     structured: bool = False
     inference_geo: Literal["us", "global"] | None = None
+    # -- pipelines, de-duplication, reuse (nightbatch.pipeline.spec) --
+    stage: StageSpec | None = None
+    dedupe: bool = True
+    reuse_window_seconds: int | None = None
 
     @field_validator("escalation")
     @classmethod
@@ -168,6 +174,13 @@ class _TaskTypeFile(BaseModel):
     effort: Effort | None = Field(None, description="output_config.effort: low, medium, high, xhigh or max.")
     structured: bool = Field(False, description="Send output_schema as output_config.format (structured outputs).")
     inference_geo: Literal["us", "global"] | None = Field(None, description='"us": US-only inference, 1.1x prices.')
+    # -- pipelines, de-duplication, reuse (nightbatch.pipeline.spec documents these) --
+    after: str | None = Field(None, description="The task type whose succeeded results this type runs on.")
+    when: str | None = Field(None, description="A condition on the upstream result (nightbatch.pipeline.condition).")
+    inputs: dict[str, str] | None = Field(None, description="This type's payload fields, from the upstream task.")
+    rerank: RerankSpec | None = Field(None, description="Keep the top_k documents the upstream type scored best.")
+    dedupe: bool = Field(True, description="Send identical requests of one submit once.")
+    reuse_responses: str | None = Field(None, description='Serve identical requests answered within e.g. "7d".')
 
 
 class TaskTypeRegistry:
@@ -244,6 +257,7 @@ def _resolve(name: str, raw: _TaskTypeFile, tools: dict[str, dict[str, Any]], fi
             f"{where}: field `thinking`: budget_tokens ({raw.thinking.budget_tokens}) must be below max_tokens "
             f"({raw.max_tokens}): thinking counts toward max_tokens"
         )
+    stage, reuse_seconds = _pipeline_fields(raw, where)
     try:
         return TaskType(
             name=name,
@@ -265,9 +279,27 @@ def _resolve(name: str, raw: _TaskTypeFile, tools: dict[str, dict[str, Any]], fi
             effort=raw.effort,
             structured=raw.structured,
             inference_geo=raw.inference_geo,
+            stage=stage,
+            dedupe=raw.dedupe,
+            reuse_window_seconds=reuse_seconds,
         )
     except ValidationError as exc:
         raise ConfigError(f"{where}: {_describe(exc)}") from exc
+
+
+def _pipeline_fields(raw: _TaskTypeFile, where: str) -> tuple[StageSpec | None, int | None]:
+    """The stage a type declares (``after`` and what goes with it) and its reuse window, checked."""
+    if raw.after is None and (raw.when or raw.inputs or raw.rerank):
+        raise ConfigError(f"{where}: `when`, `inputs` and `rerank` need `after` (the upstream task type)")
+    try:
+        stage = None if raw.after is None else StageSpec(after=raw.after, when=raw.when, inputs=raw.inputs,
+                                                          rerank=raw.rerank)  # fmt: skip
+        window = None if raw.reuse_responses is None else parse_window(raw.reuse_responses)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {_describe(exc)}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{where}: field `reuse_responses`: {exc}") from exc
+    return stage, None if window is None else int(window.total_seconds())
 
 
 def _describe(exc: ValidationError) -> str:
@@ -318,6 +350,7 @@ def load_task_types(path: Path) -> TaskTypeRegistry:
                 raise ConfigError(f"{file}: task type {name!r}: {_describe(exc)}") from exc
             types.append(_resolve(name, raw, tools, file))
             sources[name] = file
+    check_stage_graph(types, sources)  # an unknown `after` or a cycle is a config error
     warnings = [w for t in types for w in thinking_warnings(t, sources[t.name])]
     for warning in warnings:
         log.warning("%s", warning)

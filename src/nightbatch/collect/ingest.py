@@ -41,6 +41,8 @@ from nightbatch.db.cache_entries import record_batch_cache
 from nightbatch.db.models import Batch, BatchStatus, Task, TaskStatus
 from nightbatch.errors import StateError
 from nightbatch.gcpause import gc_paused
+from nightbatch.pipeline.downstream import Downstream
+from nightbatch.pipeline.graph import StageGraph
 from nightbatch.pricing import Usage
 from nightbatch.services import Services
 
@@ -65,6 +67,8 @@ class IngestReport:
     already_ingested: bool = False
     cache_role: str | None = None  # "pilot" / "fanout" / None, as the batch was sent
     cache_state: str | None = None  # the group's batch-cache state after this batch (None: nothing learnt)
+    stage_tasks: int = 0  # tasks enqueued by pipeline stages on this batch's results (nightbatch.pipeline)
+    twins: int = 0  # de-duplicated tasks settled from their leader's result
 
     @property
     def pilot_ended(self) -> bool:
@@ -154,20 +158,27 @@ def _ingest(
     priced: dict[UsageShape, tuple[Usage, int | None]] = {}
     with ExitStack() as publishing, services.engine.begin() as conn:
         shards = Shards(services, publishing, row.id, day)
+        # Stage tasks of succeeded results are enqueued on this connection, whenever no write is in flight
+        # on it, so they commit with the results (nightbatch.pipeline.downstream).
+        downstream = Downstream.start(conn, StageGraph.of(services.registry), row.id)
         with ChunkWriter(conn, now) as writer:  # never leaves the transaction with a write in flight
             decided: ChunkRows | None = None
             in_flight: set[str] = set()
             for chunk in _chunks(lines, report):
                 writer.wait()
+                downstream.flush(conn, now)
                 found = ChunkTasks.read(conn, row, chunk)
                 if decided is not None:
                     writer.submit(decided.usage, decided.attempts, decided.updates)
-                decided = ChunkRows(services, row, shards, report, priced)
+                decided = ChunkRows(services, row, shards, report, priced, downstream if downstream.active else None)
                 _decide_chunk(row, chunk, found, decided, report, in_flight)
                 in_flight = {line["custom_id"] for line in chunk}
             if decided is not None:
                 writer.submit(decided.usage, decided.attempts, decided.updates)
             writer.wait()
+        downstream.settle_twins(conn, row.id, now)
+        downstream.flush(conn, now)
+        report.stage_tasks, report.twins = downstream.enqueued, len(downstream.twins)
         archived = archive.publish()
         if archived is not None:
             conn.execute(update(Batch).where(col(Batch.id) == row.id).values(results_uri=archived))

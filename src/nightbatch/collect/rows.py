@@ -42,6 +42,7 @@ from nightbatch.tasktypes import TaskType
 
 if TYPE_CHECKING:
     from nightbatch.collect.ingest import IngestReport
+    from nightbatch.pipeline.downstream import Downstream
 
 __all__ = ["INLINE_LIMIT", "ChunkRows", "Shards", "UsageShape", "shard_key"]
 
@@ -115,8 +116,10 @@ class ChunkRows:
     """The rows one chunk of results adds: task updates, usage (ledger) rows and attempt rows."""
 
     def __init__(self, services: Services, batch: Batch, shards: Shards, report: IngestReport,
-                 priced: dict[UsageShape, tuple[Usage, int | None]]) -> None:  # fmt: skip
+                 priced: dict[UsageShape, tuple[Usage, int | None]],
+                 downstream: Downstream | None = None) -> None:  # fmt: skip
         self.services, self.batch, self.shards, self.report = services, batch, shards, report
+        self.downstream = downstream  # told of each succeeded result (pipeline stages, twins); None: nobody asks
         self.updates: list[dict[str, Any]] = []
         self.usage: list[dict[str, Any]] = []
         self.attempts: list[dict[str, Any]] = []
@@ -201,6 +204,8 @@ class ChunkRows:
             inline = _inline(decision.output)
         self.attempt(task, line["custom_id"], model, UsagePurpose.TASK, str(result.get("type")), decision.check,
                      decision.output)  # fmt: skip
+        if self.downstream is not None and decision.status == TaskStatus.SUCCEEDED:
+            self.downstream.note(task.id, task.task_type, task.payload, decision.output)
         requeued = decision.status == TaskStatus.QUEUED
         self.updates.append({
             "b_id": task.id, "b_batch": self.batch.id, "b_status": decision.status, "b_attempts": decision.attempts,

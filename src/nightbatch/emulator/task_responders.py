@@ -23,6 +23,7 @@ from datetime import date, timedelta
 from typing import Final
 
 from nightbatch.emulator.responders import ResponderRequest
+from nightbatch.emulator.score_responder import ScoreResponder
 
 __all__ = ["ClassifierResponder", "DateResponder", "VerdictResponder", "builtin_responders"]
 
@@ -178,6 +179,6 @@ class VerdictResponder:
         return json.dumps({"verdict": verdict, "reason": reason})
 
 
-def builtin_responders() -> list[ClassifierResponder | DateResponder | VerdictResponder]:
-    """The built-in marker responders, in matching order."""
-    return [ClassifierResponder(), DateResponder(), VerdictResponder()]
+def builtin_responders() -> list[ClassifierResponder | DateResponder | VerdictResponder | ScoreResponder]:
+    """The built-in marker responders, in matching order (the rerank scorer: nightbatch.emulator.score_responder)."""
+    return [ClassifierResponder(), DateResponder(), VerdictResponder(), ScoreResponder()]

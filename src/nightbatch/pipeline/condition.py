@@ -69,7 +69,9 @@ def _tokens(source: str) -> list[_Token]:
             break
         match = _TOKEN.match(source, position)
         if match is None or match.end() == position:
-            raise ConditionError(f"unexpected character {source[position:].lstrip()[:1]!r} at {position + 1}")
+            rest = source[position:]
+            at = position + len(rest) - len(rest.lstrip())
+            raise ConditionError(f"unexpected character {source[at]!r} at {at + 1}")
         kind = match.lastgroup or "op"
         found.append(_Token(kind, match.group(kind), match.start(kind)))
         position = match.end()
