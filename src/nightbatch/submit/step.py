@@ -22,10 +22,12 @@ from nightbatch.quality.routes import calibrated_routes
 from nightbatch.queue.claim import claim, release
 from nightbatch.services import Services
 from nightbatch.submit.budget import Budget, request_bound_usd, spent_today_usd
+from nightbatch.submit.dedup import split_twins
 from nightbatch.submit.groups import Send, plan_sends
 from nightbatch.submit.pack import PackedBatch, pack
 from nightbatch.submit.plan import BuildFailure, PrefixSizer, plan_requests
 from nightbatch.submit.reconcile import reconcile_pending
+from nightbatch.submit.reuse import serve_from_earlier_answers
 from nightbatch.submit.submitter import SubmitOutcome, submit_batch
 
 __all__ = ["SubmitReport", "submit_step"]
@@ -53,6 +55,8 @@ class SubmitReport:
     unconfigured_queued: dict[str, int] = field(default_factory=dict)
     nothing_sent: str | None = None  # why no task went out this round, when none did
     failure_reasons: dict[str, int] = field(default_factory=dict)  # "error_type: message" -> tasks it failed
+    deduplicated: int = 0  # twins linked to an identical request of this submit (nightbatch.submit.dedup)
+    reused: int = 0  # tasks served from an earlier identical answer (nightbatch.submit.reuse)
 
 
 def _fail_tasks(services: Services, failures: list[BuildFailure]) -> None:
@@ -184,6 +188,13 @@ def submit_step(
         plan = plan_requests(claimed, services.registry, RequestBuilder(), calibrated=calibrated)
         report.shadow_requests = plan.shadows
         report.trimmed_tokens = plan.trimmed_tokens
+        # Nothing identical is paid for twice: earlier answers within a type's reuse window, then one request
+        # per identical set of this submit (its twins follow their leader's batch).
+        clock = now or datetime.now(UTC)
+        plan.requests, report.reused = serve_from_earlier_answers(
+            services, plan.requests, {t.id: t.payload for t in claimed}, clock
+        )
+        plan.requests, twins = split_twins(plan.requests, services.registry)
         groups = plan_sends(
             services,
             plan.requests,
@@ -225,6 +236,7 @@ def submit_step(
     def release_after(index: int) -> None:
         later = [r.task_id for b, _ in batches[index + 1 :] for r in b.requests]
         release(services.engine, later, services.worker)
+        twins.release_rest(services, keep=[r.task_id for r in batches[index][0].requests])
 
     for index, (batch, send) in enumerate(batches):
         if not _fit_budget(services, batch, send.decision, budget):
@@ -249,6 +261,7 @@ def submit_step(
         except Exception:
             # Nothing after a refused create goes out this run; those tasks go back to the queue.
             release_after(index)
+            twins.release_rest(services)
             raise
         if outcome is None:
             # No task left to send: claims lost to another worker, or (a pilot) another worker's pilot for the
@@ -258,6 +271,7 @@ def submit_step(
         report.batches.append(outcome)
         if outcome.provider_batch_id:
             report.submitted_tasks += sum(not custom_ids.is_shadow(r.custom_id) for r in batch.requests)
+            twins.after_batch(services, outcome.batch_id, batch.requests)
         if outcome.status == BatchStatus.PENDING:
             # One unconfirmed create at a time per worker: two of equal size could not be told apart later.
             release_after(index)
@@ -265,7 +279,9 @@ def submit_step(
             break
         if report.budget_stopped:
             break
-    if not report.submitted_tasks:
+    twins.release_rest(services)  # twins whose leader did not go out this round wait in the queue with it
+    report.deduplicated = twins.linked
+    if not report.submitted_tasks and not report.reused:
         report.nothing_sent = _why_nothing_sent(report)
     report.forecast_usd = budget.committed_usd
     if report.budget_stopped:
