@@ -16,6 +16,7 @@ from flows.params import SubmitParams
 from flows.submit import log_submit, submit_batches
 from nightbatch.collect.wait import Backoff
 from nightbatch.db.transient import retry_transient
+from nightbatch.pipeline.graph import StageGraph
 from nightbatch.run_facts import RunLog
 from nightbatch.runs import heartbeat
 from nightbatch.services import Services
@@ -54,7 +55,7 @@ def submit_and_collect(
     deadline_minutes: float,
     poll_seconds: float,
 ) -> None:
-    """Submit, then collect until no batch is open; again while retryable tasks wait, up to the deadline.
+    """Submit, then collect until no batch is open; again while retryable or stage tasks wait, up to the deadline.
 
     When a collect ingests a pilot batch, the tasks of its group that waited are submitted at once (the
     group's fan-out), without waiting for the other open batches. A budget stop ends the submitting but not
@@ -78,7 +79,12 @@ def submit_and_collect(
         past_margin = past_margin or done.run_margin_passed
         return past_margin
 
-    for _round in range(services.settings.max_attempts + 1):
+    # Pipeline stages: a run for some types also works on the stages downstream of them (a backfill of stage 1
+    # flows into stage 2), and each stage of the longest chain gets a round of its own.
+    stages = StageGraph.of(services.registry)
+    if stages and params.task_type:
+        params = params.model_copy(update={"task_type": stages.closure(params.task_type)})
+    for _round in range(services.settings.max_attempts + stages.depth()):
         # A database restart mid-run is ridden out at the step boundary: the steps are safe to re-run.
         retry_transient(lambda: heartbeat(services.engine, run_id), what="heartbeat")
         if deadline_tick():
