@@ -18,7 +18,16 @@ from sqlalchemy import Engine, select, update
 from sqlmodel import Session, col
 from sqlmodel import select as sqlmodel_select
 
-from nightbatch.db.models import Batch, BatchStatus, CacheEntry, CacheState, Task, TaskStatus, UsageRecord
+from nightbatch.db.models import (
+    Batch,
+    BatchStatus,
+    CacheEntry,
+    CacheState,
+    Task,
+    TaskStatus,
+    TaskTwin,
+    UsageRecord,
+)
 from nightbatch.emulator import LedgerEntry
 from nightbatch.pricing import PriceTable, Usage, price_usage
 from nightbatch.storage import ObjectStore
@@ -118,6 +127,8 @@ def check(
         tasks = list(session.exec(sqlmodel_select(Task)).all())
         batches = {b.id: b for b in session.exec(sqlmodel_select(Batch)).all()}
         usage = list(session.exec(sqlmodel_select(UsageRecord)).all())
+        # A de-duplicated or reused task (nightbatch.db.twins) points at the line of the task that answered it.
+        answered_by = {t.task_id: t.leader_task_id for t in session.exec(sqlmodel_select(TaskTwin)).all()}
     # 1. every task in exactly one settled state
     for task in tasks:
         out.tasks[str(task.status)] += 1
@@ -149,7 +160,8 @@ def check(
     for task in tasks:
         if per_task[task.id] > 1:
             out.fail(f"task {task.id} has {per_task[task.id]} output lines")
-        if task.status == TaskStatus.SUCCEEDED and located.get((task.output_uri, task.output_line)) != task.id:
+        owner = located.get((task.output_uri, task.output_line))
+        if task.status == TaskStatus.SUCCEEDED and owner != task.id and owner != answered_by.get(task.id):
             out.fail(f"task {task.id} succeeded but {task.output_uri}:{task.output_line} is not its line")
     # 3. everything the provider billed is in our ledger, once, at the same price
     by_provider = {b.provider_batch_id: b for b in batches.values() if b.provider_batch_id}
