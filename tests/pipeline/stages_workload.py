@@ -104,8 +104,11 @@ def write_config(folder: Path) -> Path:
 
 
 def task_lines(copies: int = 1) -> list[str]:
-    lines = [json.dumps({"task_type": "triage", "key": f"{name}-{n}", "payload": {"text": text.replace(".", f" #{n}.")}})
-             for n in range(copies) for name, text in TICKETS.items()]  # fmt: skip
+    lines = [
+        json.dumps({"task_type": "triage", "key": f"{name}-{n}", "payload": {"text": text.replace(".", f" #{n}.")}})
+        for n in range(copies)
+        for name, text in TICKETS.items()
+    ]
     lines.append(json.dumps({"task_type": "rank", "key": "question-0", "payload": QUESTION}))
     return lines
 

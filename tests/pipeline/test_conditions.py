@@ -71,7 +71,7 @@ def test_payloads_are_built_from_the_upstream_payload_and_output():
     assert built == {"q": "?", "documents": ["d1", "d3"]}  # best first; a tie keeps the original order
     with pytest.raises(InputError, match=r"one score per document \(4\), got 3"):
         build_payload(rerank, payload, {"scores": [1, 2, 3]})
-    with pytest.raises(ValueError, match="expected `payload.<field>`"):
+    with pytest.raises(ValueError, match=r"expected `payload\.<field>`"):
         StageSpec(after="a", inputs={"x": "os.environ"})
 
 

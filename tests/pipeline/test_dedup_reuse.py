@@ -63,7 +63,8 @@ def test_identical_requests_in_one_submit_are_sent_once_and_the_twins_get_the_ou
         (tasks[1].id, tasks[0].id, TwinKind.DEDUP),
         (tasks[3].id, tasks[0].id, TwinKind.DEDUP),
     }
-    assert tasks[1].output_uri == tasks[0].output_uri and tasks[1].output_line == tasks[0].output_line
+    assert tasks[1].output_uri == tasks[0].output_uri
+    assert tasks[1].output_line == tasks[0].output_line
     # A twin is an upstream result like any other: its stages are enqueued too (reply and dates, each).
     stage_tasks = [t for t in rows(chained.engine, Task) if t.task_type in ("reply", "dates")]
     assert len(stage_tasks) == 6
@@ -101,7 +102,9 @@ def test_reuse_serves_an_identical_request_within_the_window_and_not_after(
     chained: Services, emulator: EmulatorServer, tmp_path: Path
 ):
     config = tmp_path / "reuse.toml"
-    config.write_text(CONFIG.replace('template = "Ticket: {text}"', 'template = "Ticket: {text}"\nreuse_responses = "1d"', 1))
+    config.write_text(
+        CONFIG.replace('template = "Ticket: {text}"', 'template = "Ticket: {text}"\nreuse_responses = "1d"', 1)
+    )
     chained.registry = load_task_types(config)
     enqueue(chained.engine, BILLING, task_type="triage", prefix="night-1")
     submit_step(chained)
@@ -117,7 +120,8 @@ def test_reuse_serves_an_identical_request_within_the_window_and_not_after(
     assert (report.reused, report.submitted_tasks) == (1, 0)
     assert len(emulator.ledger.entries()) == billed_before  # no API call
     night_1, night_2 = [t for t in rows(chained.engine, Task) if t.task_type == "triage"]
-    assert night_2.status == TaskStatus.SUCCEEDED and night_2.output_inline == night_1.output_inline == "billing"
+    assert night_2.status == TaskStatus.SUCCEEDED
+    assert night_2.output_inline == night_1.output_inline == "billing"
     with chained.engine.connect() as conn:
         assert conn.execute(select(func.count()).where(col(UsageRecord.task_id) == night_2.id)).scalar_one() == 0
         (twin,) = conn.execute(select(TaskTwin).where(col(TaskTwin.task_id) == night_2.id)).all()

@@ -81,7 +81,8 @@ def test_two_and_three_stage_chains_run_end_to_end_and_only_matching_tasks_go_on
     judge = links[found["judge"][0].id]
     dates_task = next(t for t in found["dates"] if t.id == judge.upstream_task_id)
     assert links[dates_task.id].root_task_id == judge.root_task_id
-    assert judge.pipeline == "triage" and judge.stage == "judge"
+    assert judge.pipeline == "triage"
+    assert judge.stage == "judge"
     assert {t.id for t in found["triage"]} >= {s.root_task_id for s in links.values() if s.pipeline == "triage"}
 
 
@@ -126,7 +127,9 @@ def test_a_cycle_or_an_unknown_upstream_is_a_config_error(tmp_path: Path):
         '[task_types.a]\nmodel = "claude-haiku-4-5"\nmax_tokens = 8\nafter = "b"\n'
         '[task_types.b]\nmodel = "claude-haiku-4-5"\nmax_tokens = 8\nafter = "a"\n'
     )
-    with pytest.raises(ConfigError, match=r"cycle.toml: task type 'a': field `after`: the stages form a cycle: a -> b -> a"):
+    with pytest.raises(
+        ConfigError, match=r"cycle.toml: task type 'a': field `after`: the stages form a cycle: a -> b -> a"
+    ):
         load_task_types(cycle)
     unknown = tmp_path / "unknown.toml"
     unknown.write_text('[task_types.a]\nmodel = "claude-haiku-4-5"\nmax_tokens = 8\nafter = "nope"\n')

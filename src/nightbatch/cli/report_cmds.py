@@ -26,6 +26,7 @@ from nightbatch.report.cache import DEFAULT_DROP_POINTS, DEFAULT_WINDOW
 from nightbatch.report.deadlines import deadline_lines
 from nightbatch.report.history import run_history
 from nightbatch.report.html import write_report_page
+from nightbatch.report.pipelines import pipeline_lines
 from nightbatch.report.quality import quality_markdown, quality_report
 from nightbatch.report.query import resolve_selection
 from nightbatch.report.render import (
@@ -102,6 +103,8 @@ def print_report(report: Report, console: Console) -> None:
         if hidden > 0:
             console.print(f"… and {hidden} more batches (--format json lists them all)")
     for line in deadline_lines(report.deadlines) if report.deadlines else []:
+        console.print(line, highlight=False)
+    for line in pipeline_lines(report.pipelines):  # pipelines, de-duplication and reuse (nightbatch.pipeline)
         console.print(line, highlight=False)
     console.print(provenance(report), style="dim", highlight=False)
 

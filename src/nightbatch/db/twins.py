@@ -19,19 +19,31 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, select, update
+from sqlalchemy import Connection, Engine, Table, func, select, update
 
 from nightbatch.db.engine import insert_ignoring_conflicts
-from nightbatch.db.models import Batch, BatchStatus, RequestDigest, Task, TaskStatus, TaskTwin, TwinKind
+from nightbatch.db.models import (
+    Batch,
+    BatchStatus,
+    RequestDigest,
+    Task,
+    TaskStatus,
+    TaskTwin,
+    TwinKind,
+    UsagePurpose,
+    UsageRecord,
+)
 
 __all__ = [
     "Reusable",
     "SettledTwin",
+    "dedup_leaders",
     "find_reusable",
     "link_twins",
     "record_digests",
     "serve_reused",
     "settle_twins",
+    "twin_savings",
 ]
 
 _TASK: Table = Task.__table__  # type: ignore[attr-defined]
@@ -43,7 +55,9 @@ _SHARED_FAILURES = ("output_check", "invalid_request_error")
 _LIVE = (BatchStatus.IN_PROGRESS, BatchStatus.CANCELING, BatchStatus.ENDED)
 
 
-def link_twins(engine: Engine, batch_id: int, twins: Mapping[int, Sequence[int]], worker: str, now: datetime) -> list[int]:
+def link_twins(
+    engine: Engine, batch_id: int, twins: Mapping[int, Sequence[int]], worker: str, now: datetime
+) -> list[int]:
     """Link each leader's twins (``leader id -> twin ids``, claimed by ``worker``) to the leader's batch.
 
     Only leaders sent in ``batch_id`` (``submitted`` in it) and a batch not yet ingested take twins; returns
@@ -77,8 +91,14 @@ def link_twins(engine: Engine, batch_id: int, twins: Mapping[int, Sequence[int]]
                     _TASK.c.status == TaskStatus.CLAIMED.value,
                     _TASK.c.claimed_by == worker,
                 )
-                .values(status=TaskStatus.SUBMITTED, batch_id=batch_id, custom_id=None, claimed_by=None,
-                        claimed_at=None, updated_at=now)  # fmt: skip
+                .values(
+                    status=TaskStatus.SUBMITTED,
+                    batch_id=batch_id,
+                    custom_id=None,
+                    claimed_by=None,
+                    claimed_at=None,
+                    updated_at=now,
+                )
                 .returning(_TASK.c.id)
             ).scalars()
             for twin in moved:
@@ -112,17 +132,25 @@ def leaders_with_twins(conn: Connection, batch_id: int) -> set[int]:
 
 
 def settle_twins(conn: Connection, batch_id: int, now: datetime) -> list[SettledTwin]:
-    """Settle the twins waiting in ``batch_id`` from their leaders' outcomes (module docstring); in ``conn``'s transaction."""
+    """Settle the twins waiting in ``batch_id`` from their leaders' outcomes (module docstring), in ``conn``."""
     twin, leader = _TASK.alias("twin"), _TASK.alias("leader")
     rows = conn.execute(
         select(
-            twin.c.id, twin.c.task_type, twin.c.payload, leader.c.id, leader.c.status, leader.c.batch_id,
-            leader.c.output_uri, leader.c.output_line, leader.c.output_inline, leader.c.model, leader.c.route_model,
-            leader.c.error_type, leader.c.error_message,
-        )  # fmt: skip
-        .select_from(
-            _TWIN.join(twin, twin.c.id == _TWIN.c.task_id).join(leader, leader.c.id == _TWIN.c.leader_task_id)
+            twin.c.id,
+            twin.c.task_type,
+            twin.c.payload,
+            leader.c.id,
+            leader.c.status,
+            leader.c.batch_id,
+            leader.c.output_uri,
+            leader.c.output_line,
+            leader.c.output_inline,
+            leader.c.model,
+            leader.c.route_model,
+            leader.c.error_type,
+            leader.c.error_message,
         )
+        .select_from(_TWIN.join(twin, twin.c.id == _TWIN.c.task_id).join(leader, leader.c.id == _TWIN.c.leader_task_id))
         .where(
             _TWIN.c.batch_id == batch_id,
             _TWIN.c.kind == TwinKind.DEDUP.value,
@@ -141,8 +169,9 @@ def settle_twins(conn: Connection, batch_id: int, now: datetime) -> list[Settled
             values = {"status": TaskStatus.SUCCEEDED, "output_uri": uri, "output_line": line, "output_inline": inline,
                       "model": model, "route_model": route, "error_type": None, "error_message": None}  # fmt: skip
         elif in_batch and status == TaskStatus.FAILED and error_type in _SHARED_FAILURES:
+            why = f"(the same request as task {leader_id}) {error_message or ''}"[:2000]
             values = {"status": TaskStatus.FAILED, "model": model, "route_model": route, "error_type": error_type,
-                      "error_message": f"(the same request as task {leader_id}) {error_message or ''}"[:2000]}  # fmt: skip
+                      "error_message": why}  # fmt: skip
         else:  # the leader goes round again, or was canceled: the twin is queued to be sent (or joined) anew
             values = {"status": TaskStatus.QUEUED, "batch_id": None, "route_model": route}
         conn.execute(
@@ -182,8 +211,16 @@ def find_reusable(conn: Connection, digests: Iterable[str], since: datetime) -> 
     found: dict[str, Reusable] = {}
     for start in range(0, len(wanted), 500):
         rows = conn.execute(
-            select(_DIGEST.c.digest, _TASK.c.id, _BATCH.c.id, _TASK.c.output_uri, _TASK.c.output_line,
-                   _TASK.c.output_inline, _TASK.c.model, _BATCH.c.ended_at)  # fmt: skip
+            select(
+                _DIGEST.c.digest,
+                _TASK.c.id,
+                _BATCH.c.id,
+                _TASK.c.output_uri,
+                _TASK.c.output_line,
+                _TASK.c.output_inline,
+                _TASK.c.model,
+                _BATCH.c.ended_at,
+            )
             .select_from(
                 _DIGEST.join(_TASK, (_TASK.c.id == _DIGEST.c.task_id) & (_TASK.c.batch_id == _DIGEST.c.batch_id)).join(
                     _BATCH, _BATCH.c.id == _DIGEST.c.batch_id
@@ -208,18 +245,57 @@ def serve_reused(conn: Connection, served: Sequence[tuple[int, Reusable]], worke
         moved = conn.execute(
             update(_TASK)
             .where(_TASK.c.id == task_id, _TASK.c.status == TaskStatus.CLAIMED.value, _TASK.c.claimed_by == worker)
-            .values(status=TaskStatus.SUCCEEDED, output_uri=answer.output_uri, output_line=answer.output_line,
-                    output_inline=answer.output_inline, model=answer.model, claimed_by=None, claimed_at=None,
-                    error_type=None, error_message=None, updated_at=now)  # fmt: skip
+            .values(
+                status=TaskStatus.SUCCEEDED,
+                output_uri=answer.output_uri,
+                output_line=answer.output_line,
+                output_inline=answer.output_inline,
+                model=answer.model,
+                claimed_by=None,
+                claimed_at=None,
+                error_type=None,
+                error_message=None,
+                updated_at=now,
+            )
             .returning(_TASK.c.id)
         ).first()
         if moved is None:
             continue
         conn.execute(
             insert_ignoring_conflicts(_TWIN, conn.dialect.name, ["task_id", "batch_id"]).values(
-                task_id=task_id, leader_task_id=answer.task_id, batch_id=answer.batch_id, kind=TwinKind.REUSE,
+                task_id=task_id,
+                leader_task_id=answer.task_id,
+                batch_id=answer.batch_id,
+                kind=TwinKind.REUSE,
                 created_at=now,
             )
         )
         done.append(task_id)
     return done
+
+
+def twin_savings(conn: Connection, since: datetime | None, until: datetime | None) -> dict[str, tuple[int, int]]:
+    """Per kind (``dedup``, ``reuse``): (twins made in [since, until), picodollars their leaders' requests cost).
+
+    What a twin saved is what its leader's own request cost (the usage row of the leader in the batch that
+    answered both): the twin would have paid the same.
+    """
+    usage = UsageRecord.__table__  # type: ignore[attr-defined]
+    joined = _TWIN.outerjoin(
+        usage,
+        (usage.c.task_id == _TWIN.c.leader_task_id)
+        & (usage.c.batch_id == _TWIN.c.batch_id)
+        & (usage.c.purpose == UsagePurpose.TASK.value),
+    )
+    query = select(_TWIN.c.kind, func.count(), func.coalesce(func.sum(usage.c.cost_pusd), 0)).select_from(joined)
+    if since is not None:
+        query = query.where(_TWIN.c.created_at >= since)
+    if until is not None:
+        query = query.where(_TWIN.c.created_at < until)
+    return {str(kind): (int(n), int(cost)) for kind, n, cost in conn.execute(query.group_by(_TWIN.c.kind)).all()}
+
+
+def dedup_leaders(conn: Connection) -> dict[int, int]:
+    """Every de-duplicated twin's leader (twin task id -> leader task id)."""
+    rows = conn.execute(select(_TWIN.c.task_id, _TWIN.c.leader_task_id).where(_TWIN.c.kind == TwinKind.DEDUP.value))
+    return {int(twin): int(leader) for twin, leader in rows.all()}

@@ -204,9 +204,7 @@ def _compare(op: str, left: Any, right: Any) -> bool:
     if op == "!=":
         return bool(left != right)
     if op in ("in", "not in"):
-        if isinstance(right, list):
-            found = left in right
-        elif isinstance(right, str) and isinstance(left, str):
+        if isinstance(right, list) or (isinstance(right, str) and isinstance(left, str)):
             found = left in right
         else:
             return False

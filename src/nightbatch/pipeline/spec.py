@@ -75,5 +75,7 @@ class StageSpec(BaseModel):
     def _inputs_are_paths(cls, inputs: dict[str, str] | None) -> dict[str, str] | None:
         for name, source in (inputs or {}).items():
             if not _SOURCE.match(source):
-                raise ValueError(f"inputs.{name} = {source!r}: expected `payload.<field>`, `output` or `output.<field>`")
+                raise ValueError(
+                    f"inputs.{name} = {source!r}: expected `payload.<field>`, `output` or `output.<field>`"
+                )
         return inputs

@@ -11,6 +11,7 @@ from nightbatch.pricing import PriceTable
 from nightbatch.report.cache import DEFAULT_DROP_POINTS, DEFAULT_MIN_RUNS, DEFAULT_WINDOW, CacheReport, cache_report
 from nightbatch.report.costs import CostTable, cost_table
 from nightbatch.report.deadlines import DeadlineSection, deadline_section
+from nightbatch.report.pipelines import PipelineSection, pipeline_section
 from nightbatch.report.prefix import PrefixFigures, below_plan, padding_advice, prefix_figures
 from nightbatch.report.query import (
     DayModelCost,
@@ -57,6 +58,8 @@ class Report:
     """Fan-out batches whose reads fell well below their plan."""
     advice: list[str] = field(default_factory=list)
     """Padding advice for prefixes below their model's minimum."""
+    pipelines: PipelineSection | None = None
+    """Cost per completed pipeline item, upstream disagreement, de-duplication and reuse (nightbatch.pipeline)."""
 
     @property
     def empty(self) -> bool:
@@ -135,7 +138,23 @@ def build_report(
         prefix=prefix,
         below_plan=below_plan(batches, plans),
         advice=advice_for(prefix, prices),
+        pipelines=pipeline_section(
+            engine, registry, selection.usage_filter(), since=_twins_since(selection), until=_twins_until(selection)
+        ),
     )
+
+
+def _twins_since(selection: Selection) -> datetime | None:
+    """From when twins belong to the selection (they have no usage row to select them by)."""
+    if selection.run_started_at is not None:
+        return selection.run_started_at
+    return None if selection.since is None else datetime.combine(selection.since, datetime.min.time(), UTC)
+
+
+def _twins_until(selection: Selection) -> datetime | None:
+    if selection.run_started_at is not None or selection.until is None:
+        return None
+    return datetime.combine(selection.until + timedelta(days=1), datetime.min.time(), UTC)
 
 
 def advice_for(prefix: list[PrefixFigures], prices: PriceTable) -> list[str]:

@@ -16,6 +16,7 @@ from nightbatch.report.build import Report
 from nightbatch.report.cache import TypeCache, hit_rate
 from nightbatch.report.costs import CostRow
 from nightbatch.report.deadlines import deadline_lines
+from nightbatch.report.pipelines import pipeline_lines
 from nightbatch.report.prefix import PrefixFigures
 
 __all__ = [
@@ -238,6 +239,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             for d in report.daily_costs
         ],
         "deadlines": report.deadlines.to_dict() if report.deadlines else None,
+        "pipelines": report.pipelines.to_dict() if report.pipelines else None,
         "warnings": report.warnings,
     }
 
@@ -398,6 +400,7 @@ def report_markdown(report: Report) -> str:
         lines += ["", "## Cache hit rate by task type", "", *_md_table(type_cache_text_table(report))]
     if report.deadlines and (extra := deadline_lines(report.deadlines)):
         lines += ["", "## Deadlines: real-time fallback and batch durations", "", *(f"- {line}" for line in extra)]
+    lines += _pipeline_markdown(report)
     lines += ["", f"_{provenance(report)}_"]
     return "\n".join(lines) + "\n"
 
@@ -427,5 +430,12 @@ def summary_markdown(report: Report) -> str:
     lines += ["", "The cost table artifact has every column (tokens, cache reads and writes, per success)."]
     if report.cache.by_type:
         lines += ["", "## Cache hit rate by task type", "", *_md_table(type_cache_text_table(report))]
+    lines += _pipeline_markdown(report)
     lines += ["", f"_{provenance(report)}_"]
     return "\n".join(lines) + "\n"
+
+
+def _pipeline_markdown(report: Report) -> list[str]:
+    """Pipelines, upstream disagreement, de-duplication and reuse (nightbatch.report.pipelines), when any."""
+    found = pipeline_lines(report.pipelines)
+    return ["", "## Pipelines, de-duplication and reuse", "", *(f"- {line}" for line in found)] if found else []
