@@ -14,7 +14,7 @@ from nightbatch.emulator import EmulatorServer
 from nightbatch.pricing import pusd_to_usd
 from nightbatch.queue.enqueue import enqueue_jsonl
 from nightbatch.report.build import build_report
-from nightbatch.report.pipelines import pipeline_lines
+from nightbatch.report.pipelines import pipeline_estimates, pipeline_lines
 from nightbatch.report.query import Selection
 from nightbatch.report.render import report_markdown, report_to_dict
 from nightbatch.services import Services
@@ -91,3 +91,19 @@ def test_the_report_shows_cost_per_completed_item_disagreement_and_deduplication
     assert "pipeline triage (triage -> dates -> reply -> judge)" in text
     assert f"de-duplication: {twin_rows} task(s) identical requests sent once" in text
     assert "## Pipelines, de-duplication and reuse" in report_markdown(report)
+
+
+def test_estimate_prices_a_first_stage_file_through_its_pipeline(shadowed: Services, emulator: EmulatorServer):
+    assert [e.describe() for e in pipeline_estimates(shadowed.engine, shadowed.registry, {"triage": 10})] == [
+        "pipeline triage (triage -> dates -> reply -> judge): no completed item measured yet, so the later stages "
+        "are not in this forecast"
+    ]
+    enqueue_chains(shadowed.engine, copies=2)
+    drain(shadowed, emulator)
+    (estimate,) = pipeline_estimates(shadowed.engine, shadowed.registry, {"triage": 10, "reply": 3})
+    section = build_report(shadowed.engine, shadowed.prices, Selection.everything(), registry=shadowed.registry)
+    assert section.pipelines is not None
+    (measured,) = [p for p in section.pipelines.pipelines if p.pipeline == "triage"]
+    assert measured.per_completed_pusd is not None
+    assert (estimate.measured_items, estimate.expected_pusd) == (measured.completed, measured.per_completed_pusd * 10)
+    assert estimate.to_dict()["expected_pipeline_usd"] == str(pusd_to_usd(measured.per_completed_pusd * 10))

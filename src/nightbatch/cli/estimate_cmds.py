@@ -14,6 +14,7 @@ from nightbatch.db.migrate import upgrade
 from nightbatch.deadline.durations import DurationModel, describe_all, expected_finishes, forecast_lines
 from nightbatch.forecast import Forecast, forecast_tasks
 from nightbatch.queue.taskfile import TaskFileReader
+from nightbatch.report.pipelines import pipeline_estimates
 from nightbatch.services import Services
 from nightbatch.sources import default_task_type_for
 
@@ -66,6 +67,11 @@ def estimate(
         rows = ((n, spec.task_type, spec.payload, spec.model_override) for n, spec in enumerate(reader, start=1))
         use_api = not offline and (settings.api_key_value() is not None or services.base_url is not None)
         forecast = forecast_tasks(services, rows, use_api=use_api)
+        # A first stage's tasks go on through their pipeline: its measured cost per completed item covers them all.
+        per_type: dict[str, int] = {}
+        for g in forecast.groups:
+            per_type[g.task_type] = per_type.get(g.task_type, 0) + g.tasks
+        pipelines = pipeline_estimates(services.engine, services.registry, per_type)
         if as_json:
             groups = [
                 {k: str(getattr(g, k)) if k.endswith("_usd") else getattr(g, k) for k in GROUP_FIELDS}
@@ -74,9 +80,12 @@ def estimate(
             console.print_json(json.dumps({"tasks": forecast.tasks, "expected_usd": str(forecast.expected_usd),
                                            "upper_bound_usd": str(forecast.upper_bound_usd),
                                            "fallback_worst_usd": str(forecast.fallback_worst_usd),
-                                           "skipped": forecast.skipped, "groups": groups}))  # fmt: skip
+                                           "skipped": forecast.skipped, "groups": groups,
+                                           "pipelines": [p.to_dict() for p in pipelines]}))  # fmt: skip
         else:
             print_forecast(forecast, title=f"Forecast for {file}")
+            for estimate_line in pipelines:
+                console.print(estimate_line.describe(), highlight=False)
             print_durations(services, [(g.model, g.tasks) for g in forecast.groups])
     finally:
         services.close()

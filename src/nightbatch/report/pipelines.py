@@ -30,7 +30,15 @@ from nightbatch.pricing import pusd_to_usd
 from nightbatch.quality.checks import agrees
 from nightbatch.tasktypes import TaskTypeRegistry
 
-__all__ = ["PipelineFigures", "PipelineSection", "UpstreamFigures", "pipeline_lines", "pipeline_section"]
+__all__ = [
+    "PipelineEstimate",
+    "PipelineFigures",
+    "PipelineSection",
+    "UpstreamFigures",
+    "pipeline_estimates",
+    "pipeline_lines",
+    "pipeline_section",
+]
 
 
 @dataclass(frozen=True)
@@ -191,3 +199,56 @@ def pipeline_lines(section: PipelineSection | None) -> list[str]:
         what = "identical requests sent once" if kind == "dedup" else "answered from an earlier identical request"
         lines.append(f"{name}: {n:,} task(s) {what}, no request of their own: saved {_usd(saved)}")
     return lines
+
+
+@dataclass(frozen=True)
+class PipelineEstimate:
+    """What a file of first-stage tasks is expected to cost through its whole pipeline, from the ledger's history."""
+
+    pipeline: str
+    stages: list[str]
+    tasks: int
+    measured_items: int
+    per_completed_pusd: int | None
+
+    @property
+    def expected_pusd(self) -> int | None:
+        return None if self.per_completed_pusd is None else self.per_completed_pusd * self.tasks
+
+    def to_dict(self) -> dict[str, Any]:
+        per, total = self.per_completed_pusd, self.expected_pusd
+        return {"pipeline": self.pipeline, "stages": self.stages, "tasks": self.tasks,
+                "measured_completed_items": self.measured_items,
+                "per_completed_item_usd": None if per is None else str(pusd_to_usd(per)),
+                "expected_pipeline_usd": None if total is None else str(pusd_to_usd(total))}  # fmt: skip
+
+    def describe(self) -> str:
+        chain = " -> ".join(self.stages)
+        if self.per_completed_pusd is None or self.expected_pusd is None:
+            return (f"pipeline {self.pipeline} ({chain}): no completed item measured yet, so the later stages are "
+                    "not in this forecast")  # fmt: skip
+        return (f"pipeline {self.pipeline} ({chain}): {_usd(self.per_completed_pusd)} per completed item, measured "
+                f"over {self.measured_items:,} items: about {_usd(self.expected_pusd)} for these {self.tasks:,} tasks "
+                "through every stage (escalations and shadows included)")  # fmt: skip
+
+
+def pipeline_estimates(
+    engine: Engine, registry: TaskTypeRegistry, tasks_by_type: dict[str, int]
+) -> list[PipelineEstimate]:
+    """For each first stage in ``tasks_by_type``: the pipeline's measured cost per completed item, applied to them."""
+    graph = StageGraph.of(registry)
+    firsts = [t for t in sorted(tasks_by_type) if t in graph.downstream and t not in graph.upstream]
+    if not firsts:
+        return []
+    section = pipeline_section(engine, registry, [])
+    measured = {p.pipeline: p for p in section.pipelines} if section is not None else {}
+    return [
+        PipelineEstimate(
+            first,
+            _order(graph, first),
+            tasks_by_type[first],
+            measured[first].completed if first in measured else 0,
+            measured[first].per_completed_pusd if first in measured else None,
+        )
+        for first in firsts
+    ]
