@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--only ingest,submit,enqueue,cost]``: run, print and save the results tables."""
+"""``python -m benchmarks [--quick] [--only ingest,submit,enqueue,cost,chained]``: run, print, save the results."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, Callable[..., list[Any]]] = {
     "submit": submit.run,
     "enqueue": enqueue.run,
     "cost": cost.run,
+    "chained": cost.run_chained,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
 
@@ -35,10 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     rows: list[Row] = []
     costs: list[cost.CostRow] = []
+    chains: list[cost.ChainRow] = []
     for name in chosen:
         print(f"running {name}{' (quick)' if args.quick else ''} ...", file=sys.stderr, flush=True)
         for row in BENCHMARKS[name](quick=args.quick):
-            (costs if isinstance(row, cost.CostRow) else rows).append(row)
+            if isinstance(row, cost.ChainRow):
+                chains.append(row)
+            else:
+                (costs if isinstance(row, cost.CostRow) else rows).append(row)
     elapsed = time.perf_counter() - started
     server = postgres_server_url()
     postgres = f"PostgreSQL at {redact_url(server)}" if server else "no PostgreSQL reachable"
@@ -54,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
            "Costs are the emulator's usage accounting (tokens, cache reads and writes) priced with the real price",
            "table: a simulated run, no real API call. Each level re-prices the same billed usage; see",
            "nightbatch.report.savings.", ""] if costs else []),
+        *(["## Chained workload: cost per completed pipeline item", "", cost.chained_markdown_table(chains), "",
+           "A pipeline item is a first-stage task with every stage task it set off; completed = all of them",
+           "succeeded. Per completed item = everything the items cost / completed items (nightbatch.report.pipelines).",
+           ""] if chains else []),
     ])  # fmt: skip
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(report)

@@ -261,3 +261,160 @@ def markdown_table(rows: list[CostRow]) -> str:
             f"{pct(r.prefix_hit_rate)} | {pct(r.cache_hit_rate)} | {r.pilots} ({minutes}) | {'; '.join(r.notes)} |"
         )
     return "\n".join(lines)
+
+
+# -- the chained workload (issue 18): cost per completed pipeline item ---------------------------------------
+
+PIPELINES_CONFIG = EXAMPLES / "pipelines.toml"
+_TOPICS = {
+    "refund": "refund card bank days",
+    "shipping": "parcel courier tracking delivery",
+    "password": "password reset email link",
+    "invoice": "invoice company address download",
+}
+
+
+@dataclass
+class ChainRow:
+    """One pipeline of the chained workload: items, what they cost per completed item, and the naive baseline."""
+
+    pipeline: str
+    stages: str
+    items: int
+    completed: int
+    stage_tasks: int
+    billed_usd: float
+    naive_usd: float
+    disagreement: float | None
+    downstream_on_disagreed: int
+
+    @property
+    def per_item_usd(self) -> float:
+        return self.billed_usd / self.completed if self.completed else float("nan")
+
+    @property
+    def naive_per_item_usd(self) -> float:
+        return self.naive_usd / self.completed if self.completed else float("nan")
+
+
+def write_chained(folder: Path, tickets: int, questions: int, seed: int = 18) -> Path:
+    """Tickets for classify -> draft, and questions with eight candidate passages each for rerank -> answer."""
+    generate, rng = _generator(), random.Random(seed)
+    out = folder / "tasks"
+    out.mkdir(parents=True)
+    with (out / "ticket_triage.jsonl").open("w") as lines:
+        for n in range(tickets):
+            label = rng.choice(generate.LABELS)
+            text = f"[{rng.choice(generate.PRODUCTS)}] {rng.choice(generate.ISSUES[label])}. Ticket {n}."
+            lines.write(json.dumps({"key": f"chain-triage-{n}", "payload": {"text": text}}) + "\n")
+    with (out / "passage_rank.jsonl").open("w") as lines:
+        for n in range(questions):
+            topic = rng.choice(sorted(_TOPICS))
+            words = _TOPICS[topic].split()
+            others = [w for t, ws in _TOPICS.items() if t != topic for w in ws.split()]
+            passages = [f"Passage {n}.{k}: about {' '.join(rng.sample(words if k < 2 else others, 3))}, "
+                        f"with {rng.randint(40, 120)} words of detail." for k in range(8)]  # fmt: skip
+            rng.shuffle(passages)
+            payload = {"question": f"What about {topic}: {' '.join(words)}?", "documents": passages}
+            lines.write(json.dumps({"key": f"chain-question-{n}", "payload": payload}) + "\n")
+    return out
+
+
+def case_chained(tasks_dir: str, base_url: str) -> dict[str, Any]:
+    """Run the chained workload to the end (child process) as the nightly flow does; per pipeline figures."""
+    import httpx2
+
+    from nightbatch.collect.poll import collect_step
+    from nightbatch.config import Settings
+    from nightbatch.db import make_engine
+    from nightbatch.pipeline.graph import StageGraph
+    from nightbatch.pricing import load_price_table
+    from nightbatch.report.build import build_report
+    from nightbatch.report.query import resolve_selection
+    from nightbatch.runs import start_run
+    from nightbatch.services import Services
+    from nightbatch.sources import enqueue_source, queued_count
+    from nightbatch.storage import open_store
+    from nightbatch.submit.step import submit_step
+    from nightbatch.tasktypes import load_task_types
+
+    def advance(seconds: float) -> None:
+        httpx2.post(f"{base_url}/_emulator/clock/advance", json={"seconds": seconds}, timeout=600)
+
+    advance(2 * 3600)
+    with scratch_folder() as folder, scratch_database("sqlite", folder) as url:
+        settings = Settings(anthropic_api_key=None)
+        registry = load_task_types(PIPELINES_CONFIG)
+        store = open_store(str(folder / "store"))
+        services = Services(settings=settings, engine=make_engine(url), store=store, registry=registry,
+                            prices=load_price_table(), worker="bench", base_url=base_url)  # fmt: skip
+        enqueue_source(services, tasks_dir, default_task_type=None)
+        run_id = start_run(services.engine, "benchmark", {"tasks": tasks_dir})
+        for _round in range(settings.max_attempts + StageGraph.of(registry).depth()):
+            submit_step(services, run_id=run_id)
+            for _poll in range(400):
+                advance(60)
+                collected = collect_step(services)
+                if collected.pilots_ended:
+                    submit_step(services, run_id=run_id)
+                    continue
+                if collected.still_open == 0:
+                    break
+            if queued_count(services, None) == 0:
+                break
+        report = build_report(services.engine, services.prices, resolve_selection(services.engine, run_id=run_id),
+                              registry=registry)  # fmt: skip
+        services.close()
+    section = report.pipelines
+    assert section is not None
+    naive = report.savings.naive_by_group
+    upstream = {u.task_type: u for u in section.upstream}
+    return {
+        "pipelines": [
+            {"pipeline": p.pipeline, "stages": " -> ".join(p.stages), "items": p.items, "completed": p.completed,
+             "stage_tasks": p.stage_tasks, "billed": p.cost_pusd,
+             "naive": sum(v for (task_type, _), v in naive.items() if task_type in p.stages),
+             "disagreement": upstream[p.pipeline].disagreement_rate if p.pipeline in upstream else None,
+             "on_disagreed": upstream[p.pipeline].downstream_on_disagreed if p.pipeline in upstream else 0}
+            for p in section.pipelines
+        ],
+    }  # fmt: skip
+
+
+def run_chained(quick: bool = False) -> list[ChainRow]:
+    """The chained workload: classify -> draft and rerank -> answer, per completed item against naive."""
+    tickets, questions = (300, 100) if quick else (3_000, 1_000)
+    with EmulatorProcess(quality_error_rates=ERROR_RATES) as emulator, scratch_folder() as folder:
+        tasks = write_chained(folder, tickets, questions)
+        result = run_child(case_chained, tasks_dir=str(tasks), base_url=emulator.base_url)
+    usd = 1e-12
+    return [
+        ChainRow(
+            p["pipeline"],
+            p["stages"],
+            p["items"],
+            p["completed"],
+            p["stage_tasks"],
+            p["billed"] * usd,
+            p["naive"] * usd,
+            p["disagreement"],
+            p["on_disagreed"],
+        )
+        for p in result["pipelines"]
+    ]
+
+
+def chained_markdown_table(rows: list[ChainRow]) -> str:
+    lines = [
+        "| pipeline | items (completed) | stage tasks | billed | per completed item | naive (every stage real-time on "
+        "the top model, no cache) per completed item | saved | upstream disagreement (downstream tasks on it) |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        disagreement = "–" if r.disagreement is None else f"{r.disagreement:.1%} ({r.downstream_on_disagreed:,})"
+        saved = 1 - r.billed_usd / r.naive_usd if r.naive_usd else float("nan")
+        lines.append(
+            f"| {r.stages} | {r.items:,} ({r.completed:,}) | {r.stage_tasks:,} | ${r.billed_usd:,.2f} | "
+            f"${r.per_item_usd:,.5f} | ${r.naive_per_item_usd:,.5f} | {saved:.1%} | {disagreement} |"
+        )
+    return "\n".join(lines)
