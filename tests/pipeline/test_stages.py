@@ -5,15 +5,25 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlmodel import col
 
 from nightbatch.collect.ingest import ingest_batch
 from nightbatch.collect.poll import collect_step
-from nightbatch.db.models import Batch, BatchStatus, Task, TaskStage, TaskStatus
+from nightbatch.db.models import (
+    Batch,
+    BatchStatus,
+    ServiceTier,
+    Task,
+    TaskStage,
+    TaskStatus,
+    UsagePurpose,
+    UsageRecord,
+)
 from nightbatch.emulator import EmulatorServer
 from nightbatch.errors import ConfigError
 from nightbatch.services import Services
@@ -142,3 +152,30 @@ def test_a_cycle_or_an_unknown_upstream_is_a_config_error(tmp_path: Path):
     )
     with pytest.raises(ConfigError, match=r"task type 'b'.*condition 'output = 1': unexpected character '=' at 8"):
         load_task_types(bad)
+
+
+def test_a_task_the_realtime_fallback_answered_sets_off_its_stages_at_the_next_submit(
+    chained: Services, emulator: EmulatorServer
+):
+    enqueue_chains(chained.engine)
+    found = tasks_by_type(chained.engine)
+    answered = next(t for t in found["triage"] if "2026-03-05" in t.payload["text"])
+    with chained.engine.begin() as conn:  # what the deadline fallback records (nightbatch.db.deadlines)
+        conn.execute(
+            update(Task).where(col(Task.id) == answered.id).values(status=TaskStatus.SUCCEEDED, output_inline="billing")
+        )
+        conn.execute(
+            insert(UsageRecord).values(
+                task_id=answered.id,
+                model="claude-haiku-4-5",
+                service_tier=ServiceTier.STANDARD,
+                price_version="test",
+                cost_pusd=1,
+                purpose=UsagePurpose.FALLBACK,
+                created_at=datetime.now(UTC),
+            )
+        )
+    submit_step(chained)
+    submit_step(chained)  # a second round finds them made: nothing twice
+    mine = [s for s in stage_rows(chained.engine) if s.upstream_task_id == answered.id]
+    assert sorted(s.stage for s in mine) == ["dates", "reply"]

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
 
@@ -490,3 +490,14 @@ class RequestDigest(SQLModel, table=True):
     task_type: str = Field(sa_type=String(TASK_TYPE_MAX_LENGTH))
     digest: str = Field(sa_type=String(64), index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+# The deadline fallback's answers, found by pipeline stages at each submit (db.stages): a partial index, so the
+# ingest hot path (every other usage row) pays nothing for it.
+_FALLBACK_ONLY = text("purpose = 'fallback'")
+Index(
+    "ix_usage_record_fallback_created_at",
+    UsageRecord.__table__.c.created_at,  # type: ignore[attr-defined]
+    postgresql_where=_FALLBACK_ONLY,
+    sqlite_where=_FALLBACK_ONLY,
+)

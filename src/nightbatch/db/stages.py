@@ -12,15 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Table, func, literal_column, select
 
 from nightbatch.db.engine import insert_ignoring_conflicts
 from nightbatch.db.models import Task, TaskAttempt, TaskStage, TaskStatus, UsagePurpose, UsageRecord
 
 __all__ = [
+    "FallbackSuccess",
     "PipelineTask",
     "StageParent",
     "StageTask",
+    "fallback_successes_without_stages",
     "insert_stage_tasks",
     "pipeline_tasks",
     "shadow_pairs",
@@ -179,3 +181,48 @@ def shadow_pairs(conn: Connection, task_types: Sequence[str]) -> list[tuple[int,
         elif passed:  # the output the task succeeded with (the last passing attempt): what its stages were built on
             routed[int(task_id)] = (str(task_type), output)
     return [(t, routed[t][0], routed[t][1], s) for t, s in shadows.items() if t in routed]
+
+
+@dataclass(frozen=True)
+class FallbackSuccess:
+    """A task the real-time deadline fallback answered: where its output is, for its stages."""
+
+    task_id: int
+    task_type: str
+    payload: dict[str, Any]
+    output_inline: Any
+    output_uri: str | None
+    output_line: int | None
+
+
+def fallback_successes_without_stages(
+    conn: Connection, upstream_types: Sequence[str], since: datetime
+) -> list[FallbackSuccess]:
+    """Tasks of ``upstream_types`` answered real-time (purpose ``fallback``) since ``since`` with no stage task."""
+    if not upstream_types:
+        return []
+    usage = UsageRecord.__table__  # type: ignore[attr-defined]
+    # Driven by the partial index on fallback rows (a literal predicate, so the planner can use it), the tasks
+    # found by primary key; their status and type are filtered here, not by an index that would walk them all.
+    answered = select(usage.c.task_id).where(
+        usage.c.purpose == literal_column("'fallback'"), usage.c.created_at >= since
+    )
+    staged = select(_STAGE.c.id).where(_STAGE.c.upstream_task_id == _TASK.c.id).exists()
+    rows = conn.execute(
+        select(
+            _TASK.c.id,
+            _TASK.c.task_type,
+            _TASK.c.payload,
+            _TASK.c.output_inline,
+            _TASK.c.output_uri,
+            _TASK.c.output_line,
+            _TASK.c.status,
+        ).where(_TASK.c.id.in_(answered), ~staged)
+    ).all()
+    wanted = set(upstream_types)
+    found = {
+        int(i): FallbackSuccess(int(i), str(t), p, inline, uri, line)
+        for i, t, p, inline, uri, line, status in rows
+        if t in wanted and status == TaskStatus.SUCCEEDED.value
+    }
+    return list(found.values())

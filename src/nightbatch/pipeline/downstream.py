@@ -12,21 +12,23 @@ flight are held, and only for types some stage runs after.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from nightbatch.db import Connection
+from nightbatch.db import Connection, Engine
 from nightbatch.db.models import TaskStatus
-from nightbatch.db.stages import StageTask, insert_stage_tasks, stage_parents
+from nightbatch.db.stages import StageTask, fallback_successes_without_stages, insert_stage_tasks, stage_parents
 from nightbatch.db.twins import leaders_with_twins, settle_twins
 from nightbatch.errors import InputError
 from nightbatch.pipeline.condition import parse_condition
 from nightbatch.pipeline.graph import StageGraph
 from nightbatch.pipeline.payload import build_payload
+from nightbatch.storage import ObjectStore
 
-__all__ = ["Downstream", "UpstreamResult", "stage_tasks"]
+__all__ = ["Downstream", "UpstreamResult", "enqueue_fallback_stages", "stage_tasks", "stored_output"]
 
 log = logging.getLogger(__name__)
 
@@ -104,3 +106,34 @@ class Downstream:
         for twin in self.twins:
             if twin.status == TaskStatus.SUCCEEDED and twin.leader_task_id in self._kept:
                 self.note(twin.task_id, twin.task_type, twin.payload, self._kept[twin.leader_task_id])
+
+
+def stored_output(store: ObjectStore, inline: Any, uri: str | None, line: int | None) -> Any:
+    """A succeeded task's parsed output: inline when short, else its line of the output shard."""
+    if inline is not None or uri is None or line is None:
+        return inline
+    key = uri.removeprefix(store.root_uri).lstrip("/")
+    return json.loads(store.get_bytes(key).splitlines()[line - 1]).get("output")
+
+
+FALLBACK_LOOKBACK = timedelta(days=7)
+
+
+def enqueue_fallback_stages(engine: Engine, graph: StageGraph, store: ObjectStore, now: datetime) -> int:
+    """The stage tasks of upstream tasks the real-time deadline fallback answered (submit runs this each round).
+
+    The fallback records its answer on a path of its own (:mod:`nightbatch.deadline.realtime`); its stages
+    are made here, at the next submit, idempotently (a fallback task whose condition rules every stage out is
+    looked at again each round for :data:`FALLBACK_LOOKBACK`, and still sets nothing off).
+    """
+    if not graph:
+        return 0
+    with engine.begin() as conn:
+        found = fallback_successes_without_stages(conn, sorted(graph.downstream), now - FALLBACK_LOOKBACK)
+        if not found:
+            return 0
+        downstream = Downstream(graph, set())
+        for task in found:
+            output = stored_output(store, task.output_inline, task.output_uri, task.output_line)
+            downstream.note(task.task_id, task.task_type, task.payload, output)
+        return downstream.flush(conn, now)

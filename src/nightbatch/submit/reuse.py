@@ -9,30 +9,19 @@ answered it, and no usage row: it cost nothing. Its pipeline stages are enqueued
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from nightbatch import custom_ids
 from nightbatch.build.requests import BuiltRequest
-from nightbatch.db.twins import Reusable, find_reusable, serve_reused
-from nightbatch.pipeline.downstream import Downstream
+from nightbatch.db.twins import find_reusable, serve_reused
+from nightbatch.pipeline.downstream import Downstream, stored_output
 from nightbatch.pipeline.graph import StageGraph
 from nightbatch.services import Services
-from nightbatch.storage import ObjectStore
 from nightbatch.submit.dedup import request_digest
 
 __all__ = ["serve_from_earlier_answers"]
-
-
-def _stored_output(store: ObjectStore, answer: Reusable) -> Any:
-    """The answer's parsed output: inline when short, else its line of the output shard."""
-    if answer.output_inline is not None or answer.output_uri is None or answer.output_line is None:
-        return answer.output_inline
-    key = answer.output_uri.removeprefix(store.root_uri).lstrip("/")
-    line = store.get_bytes(key).splitlines()[answer.output_line - 1]
-    return json.loads(line).get("output")
 
 
 def serve_from_earlier_answers(
@@ -64,7 +53,9 @@ def serve_from_earlier_answers(
                 downstream = Downstream(graph, set())
                 for task_id, answer in served:
                     if task_id in done:
-                        output = _stored_output(services.store, answer)
+                        output = stored_output(
+                            services.store, answer.output_inline, answer.output_uri, answer.output_line
+                        )
                         downstream.note(task_id, task_type, payloads.get(task_id, {}), output)
                 downstream.flush(conn, now)
     # Every request of a served task goes (its shadow too: nothing of it is sent).

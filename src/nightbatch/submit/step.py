@@ -18,6 +18,8 @@ from nightbatch.build.requests import BuiltRequest, RequestBuilder
 from nightbatch.db.models import BatchStatus, Task, TaskStatus
 from nightbatch.db.queue_state import why_nothing_claimed
 from nightbatch.errors import ConfigError
+from nightbatch.pipeline.downstream import enqueue_fallback_stages
+from nightbatch.pipeline.graph import StageGraph
 from nightbatch.quality.routes import calibrated_routes
 from nightbatch.queue.claim import claim, release
 from nightbatch.services import Services
@@ -165,6 +167,8 @@ def submit_step(
         raise ConfigError(f"task type(s) {', '.join(sorted(unknown))} not configured (configured: "
                           f"{', '.join(sorted(configured)) or 'none'})")  # fmt: skip
     report.unconfigured_queued = _unconfigured_queued(services, configured)
+    # Stage tasks of results the real-time deadline fallback answered (ingest makes everyone else's).
+    enqueue_fallback_stages(services.engine, StageGraph.of(services.registry), services.store, datetime.now(UTC))
     claimed = claim(
         services.engine,
         limit,

@@ -6,7 +6,8 @@ Create Date: 2026-11-29
 
 ``task_stage``: which upstream task's result enqueued a stage task (and its pipeline item);
 ``task_twin``: a task served by another task's request (de-duplicated in one submit, or reused);
-``request_digest``: the digest of a request of a type with ``reuse_responses``, to find it again.
+``request_digest``: the digest of a request of a type with ``reuse_responses``, to find it again; and a
+partial index on the deadline fallback's usage rows (their stage tasks are made at the next submit).
 """
 
 from __future__ import annotations
@@ -73,9 +74,18 @@ def upgrade() -> None:
         sa.UniqueConstraint("task_id", "batch_id", name="uq_request_digest_task_id_batch_id"),
     )
     op.create_index(op.f("ix_request_digest_digest"), "request_digest", ["digest"])
+    fallback_only = sa.text("purpose = 'fallback'")
+    op.create_index(
+        "ix_usage_record_fallback_created_at",
+        "usage_record",
+        ["created_at"],
+        postgresql_where=fallback_only,
+        sqlite_where=fallback_only,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_usage_record_fallback_created_at", table_name="usage_record")
     op.drop_index(op.f("ix_request_digest_digest"), table_name="request_digest")
     op.drop_table("request_digest")
     for index in ("batch_id", "leader_task_id", "task_id"):
