@@ -90,7 +90,11 @@ def write_backfill(folder: Path, tasks: int, seed: int = 11) -> Path:
 
 
 def write_prefix_heavy(folder: Path, tasks: int) -> Path:
-    """Policy judgements only: the shipped cases, cycled under new keys, in ``folder/tasks``."""
+    """Policy judgements only: the shipped cases, cycled under new keys, in ``folder/tasks``.
+
+    Each cycle's copy of a case says which copy it is: otherwise identical requests of one submit are sent
+    once (de-duplication), and this workload is here to measure caching a long shared prefix.
+    """
     cases = (EXAMPLES / "tasks" / "policy_judgement.jsonl").read_text().splitlines()
     out = folder / "tasks"
     out.mkdir(parents=True)
@@ -98,6 +102,8 @@ def write_prefix_heavy(folder: Path, tasks: int) -> Path:
         for n in range(tasks):
             row = json.loads(cases[n % len(cases)])
             row["key"] = f"heavy-{n}"
+            if n >= len(cases):
+                row["payload"]["text"] = f"{row['payload']['text']} (filed again, copy {n // len(cases)})"
             lines.write(json.dumps(row) + "\n")
     return out
 
