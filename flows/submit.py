@@ -58,6 +58,9 @@ def log_submit(report: SubmitReport) -> None:
     if report.pilots or report.waiting_tasks:
         logger.info("%d pilot batch(es) sent; %d task(s) wait for their group's pilot", report.pilots,
                     report.waiting_tasks)  # fmt: skip
+    if report.deduplicated or report.reused:  # nightbatch.submit.dedup / .reuse: answered without a request
+        logger.info("%d twin(s) of identical requests wait for their leader's result; %d served from earlier "
+                    "answers", report.deduplicated, report.reused)  # fmt: skip
     for error_type, count in report.failed_by_error.items():
         logger.warning("%s task(s) failed before sending (%s)", f"{count:,}", error_type)
     for task_type, count in report.unconfigured_queued.items():
