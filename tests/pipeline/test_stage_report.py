@@ -16,7 +16,7 @@ from nightbatch.queue.enqueue import enqueue_jsonl
 from nightbatch.report.build import build_report
 from nightbatch.report.pipelines import pipeline_estimates, pipeline_lines
 from nightbatch.report.query import Selection
-from nightbatch.report.render import report_markdown, report_to_dict
+from nightbatch.report.render import report_markdown, report_to_dict, summary_markdown
 from nightbatch.services import Services
 from nightbatch.storage import LocalObjectStore
 from nightbatch.tasktypes import load_task_types
@@ -91,6 +91,7 @@ def test_the_report_shows_cost_per_completed_item_disagreement_and_deduplication
     assert "pipeline triage (triage -> dates -> reply -> judge)" in text
     assert f"de-duplication: {twin_rows} task(s) identical requests sent once" in text
     assert "## Pipelines, de-duplication and reuse" in report_markdown(report)
+    assert "per completed item" in summary_markdown(report)  # the nightly run's summary artifact
 
 
 def test_estimate_prices_a_first_stage_file_through_its_pipeline(shadowed: Services, emulator: EmulatorServer):
