@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, and_, case, func, insert, or_, select, update
 from sqlmodel import col
 
+from nightbatch.db.batches import mark_canceling
 from nightbatch.db.models import (
     Batch,
     BatchStatus,
@@ -95,7 +96,7 @@ def open_task_batches(engine: Engine) -> list[OpenBatch]:
         .outerjoin(earliest, earliest.c.batch_id == col(Batch.id))
         .where(
             col(Batch.status) == BatchStatus.IN_PROGRESS,
-            col(Batch.purpose) == "task",
+            col(Batch.purpose) == UsagePurpose.TASK,
             col(Batch.provider_batch_id).is_not(None),
         )
         .order_by(col(Batch.id))
@@ -107,12 +108,7 @@ def open_task_batches(engine: Engine) -> list[OpenBatch]:
 
 def mark_canceled_for_deadline(engine: Engine, batch_id: int, status: str, note: str) -> None:
     """Record that the deadline canceled ``batch_id`` (its results are still ingested as usual)."""
-    with engine.begin() as conn:
-        conn.execute(
-            update(Batch)
-            .where(col(Batch.id) == batch_id, col(Batch.status) == BatchStatus.IN_PROGRESS)
-            .values(status=BatchStatus(status), error=note[:2000])
-        )
+    mark_canceling(engine, batch_id, note[:2000], status=BatchStatus(status))
 
 
 def queued_with_deadlines(
