@@ -2,17 +2,18 @@
 
 States, and the function here that makes each transition::
 
-    insert_pending ─▶ pending ─record_created (create accepted)───────▶ in_progress ─▶ canceling ─▶ ended ─▶ ingested
-                        │  └─mark_create_failed (429/529/4xx)─────────▶ create_failed   (tasks back to queued)
-                        └─outcome unknown (timeout, 5xx, crash): stays pending; once its lease lapses a
-                          reconciler takes it (take_lease), then:
-                              found at the provider, proven ours ─adopt─▶ in_progress
-                              not found                          ─mark_create_failed─▶ create_failed
+    (insert_pending) ─▶ pending ─record_created (create accepted)─────▶ in_progress
+                          │  └─mark_create_failed (create refused)─────▶ create_failed   (tasks back to queued)
+                          └─outcome unknown (timeout, 5xx, crash): stays pending until its lease lapses;
+                            a reconciler takes it (take_lease), then
+                               found at the provider, proven ours ─adopt─▶ in_progress
+                               not found ─mark_create_failed─▶ create_failed
 
-    in_progress, canceling ─record_polled─▶ what the provider says (ended, with its counts)
     in_progress ─mark_canceling (a user's cancel, a deadline)─▶ canceling
-    ended ─(take_lease; ingest, in its own transaction)─▶ ingested          (release_lease if ingest fails)
-    a provider batch of ours that no row names ─insert_orphan─▶ a row with purpose ``orphan``
+    in_progress, canceling ─record_polled (what the provider says)─▶ ended
+    ended ─take_lease, then the ingest transaction (nightbatch.collect.ingest)─▶ ingested
+           (release_lease when the ingest fails and will be retried)
+    (insert_orphan) ─▶ a row of purpose ``orphan`` for a provider batch of ours that no row names
 
 Task states on the submit path (the task side lives in :mod:`nightbatch.db.tasks`): ``claimed`` ─(linked
 by :func:`insert_pending`)─▶ ``claimed`` with ``batch_id`` ─(:func:`record_created`)─▶ ``submitted``, which

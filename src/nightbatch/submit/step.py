@@ -53,11 +53,6 @@ class SubmitReport:
     failure_reasons: dict[str, int] = field(default_factory=dict)  # "error_type: message" -> tasks it failed
 
 
-def _unconfigured_queued(services: Services, configured: set[str]) -> dict[str, int]:
-    """Queued tasks whose type no configuration here describes (they wait for a worker that knows them)."""
-    return queued_outside(services.engine, configured)
-
-
 def _fit_budget(services: Services, batch: PackedBatch, decision: CacheDecision, budget: Budget) -> bool:
     """Keep the requests of ``batch`` that fit the budget (in order); release the rest. False if any was cut."""
     for position, request in enumerate(batch.requests):
@@ -131,7 +126,7 @@ def submit_step(
     if unknown:
         raise ConfigError(f"task type(s) {', '.join(sorted(unknown))} not configured (configured: "
                           f"{', '.join(sorted(configured)) or 'none'})")  # fmt: skip
-    report.unconfigured_queued = _unconfigured_queued(services, configured)
+    report.unconfigured_queued = queued_outside(services.engine, configured)  # they wait for a worker that knows them
     claimed = claim(
         services.engine,
         limit,
