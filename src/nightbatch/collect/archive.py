@@ -101,7 +101,8 @@ class ResultsArchive:
             return  # nothing downloading, or the download itself broke: the next ingest starts over
         try:
             uri = self.publish()
-            assert uri is not None and self.batch.id is not None  # a download was being archived: it is new
+            assert uri is not None  # a download was being archived: it is new
+            assert self.batch.id is not None
             with ingest_transaction(self.services.engine) as conn:
                 record_results_uri(conn, self.batch.id, uri)
         except Exception as exc:  # the ingest's own error is the one to raise; this one is only logged
