@@ -15,6 +15,10 @@ Three phases, each safe to repeat, so a crash anywhere is healed by ingesting ag
    becomes ``ingested``. Updates are guarded by
    ``status = submitted AND batch_id = <this batch>``, so a second ingest changes nothing.
 
+A calibration's batch (``purpose = calibration``) is ingested the same way, archived and its lines checked;
+each probe becomes an attempt and a ledger row for the task its custom_id names, and no task changes
+(:mod:`nightbatch.calibrate` scores the recorded probes).
+
 Memory stays flat in the batch size: lines are processed in chunks and written straight to spool files.
 """
 
