@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Engine, or_, select, update
+from sqlalchemy import ColumnElement, Connection, CursorResult, Engine, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -52,17 +52,21 @@ __all__ = [
     "ProviderBatch",
     "StaleRow",
     "adopt",
+    "calibration_batches",
     "ended_batches",
     "given_up_since",
     "insert_orphan",
     "insert_pending",
     "is_recorded",
     "known_provider_ids",
+    "load_batch",
     "mark_canceling",
     "mark_create_failed",
+    "mark_ingested",
     "open_batches",
     "record_created",
     "record_polled",
+    "record_results_uri",
     "release_lease",
     "set_manifest_uri",
     "stale_pending",
@@ -443,3 +447,33 @@ def stale_pending(engine: Engine, *, lease_seconds: int, now: datetime) -> list[
 def given_up_since(engine: Engine, since: datetime) -> list[StaleRow]:
     """Rows made since ``since`` that ended ``create_failed`` (a create of theirs may still land late)."""
     return _stale_rows(engine, col(Batch.status) == BatchStatus.CREATE_FAILED, col(Batch.created_at) >= since)
+
+
+# Ingest's transitions and reads (nightbatch.collect.ingest, nightbatch.calibrate).
+
+
+def load_batch(engine: Engine, batch_id: int) -> Batch | None:
+    """The batch row as it is now (a detached snapshot), or None."""
+    with Session(engine, expire_on_commit=False) as session:
+        return session.get(Batch, batch_id)
+
+
+def calibration_batches(engine: Engine, calibration_id: int) -> list[Batch]:
+    """The batches a calibration sent (one or more per candidate model), oldest first."""
+    with Session(engine, expire_on_commit=False) as session:
+        query = select(Batch).where(col(Batch.calibration_id) == calibration_id).order_by(col(Batch.id))
+        return list(session.execute(query).scalars())
+
+
+def record_results_uri(conn: Connection, batch_id: int, uri: str) -> None:
+    """Where the batch's results are archived: a second ingest reads them there, not from the provider."""
+    conn.execute(update(Batch).where(col(Batch.id) == batch_id).values(results_uri=uri))
+
+
+def mark_ingested(conn: Connection, batch_id: int, now: datetime) -> None:
+    """``ended -> ingested``, its ingest lease given up, in the ingest's own transaction."""
+    conn.execute(
+        update(Batch)
+        .where(col(Batch.id) == batch_id)
+        .values(status=BatchStatus.INGESTED, ingested_at=now, claimed_by=None, claimed_at=None)
+    )

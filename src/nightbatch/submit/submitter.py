@@ -192,6 +192,8 @@ def submit_batch(
     run_id: int | None = None,
     cache_decision: dict[str, object] | None = None,
     cache_role: CacheRole | None = None,
+    purpose: UsagePurpose = UsagePurpose.TASK,
+    calibration_id: int | None = None,
 ) -> SubmitOutcome | None:
     """Steps 1–4 for one packed batch (see the module docstring).
 
@@ -200,8 +202,9 @@ def submit_batch(
     task's claim was lost before the batch row was written.
     """
     written = write_pending(
-        engine, packed, worker=worker, run_id=run_id, cache_decision=cache_decision, cache_role=cache_role
-    )
+        engine, packed, worker=worker, run_id=run_id, cache_decision=cache_decision, cache_role=cache_role,
+        purpose=purpose, calibration_id=calibration_id,
+    )  # fmt: skip
     if written is None:
         return None
     batch_id = written
