@@ -17,7 +17,7 @@ from prefect.tasks import exponential_backoff
 from flows import events
 from flows.artifacts import publish_progress_table
 from flows.params import CollectParams, SubmitParams
-from flows.runtime import judge_and_publish, services_for
+from flows.runtime import FlowSettings, judge_and_publish, services_for
 from flows.submit import log_submit, submit_batches
 from nightbatch.collect.ingest import IngestReport
 from nightbatch.collect.poll import CollectReport, ended_batches, ingest_one, poll_open_batches
@@ -115,9 +115,9 @@ def finish_handed_over_runs(services: Services, ingested: list[IngestReport]) ->
 
 
 @flow(name="nightbatch-collect")
-def collect(params: CollectParams | None = None) -> State[dict[str, Any]]:
+def collect(params: CollectParams | None = None, settings: FlowSettings | None = None) -> State[dict[str, Any]]:
     params = params or CollectParams()
-    services = services_for(params.base_url)
+    services = services_for(params.base_url, settings)
     try:
         still_open, ingested = collect_batches(services)
         send_fanouts(services, ingested)  # before judging: a run whose pilot just ended is not finished

@@ -321,7 +321,9 @@ class TaskInserter:
         self._params = {"status": TaskStatus.QUEUED.value, "source": source, "now": now}
         # dialect_impl: the text SQLite's DateTime really stores, so bulk and ORM inserts sort alike.
         dialect = conn.dialect
-        self._store_datetime = UTCDateTime().dialect_impl(dialect).bind_processor(dialect) or (lambda value: value)
+        self._store_datetime: Callable[[Any], Any] = UTCDateTime().dialect_impl(dialect).bind_processor(dialect) or (
+            lambda value: value
+        )
 
     def encode(self, task: NewTask) -> str:
         """One task as a JSON object of the chunk parameter; its deadline as the column type stores it."""
