@@ -49,6 +49,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from nightbatch.db.engine import dialect_name, insert_ignoring_conflicts
 from nightbatch.db.models import TaskStatus, UTCDateTime, metadata
 from nightbatch.db.task_conflicts import conflicting, replace_queued
+from nightbatch.errors import StateError
 
 __all__ = [
     "POISON_MESSAGE",
@@ -264,15 +265,16 @@ def _row(task: NewTask, source: str | None, now: datetime) -> dict[str, Any]:
 
 def insert_task(engine: Engine, task: NewTask, *, source: str | None, now: datetime) -> tuple[int, bool]:
     """Insert ``task`` as ``queued`` unless its key exists: ``(task id, inserted)``; the existing row is
-    left exactly as it is. ``(-1, False)`` only if the conflicting row vanished (it cannot without a delete).
-    """
+    left exactly as it is."""
     with engine.begin() as conn:
         stmt = insert_ignoring_conflicts(_TASK, dialect_name(conn), ["idempotency_key"])
         new_id = conn.execute(stmt.values(_row(task, source, now)).returning(_TASK.c.id)).scalar()
         if new_id is not None:
             return int(new_id), True
         existing = conn.execute(select(_TASK.c.id).where(_TASK.c.idempotency_key == task.key)).scalar()
-    return (-1 if existing is None else int(existing)), False
+    if existing is None:  # pragma: no cover - the conflicting row cannot vanish without a delete
+        raise StateError(f"task with key {task.key!r} conflicted on insert but cannot be found")
+    return int(existing), False
 
 
 # A chunk travels as ONE parameter, a JSON array of rows that the database unpacks itself. Binding

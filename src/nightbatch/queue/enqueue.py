@@ -24,7 +24,7 @@ from nightbatch.build.template import check_fields
 from nightbatch.db import Engine
 from nightbatch.db.models import utcnow
 from nightbatch.db.tasks import insert_task, inserting_tasks
-from nightbatch.errors import InputError, StateError
+from nightbatch.errors import InputError
 from nightbatch.queue.taskfile import TaskFileReader, TaskSource, TaskSpec, canonical_json, make_task_spec
 
 __all__ = [
@@ -106,8 +106,6 @@ def enqueue(
         task_type, payload, key=key, priority=priority, deadline=deadline, model_override=model_override
     )
     task_id, inserted = insert_task(engine, spec, source=source, now=utcnow())
-    if task_id < 0:  # pragma: no cover - the conflicting row cannot vanish without a delete
-        raise StateError(f"task with key {spec.key!r} conflicted on insert but cannot be found")
     return EnqueueResult(task_id=task_id, inserted=inserted, key=spec.key)
 
 
