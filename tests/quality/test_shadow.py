@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from nightbatch.emulator import EmulatorServer
 from nightbatch.db.queries.quality import pass_rates
+from nightbatch.emulator import EmulatorServer
 from nightbatch.quality.shadow import in_shadow_sample
 from nightbatch.report.quality import measured_drift
 from nightbatch.services import Services
