@@ -1,13 +1,32 @@
-"""Reading a calibration's verdict (the calibration itself is run by :mod:`nightbatch.calibrate`)."""
+"""Calibration rows: created, read back with their probes' results and costs, decided, applied.
+
+The calibration stage (:mod:`nightbatch.calibrate`) makes the decisions; reports read verdicts and routes here.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
-from sqlmodel import col
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from nightbatch.db.models import Calibration
+from sqlalchemy import Engine, func, select, update
+from sqlmodel import Session, col
 
-__all__ = ["calibration_verdict"]
+from nightbatch.db.models import Batch, Calibration, TaskAttempt, UsagePurpose, UsageRecord
+
+__all__ = [
+    "DecidedCalibration",
+    "ProbeResult",
+    "calibrated_routes",
+    "calibration_verdict",
+    "create_calibration",
+    "decide_calibration",
+    "decided_calibrations",
+    "load_calibration",
+    "mark_calibration_applied",
+    "probe_costs_pusd",
+    "probe_results",
+]
 
 
 def calibration_verdict(engine: Engine, calibration_id: int) -> tuple[str | None, float | None, bool]:
@@ -21,14 +40,50 @@ def calibration_verdict(engine: Engine, calibration_id: int) -> tuple[str | None
     return row[0], row[1], row[2] is not None
 
 
-# --- from i17-ingest ---
-from datetime import datetime  # noqa: E402
-from typing import Any, NamedTuple  # noqa: E402
+def calibrated_routes(engine: Engine) -> dict[str, str]:
+    """``{task type: model}`` from the latest applied calibration of each type."""
+    query = (
+        select(col(Calibration.task_type), col(Calibration.recommended_model))
+        .where(col(Calibration.applied_at).is_not(None), col(Calibration.recommended_model).is_not(None))
+        .order_by(col(Calibration.applied_at), col(Calibration.id))
+    )
+    with engine.connect() as conn:
+        return {str(task_type): str(model) for task_type, model in conn.execute(query).all()}
 
-from sqlalchemy import func, update  # noqa: E402
-from sqlmodel import Session  # noqa: E402
 
-from nightbatch.db.models import Batch, TaskAttempt, UsagePurpose, UsageRecord  # noqa: E402
+@dataclass(frozen=True)
+class DecidedCalibration:
+    """A decided calibration: what it recommended against which bar, when, and whether it was applied."""
+
+    id: int
+    task_type: str
+    recommended_model: str | None
+    threshold: float | None
+    decided_at: datetime | None
+    applied_at: datetime | None
+    results: dict[str, Any] | None
+
+
+def decided_calibrations(engine: Engine) -> list[DecidedCalibration]:
+    """Every decided calibration, oldest first."""
+    query = (
+        select(
+            col(Calibration.id),
+            col(Calibration.task_type),
+            col(Calibration.recommended_model),
+            col(Calibration.threshold),
+            col(Calibration.decided_at),
+            col(Calibration.applied_at),
+            col(Calibration.results),
+        )
+        .where(col(Calibration.status) == "decided")
+        .order_by(col(Calibration.id))
+    )
+    with engine.connect() as conn:
+        return [DecidedCalibration(int(r[0]), *r[1:]) for r in conn.execute(query).all()]
+
+
+# Running a calibration's rows (nightbatch.calibrate).
 
 
 class ProbeResult(NamedTuple):
