@@ -26,7 +26,7 @@ from nightbatch.db.models import (
     UsagePurpose,
     UsageRecord,
 )
-from nightbatch.queue.claim import ClaimedTask
+from nightbatch.db.tasks import ClaimedTask
 
 __all__ = [
     "DEADLINE_ERROR",

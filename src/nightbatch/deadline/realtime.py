@@ -29,12 +29,12 @@ from nightbatch.build.requests import BuiltRequest, RequestBuilder
 from nightbatch.catalog import canonical_model
 from nightbatch.collect.outcome import check_output
 from nightbatch.collect.rows import thinking_tokens
+from nightbatch.db.calibrations import calibrated_routes
 from nightbatch.db.deadlines import claim_for_fallback, fail_for_deadline, record_fallback, release_fallback
 from nightbatch.db.ledger import AttemptRow, UsageRow, json_text
 from nightbatch.db.models import ServiceTier, TaskStatus, UsagePurpose
 from nightbatch.errors import ConfigError, ProviderError
 from nightbatch.pricing import Usage, geo_multiplier, price_usage
-from nightbatch.quality.routes import calibrated_routes
 from nightbatch.services import Services
 from nightbatch.submit.budget import Budget
 from nightbatch.submit.plan import PrefixSizer, plan_requests

@@ -12,11 +12,11 @@ from nightbatch import custom_ids
 from nightbatch.build.cache_ttl import CacheDecision
 from nightbatch.build.prefix import CacheTTL
 from nightbatch.build.requests import BuiltRequest, RequestBuilder
+from nightbatch.db.calibrations import calibrated_routes
 from nightbatch.db.models import BatchStatus
 from nightbatch.db.queue_state import why_nothing_claimed
 from nightbatch.db.tasks import fail_claimed, queued_outside
 from nightbatch.errors import ConfigError
-from nightbatch.quality.routes import calibrated_routes
 from nightbatch.queue.claim import claim, release
 from nightbatch.services import Services
 from nightbatch.submit.budget import Budget, request_bound_usd, spent_today_usd
