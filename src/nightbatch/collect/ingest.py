@@ -25,14 +25,13 @@ Memory stays flat in the batch size: lines are processed in chunks and written s
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from nightbatch import fastjson
+from nightbatch import custom_ids, fastjson
 from nightbatch.collect.archive import ResultsArchive, results_key
 from nightbatch.collect.lines import line_problem
 from nightbatch.collect.rows import ChunkRows, Shards, UsageShape, shard_key
@@ -79,9 +78,6 @@ class IngestReport:
         self.outcomes[key] = self.outcomes.get(key, 0) + 1
 
 
-_CUSTOM_ID = re.compile(rb'"custom_id"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
-
-
 def _chunks(stream: Iterator[bytes], report: IngestReport) -> Iterator[list[dict[str, Any]]]:
     chunk: list[dict[str, Any]] = []
     for number, raw in enumerate(stream, start=1):
@@ -93,8 +89,7 @@ def _chunks(stream: Iterator[bytes], report: IngestReport) -> Iterator[list[dict
                 raise ValueError("not an object with a custom_id")
         except ValueError as exc:
             # A line cut short still names its request: the task then gets this reason, not "missing".
-            named = _CUSTOM_ID.search(raw)
-            custom_id = named.group(1).decode() if named else None
+            custom_id = custom_ids.named_in(raw)
             where = f"custom_id {custom_id}" if custom_id else f"line {number}"
             report.bad_lines.append(f"batch {report.provider_batch_id} {where}: unreadable line ({exc})")
             if custom_id is not None:
