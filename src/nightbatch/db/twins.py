@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, func, select, update
+from sqlalchemy import Connection, Engine, Table, select, update
 
 from nightbatch.db.engine import insert_ignoring_conflicts
 from nightbatch.db.models import (
@@ -30,20 +30,16 @@ from nightbatch.db.models import (
     TaskStatus,
     TaskTwin,
     TwinKind,
-    UsagePurpose,
-    UsageRecord,
 )
 
 __all__ = [
     "Reusable",
     "SettledTwin",
-    "dedup_leaders",
     "find_reusable",
     "link_twins",
     "record_digests",
     "serve_reused",
     "settle_twins",
-    "twin_savings",
 ]
 
 _TASK: Table = Task.__table__  # type: ignore[attr-defined]
@@ -272,30 +268,3 @@ def serve_reused(conn: Connection, served: Sequence[tuple[int, Reusable]], worke
         )
         done.append(task_id)
     return done
-
-
-def twin_savings(conn: Connection, since: datetime | None, until: datetime | None) -> dict[str, tuple[int, int]]:
-    """Per kind (``dedup``, ``reuse``): (twins made in [since, until), picodollars their leaders' requests cost).
-
-    What a twin saved is what its leader's own request cost (the usage row of the leader in the batch that
-    answered both): the twin would have paid the same.
-    """
-    usage = UsageRecord.__table__  # type: ignore[attr-defined]
-    joined = _TWIN.outerjoin(
-        usage,
-        (usage.c.task_id == _TWIN.c.leader_task_id)
-        & (usage.c.batch_id == _TWIN.c.batch_id)
-        & (usage.c.purpose == UsagePurpose.TASK.value),
-    )
-    query = select(_TWIN.c.kind, func.count(), func.coalesce(func.sum(usage.c.cost_pusd), 0)).select_from(joined)
-    if since is not None:
-        query = query.where(_TWIN.c.created_at >= since)
-    if until is not None:
-        query = query.where(_TWIN.c.created_at < until)
-    return {str(kind): (int(n), int(cost)) for kind, n, cost in conn.execute(query.group_by(_TWIN.c.kind)).all()}
-
-
-def dedup_leaders(conn: Connection) -> dict[int, int]:
-    """Every de-duplicated twin's leader (twin task id -> leader task id)."""
-    rows = conn.execute(select(_TWIN.c.task_id, _TWIN.c.leader_task_id).where(_TWIN.c.kind == TwinKind.DEDUP.value))
-    return {int(twin): int(leader) for twin, leader in rows.all()}

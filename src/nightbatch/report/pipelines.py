@@ -23,8 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from nightbatch.db import Engine
-from nightbatch.db.stages import pipeline_tasks, shadow_pairs, task_costs
-from nightbatch.db.twins import dedup_leaders, twin_savings
+from nightbatch.db.queries.pipelines import dedup_leaders, pipeline_tasks, shadow_pairs, task_costs, twin_savings
 from nightbatch.pipeline.graph import StageGraph
 from nightbatch.pricing import pusd_to_usd
 from nightbatch.quality.checks import agrees
