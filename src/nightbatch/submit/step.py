@@ -21,6 +21,7 @@ from nightbatch.errors import ConfigError
 from nightbatch.quality.routes import calibrated_routes
 from nightbatch.queue.claim import claim, release
 from nightbatch.services import Services
+from nightbatch.submit.bounded import ClaimedPieces
 from nightbatch.submit.budget import Budget, request_bound_usd, spent_today_usd
 from nightbatch.submit.groups import Send, plan_sends
 from nightbatch.submit.pack import PackedBatch, pack
@@ -161,16 +162,19 @@ def submit_step(
         raise ConfigError(f"task type(s) {', '.join(sorted(unknown))} not configured (configured: "
                           f"{', '.join(sorted(configured)) or 'none'})")  # fmt: skip
     report.unconfigured_queued = _unconfigured_queued(services, configured)
-    claimed = claim(
-        services.engine,
+    # Claimed a piece at a time, as building consumes them: claimed rows never pile up (issue 20).
+    claimed = ClaimedPieces(
+        lambda n: claim(
+            services.engine,
+            n,
+            services.worker,
+            task_types=wanted,
+            lease_seconds=settings.lease_seconds,
+            poison_claims=settings.poison_claims,
+        ),
         limit,
-        services.worker,
-        task_types=wanted,
-        lease_seconds=settings.lease_seconds,
-        poison_claims=settings.poison_claims,
     )
-    report.claimed = len(claimed)
-    if not claimed:
+    if not claimed.ids:
         report.nothing_sent = why_nothing_claimed(
             services.engine,
             wanted=wanted,
@@ -182,6 +186,7 @@ def submit_step(
     try:
         calibrated = calibrated_routes(services.engine)
         plan = plan_requests(claimed, services.registry, RequestBuilder(), calibrated=calibrated)
+        report.claimed = len(claimed.ids)
         report.shadow_requests = plan.shadows
         report.trimmed_tokens = plan.trimmed_tokens
         groups = plan_sends(
@@ -209,7 +214,7 @@ def submit_step(
     except BaseException:
         # Planning failed before anything was linked to a batch (a database blip, a price table missing a
         # model): the claims go back at once. Left to lapse, they would count as a dead worker's (poison rule).
-        _release_quietly(services, [t.id for t in claimed])
+        _release_quietly(services, claimed.ids)
         raise
     report.failed_tasks = len(failures)
     for failure in failures:
