@@ -38,10 +38,12 @@ from sqlmodel import Session, col
 
 from nightbatch import custom_ids
 from nightbatch.build.prefix import canonical_json
+from nightbatch.build.requests import BuiltRequest
 from nightbatch.claude import BatchInfo, ClaudeClient
 from nightbatch.db.cache_entries import PILOT, claim_pilot, link_pilot
 from nightbatch.db.installation import installation_id
 from nightbatch.db.models import Batch, BatchStatus, CacheRole, Task, TaskStatus, UsagePurpose
+from nightbatch.db.task_links import link_claimed_tasks
 from nightbatch.errors import NightbatchError, ProviderError
 from nightbatch.storage import ObjectStore
 from nightbatch.submit.pack import PackedBatch
@@ -144,24 +146,19 @@ def write_pending(
             packed.recount()
         if cache_role == PILOT:
             link_pilot(session.connection(), packed.model, packed.prefix_hash, batch.id)
+
+        # A probe (shadow, calibration) is not the task's own request: the task stays where it is.
+        def own(request: BuiltRequest) -> bool:
+            return purpose == UsagePurpose.TASK and not custom_ids.is_shadow(request.custom_id)
+
+        # claimed_at=now: the task's lease is never older than its batch row's.
+        links = [(r.task_id, r.custom_id) for r in packed.requests if own(r)]
+        linked = link_claimed_tasks(
+            session.connection(), batch_id=batch.id, worker=worker, model=packed.model, links=links, now=now
+        )
         kept = []
         for request in packed.requests:
-            if purpose != UsagePurpose.TASK or custom_ids.is_shadow(request.custom_id):
-                kept.append(request)  # a probe, not the task's own request: the task stays where it is
-                continue
-            linked = session.execute(
-                update(Task)
-                .where(
-                    col(Task.id) == request.task_id,
-                    col(Task.status) == TaskStatus.CLAIMED,
-                    col(Task.claimed_by) == worker,
-                )
-                # claimed_at=now: the task's lease is never older than its batch row's.
-                .values(
-                    batch_id=batch.id, custom_id=request.custom_id, model=request.model, claimed_at=now, updated_at=now
-                )
-            )
-            if cast(CursorResult[Any], linked).rowcount == 1:
+            if not own(request) or request.task_id in linked:
                 kept.append(request)
             else:
                 log.warning("task %s: claim lost to another worker; left out of batch %s", request.task_id, batch.id)
