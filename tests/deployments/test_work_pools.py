@@ -62,7 +62,7 @@ def test_the_template_passes_the_servers_checks(pool):
     template = _template(pool)
     WorkPoolCreate(name=POOLS[pool], type=pool, base_job_template=template)  # raises on an undeclared variable
     jsonschema.Draft202012Validator.check_schema(template["variables"])
-    for name, schema in template["variables"]["properties"].items():
+    for _name, schema in template["variables"]["properties"].items():
         if "default" in schema:
             jsonschema.validate(schema["default"], schema)
 
@@ -127,12 +127,14 @@ def _check_kubernetes_job(manifest: dict[str, Any]) -> None:
 
 def _check_fargate_task(job: dict[str, Any]) -> None:
     definition, run = job["task_definition"], job["task_run_request"]
-    assert definition["requiresCompatibilities"] == ["FARGATE"] and definition["networkMode"] == "awsvpc"
+    assert definition["requiresCompatibilities"] == ["FARGATE"]
+    assert definition["networkMode"] == "awsvpc"
     cpu, memory = int(run["overrides"]["cpu"]), int(run["overrides"]["memory"])
     low, high = FARGATE[cpu]
     assert low <= memory <= high, f"{cpu} CPU units cannot have {memory} MiB on Fargate"
     (container,) = definition["containerDefinitions"]
-    assert container["image"] == IMAGE and container["name"] == job["container_name"]
+    assert container["image"] == IMAGE
+    assert container["name"] == job["container_name"]
     assert all(s["valueFrom"].startswith("arn:aws:") for s in container["secrets"])
     assert {s["name"] for s in container["secrets"]} >= {"ANTHROPIC_API_KEY", "NIGHTBATCH_DATABASE_URL"}
     assert run["overrides"]["containerOverrides"][0]["name"] == container["name"]
@@ -142,4 +144,6 @@ def _check_fargate_task(job: dict[str, Any]) -> None:
 def test_no_secret_values_in_the_files(pool):
     for name in ("prefect.yaml", "base-job-template.json"):
         text = (ROOT / "deployments" / pool / name).read_text()
-        assert "sk-ant" not in text and "password" not in text.lower() and "AKIA" not in text
+        assert "sk-ant" not in text
+        assert "password" not in text.lower()
+        assert "AKIA" not in text
