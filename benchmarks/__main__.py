@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--only ingest,submit,enqueue,cost]``: run, print and save the results tables."""
+"""``python -m benchmarks [--quick] [--only ingest,submit,enqueue,cost,backfill]``: run, print, save the tables."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cost, enqueue, ingest, submit
+from benchmarks import backfill, cost, enqueue, ingest, submit
 from benchmarks._harness import Row, machine, markdown_table, postgres_server_url
 from nightbatch.db import redact_url
 
@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, Callable[..., list[Any]]] = {
     "submit": submit.run,
     "enqueue": enqueue.run,
     "cost": cost.run,
+    "backfill": backfill.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
 

@@ -4,6 +4,11 @@ Claimed tasks carry their payloads and one claim of 100,000 rows peaked at ~1.8 
 (driver rows, decoded JSON, the task objects, all alive at once), more than the requests built from
 them (~0.6 KB). :class:`ClaimedPieces` claims ``piece`` tasks at a time and hands each on while
 letting go of it, so the step holds one piece of claimed rows plus the requests built so far.
+
+The piece size trades memory for claim statements. Measured for a 100,000-task chunk (PostgreSQL, claim +
+build + pack): one claim peaked at +183 MiB; pieces of 50,000 at +119, 25,000 at +86, 10,000 at +66. But
+each claim statement sorts every claimable row (its order, priority then deadline then id, has no index:
+1.2 s at a million queued tasks), so small pieces multiply that sort. 25,000 keeps both in check.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ __all__ = ["CLAIM_PIECE", "ClaimedPieces", "drain"]
 
 T = TypeVar("T")
 
-CLAIM_PIECE = 10_000
+CLAIM_PIECE = 25_000
 
 
 def drain(items: list[T]) -> Iterator[T]:
