@@ -87,6 +87,7 @@ BUCKET = "nb-backfill"
 EMULATOR = {"time_scale": 1200.0, "batch_concurrency": 1000, "wave_seconds": 60.0, "batch_start_delay_seconds": 60.0}
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 WORK_DEADLINE_SECONDS = 3600
+IDLE_SECONDS = 0.5  # a worker with nothing to do polls again after this (batches take ~5 s)
 _ASKS = [
     ("I was charged twice for my billing cycle", "billing"),
     ("the export button crashes the app", "bug"),
@@ -249,7 +250,7 @@ def case_worker(url: str, store: str, config: str, base_url: str, worker: str, l
     from dataclasses import asdict
 
     from nightbatch.collect.poll import collect_step
-    from nightbatch.db.audit import work_left
+    from nightbatch.db.audit import tasks_queued, work_left
     from nightbatch.db.models import RunStatus
     from nightbatch.errors import RetryableProviderError
     from nightbatch.runs import finish_run, heartbeat, start_run
@@ -265,8 +266,9 @@ def case_worker(url: str, store: str, config: str, base_url: str, worker: str, l
     while time.monotonic() < deadline:
         heartbeat(services.engine, run_id)
         busy = False
+        # As the flow does, submit only while tasks wait: an empty claim still scans the queue for claimable rows.
         with submit_slot(lock) as holding:
-            if holding:
+            if holding and tasks_queued(services.engine):
                 started = time.time()
                 try:
                     report = submit_in_chunks(services, limit=limit, run_id=run_id)
@@ -301,7 +303,7 @@ def case_worker(url: str, store: str, config: str, base_url: str, worker: str, l
         if not work_left(services.engine):
             break
         idle = time.time()
-        time.sleep(0.2)
+        time.sleep(IDLE_SECONDS)
         log.idle_seconds += time.time() - idle
     log.done = time.time()
     log.peak_rss = (_status_kib("VmHWM") or 0) * 1024

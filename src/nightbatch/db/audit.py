@@ -21,7 +21,7 @@ from sqlmodel import col
 from nightbatch.db.engine import dialect_name
 from nightbatch.db.models import Batch, BatchStatus, Task, TaskAttempt, TaskStatus, UsageRecord
 
-__all__ = ["QueueAudit", "audit_queue", "database_bytes", "work_left"]
+__all__ = ["QueueAudit", "audit_queue", "database_bytes", "tasks_queued", "work_left"]
 
 _OPEN = (TaskStatus.QUEUED, TaskStatus.CLAIMED, TaskStatus.SUBMITTED)
 _OPEN_BATCH = (BatchStatus.PENDING, BatchStatus.IN_PROGRESS, BatchStatus.CANCELING, BatchStatus.ENDED)
@@ -50,6 +50,12 @@ def work_left(engine: Engine) -> bool:
         tasks = conn.execute(select(exists().where(col(Task.status).in_(_OPEN)))).scalar_one()
         batches = conn.execute(select(exists().where(col(Batch.status).in_(_OPEN_BATCH)))).scalar_one()
     return bool(tasks or batches)
+
+
+def tasks_queued(engine: Engine) -> bool:
+    """Whether any task waits in the queue (one indexed look, where counting would scan them all)."""
+    with engine.connect() as conn:
+        return bool(conn.execute(select(exists().where(col(Task.status) == TaskStatus.QUEUED))).scalar_one())
 
 
 def audit_queue(engine: Engine, *, max_sends: int = 1) -> QueueAudit:
