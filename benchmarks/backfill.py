@@ -379,7 +379,7 @@ def check(url: str, store_dir: str, base_url: str, tasks: int, workers: list[dic
     if sent != tasks:
         problems.append(f"{tasks:,} tasks but {sent:,} sent by the workers")
     ingested = Counter(b for w in workers for b in w["ingested"])
-    problems += [f"batch {b} ingested by {n} workers" for b, n in ingested.items() if n > 1]
+    problems += [f"batch {b} ingested {n} times by the workers" for b, n in ingested.items() if n > 1]
     with engine.connect() as conn:
         batches = dict(conn.execute(select(col(Batch.id), col(Batch.provider_batch_id)).where(
             col(Batch.purpose) == "task", col(Batch.provider_batch_id).is_not(None))).all())  # fmt: skip
