@@ -13,7 +13,8 @@ from typing import Any
 
 from sqlalchemy import update
 
-from benchmarks import backfill
+from benchmarks import backfill_work as backfill
+from benchmarks.backfill_check import check
 from nightbatch.db import make_engine
 from nightbatch.db.models import Task
 from nightbatch.emulator import EmulatorConfig, EmulatorServer
@@ -49,7 +50,7 @@ def test_a_small_backfill_runs_and_passes_the_exactly_once_check(
         thread.join(timeout=120)
     assert len(logs) == 2
     assert sum(w["submitted"] for w in logs) == TASKS
-    checked = backfill.check(db_url, store, emulator.base_url, TASKS, logs)
+    checked = check(db_url, store, emulator.base_url, TASKS, logs)
     assert checked["problems"] == []
     assert checked["tasks_by_status"] == {"succeeded": TASKS}
     assert checked["billed"] == TASKS
@@ -64,9 +65,7 @@ def test_a_small_backfill_runs_and_passes_the_exactly_once_check(
     with engine.begin() as conn:
         conn.execute(update(Task).where(Task.id == 1).values(attempts=2))
     engine.dispose()
-    problems = backfill.check(db_url, store, emulator.base_url, TASKS, doubled)["problems"]
+    problems = check(db_url, store, emulator.base_url, TASKS, doubled)["problems"]
     assert any("ingested 2 times" in p for p in problems)
     assert any("sent more than 1 time" in p for p in problems)
-    assert any(
-        "a claim was lost" in p for p in backfill.check(db_url, store, emulator.base_url, TASKS, lost)["problems"]
-    )
+    assert any("a claim was lost" in p for p in check(db_url, store, emulator.base_url, TASKS, lost)["problems"])
