@@ -195,7 +195,7 @@ def rows(scenarios: list[Scenario]) -> list[Row]:
     out = []
     for s in scenarios:
         base = single.get(s.tasks) if s.workers > 1 else None
-        peak = max(w["peak_rss"] for w in s.per_worker)
+        peak = max(w["peak_rss"] - w["start_rss"] for w in s.per_worker)  # above where it started, as elsewhere
         notes = [
             f"{s.workers} worker(s): work {s.work_seconds:,.0f} s + enqueue {s.phases['enqueue']:,.0f} s",
             f"peak RSS per worker {', '.join(format(w['peak_rss'] / MiB, ',.0f') for w in s.per_worker)} MiB",
