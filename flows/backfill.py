@@ -16,7 +16,7 @@ from pydantic import Field
 from flows.nightly import enqueue_into
 from flows.params import WaitParams
 from flows.rounds import submit_and_collect, submit_only
-from flows.runtime import finish, tracked_run
+from flows.runtime import FlowSettings, finish, tracked_run
 
 
 class BackfillParams(WaitParams):
@@ -29,8 +29,8 @@ class BackfillParams(WaitParams):
 
 
 @flow(name="nightbatch-backfill")
-def backfill(params: BackfillParams) -> State[dict[str, Any]]:
-    with tracked_run("backfill", params, params.base_url) as run:
+def backfill(params: BackfillParams, settings: FlowSettings | None = None) -> State[dict[str, Any]]:
+    with tracked_run("backfill", params, params.base_url, settings) as run:
         enqueued = enqueue_into(run, params.source, params.source_task_type)
         if params.wait:
             submit_and_collect(run.services, params, run.run_id, run.log,

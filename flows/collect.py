@@ -13,18 +13,17 @@ from prefect import State, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed
 from prefect.tasks import exponential_backoff
-from sqlalchemy.exc import OperationalError
 
 from flows import events
 from flows.artifacts import publish_progress_table
 from flows.params import CollectParams, SubmitParams
-from flows.runtime import judge_and_publish, services_for
+from flows.runtime import FlowSettings, judge_and_publish, services_for
 from flows.submit import log_submit, submit_batches
 from nightbatch.collect.ingest import IngestReport
 from nightbatch.collect.poll import CollectReport, ended_batches, ingest_one, poll_open_batches
 from nightbatch.db.models import RunStatus
 from nightbatch.db.run_tasks import batch_label, run_open_batches, run_record
-from nightbatch.db.transient import retry_transient
+from nightbatch.db.transient import is_operational_error, retry_transient
 from nightbatch.errors import RetryableProviderError, StorageError
 from nightbatch.run_facts import JudgedRun, RunLog
 from nightbatch.runs import finish_run
@@ -35,10 +34,10 @@ def _transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry only what may pass on a second try: the API or the object store failing, a locked database."""
     try:
         state.result()
-    except (RetryableProviderError, StorageError, OperationalError):
+    except (RetryableProviderError, StorageError):
         return True
-    except Exception:  # anything else is a bug or bad input: retrying cannot help
-        return False
+    except Exception as exc:  # beyond a locked database, a bug or bad input: retrying cannot help
+        return is_operational_error(exc)
     return False
 
 
@@ -116,9 +115,9 @@ def finish_handed_over_runs(services: Services, ingested: list[IngestReport]) ->
 
 
 @flow(name="nightbatch-collect")
-def collect(params: CollectParams | None = None) -> State[dict[str, Any]]:
+def collect(params: CollectParams | None = None, settings: FlowSettings | None = None) -> State[dict[str, Any]]:
     params = params or CollectParams()
-    services = services_for(params.base_url)
+    services = services_for(params.base_url, settings)
     try:
         still_open, ingested = collect_batches(services)
         send_fanouts(services, ingested)  # before judging: a run whose pilot just ended is not finished

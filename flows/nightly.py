@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.params import NightlyParams
 from flows.rounds import submit_and_collect, submit_only
-from flows.runtime import TrackedRun, finish, tracked_run
+from flows.runtime import FlowSettings, TrackedRun, finish, tracked_run
 from nightbatch.services import Services
 from nightbatch.sources import EnqueueSummary, enqueue_source
 
@@ -47,9 +47,10 @@ def enqueue_into(run: TrackedRun, source: str | None, task_type: str | None) -> 
 
 
 @flow(name="nightbatch-nightly")
-def nightly(params: NightlyParams | None = None) -> State[dict[str, Any]]:
+def nightly(params: NightlyParams | None = None, settings: FlowSettings | None = None) -> State[dict[str, Any]]:
+    """``settings``: the caller's settings without secrets (see :mod:`flows.runtime`); none: the worker's."""
     params = params or NightlyParams()
-    with tracked_run("nightly", params, params.base_url) as run:
+    with tracked_run("nightly", params, params.base_url, settings) as run:
         enqueue_into(run, params.source, params.source_task_type)
         if params.wait:
             submit_and_collect(run.services, params, run.run_id, run.log,

@@ -1,4 +1,12 @@
-"""Building the core's :class:`Services` inside a flow run, keeping the run's row, and ending it honestly."""
+"""Building the core's :class:`Services` inside a flow run, keeping the run's row, and ending it honestly.
+
+Settings reach a flow run in one of two ways, each read once, at flow start. ``nightbatch run | submit |
+collect`` read them once and pass :meth:`~nightbatch.config.Settings.public_values` as the flow's
+``settings`` parameter; a deployment run (a Prefect worker) gets none and reads its own environment. The
+parameter holds no secret, because Prefect shows a flow run's parameters in its UI and stores them in its
+database: the API key and the database password are resolved here, in the process that runs the flow
+(:meth:`~nightbatch.config.Settings.with_secrets`), or from the Prefect blocks the settings name.
+"""
 
 from __future__ import annotations
 
@@ -20,10 +28,20 @@ from nightbatch.run_facts import JudgedRun, RunLog, judge_run
 from nightbatch.runs import close_interrupted_runs, finish_run, stale_after, start_run
 from nightbatch.services import Services
 
+FlowSettings = dict[str, Any]
+"""The ``settings`` parameter of every flow: :meth:`Settings.public_values` (no secrets), or None."""
 
-def services_for(base_url: str | None) -> Services:
-    """The core's services from the worker's settings, with any Prefect blocks they name applied."""
-    return Services.from_settings(apply_blocks(Settings()), base_url=base_url)
+
+def settings_for(public: FlowSettings | None) -> Settings:
+    """The flow run's settings: the values it was given with this process's secrets, or (a deployment run,
+    given none) this process's own settings; then any Prefect blocks they name."""
+    settings = Settings() if public is None else Settings.with_secrets(public)
+    return apply_blocks(settings)
+
+
+def services_for(base_url: str | None, settings: FlowSettings | None = None) -> Services:
+    """The core's services for a flow run (see :func:`settings_for`)."""
+    return Services.from_settings(settings_for(settings), base_url=base_url)
 
 
 @dataclass
@@ -37,13 +55,15 @@ class TrackedRun:
 
 
 @contextmanager
-def tracked_run(kind: str, params: BaseModel, base_url: str | None) -> Iterator[TrackedRun]:
+def tracked_run(
+    kind: str, params: BaseModel, base_url: str | None, settings: FlowSettings | None = None
+) -> Iterator[TrackedRun]:
     """Services for one flow run and its ``run`` row: succeeded / failed by the outcome policy, or failed
     if the body raised.
 
     Runs whose process died are closed as interrupted first; this run's report and artifacts include them.
     """
-    services = services_for(base_url)
+    services = services_for(base_url, settings)
     closed = close_interrupted_runs(services.engine, stale_after=stale_after(services.settings))
     run = TrackedRun(services, start_run(services.engine, kind, params.model_dump(mode="json")), kind)
     run.log.notes += [f"{c.describe()}; this run finished its work and reports it" for c in closed]

@@ -13,7 +13,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.states import Completed, Failed
 
 from flows.params import SubmitParams
-from flows.runtime import services_for
+from flows.runtime import FlowSettings, services_for
 from nightbatch.outcome_policy import RunFacts, RunOutcome, decide_outcome
 from nightbatch.services import Services
 from nightbatch.submit.chunks import submit_in_chunks
@@ -97,9 +97,9 @@ def submit_result(report: SubmitReport, outcome: RunOutcome) -> dict[str, Any]:
 
 
 @flow(name="nightbatch-submit")
-def submit(params: SubmitParams | None = None) -> State[dict[str, Any]]:
+def submit(params: SubmitParams | None = None, settings: FlowSettings | None = None) -> State[dict[str, Any]]:
     params = params or SubmitParams()
-    services = services_for(params.base_url)
+    services = services_for(params.base_url, settings)
     try:
         report = submit_batches(services, params, None)
         log_submit(report)

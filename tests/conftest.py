@@ -1,6 +1,7 @@
 """Shared pytest wiring. Each real service has its own fixture module, started once per run."""
 
 pytest_plugins = [
+    "tests.fixtures.cli",
     "tests.fixtures.db",
     "tests.fixtures.emulator",
     "tests.fixtures.s3",

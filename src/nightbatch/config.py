@@ -4,6 +4,12 @@ Precedence, highest first: explicit keyword arguments, environment variables (``
 SDK's own ``ANTHROPIC_API_KEY`` / ``ANTHROPIC_BASE_URL``), the ``[settings]`` table of the config file
 (``nightbatch.toml`` in the working directory, or the file named by ``NIGHTBATCH_CONFIG``), defaults.
 The same config file holds the task types (``[task_types.*]``, see :mod:`nightbatch.tasktypes`).
+
+Settings are read once per process and passed down. A flow run gets them as a parameter
+(:meth:`Settings.public_values`), not through ``os.environ``; but a flow's parameters are shown in the
+Prefect UI and stored in Prefect's database, so the secrets are left out: the API key, and the password
+in the database URL. The flow run resolves those where it runs (:meth:`Settings.with_secrets`), from its
+own environment / config file or from the Prefect blocks it names.
 """
 
 from __future__ import annotations
@@ -13,15 +19,18 @@ import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from nightbatch.errors import ConfigError
 
-__all__ = ["Settings", "config_file_path", "environ"]
+__all__ = ["SECRET_FIELDS", "Settings", "config_file_path", "environ", "without_password"]
 
 DEFAULT_HOME = Path(".nightbatch")
+SECRET_FIELDS = frozenset({"anthropic_api_key"})
+"""Settings never handed to a flow as a parameter (the database URL's password is left out too)."""
 
 
 def environ() -> dict[str, str]:
@@ -32,6 +41,17 @@ def environ() -> dict[str, str]:
 def config_file_path() -> Path:
     """The config file nightbatch reads: ``$NIGHTBATCH_CONFIG`` or ``./nightbatch.toml``."""
     return Path(os.environ.get("NIGHTBATCH_CONFIG", "nightbatch.toml"))
+
+
+def without_password(url: str) -> str:
+    """``url`` with the password of its user part removed (``scheme://user@host/db``); unchanged without one."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    user, host = parts.netloc.rsplit("@", 1)
+    if ":" not in user:
+        return url
+    return urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}@{host}"))
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -145,14 +165,42 @@ class Settings(BaseSettings):
         """True when no API key is configured: nightbatch then talks to its local emulator."""
         return self.anthropic_api_key is None
 
+    def public_values(self) -> dict[str, Any]:
+        """Every setting that may be shown and stored as a flow parameter: JSON values, no secrets.
+
+        The API key is left out, and the database URL loses its password; :meth:`with_secrets` puts them
+        back where the flow runs.
+        """
+        values = self.model_dump(mode="json", exclude=set(SECRET_FIELDS))
+        if self.database_url:
+            values["database_url"] = without_password(self.database_url)
+        return values
+
+    @classmethod
+    def with_secrets(cls, public: dict[str, Any]) -> Settings:
+        """Settings from ``public`` values (:meth:`public_values`) plus the secrets of this process.
+
+        The API key and a database password come from this process's environment and config file (read
+        here, once); a URL that is the local one without its password gets the password back. Where the
+        key lives in a Prefect ``Secret`` block instead, the flow applies it afterwards.
+        """
+        # Every other field is given, so this one read takes only the secrets from the sources.
+        settings = cls(**{k: v for k, v in public.items() if k != "database_url"})
+        url = public.get("database_url")
+        if settings.database_url and url and without_password(settings.database_url) == url:
+            return settings  # the same database: keep the URL with its password
+        return settings.model_copy(update={"database_url": url})
+
     def api_key_value(self) -> str | None:
         """The raw API key, for handing to the SDK only."""
         return self.anthropic_api_key.get_secret_value() if self.anthropic_api_key else None
 
 
 def export_to_environment(values: dict[str, str]) -> None:
-    """Set variables for this process and its children (flows read their settings from the environment).
+    """Set variables for this process and its children, for libraries configured only through the
+    environment: Prefect's own settings (read when it is first imported) and boto3's credential chain.
 
-    Used by the demo to point the flows at its own database, output folder and the emulator.
+    Never nightbatch's own settings: those are passed down as a :class:`Settings` (to flows, as
+    :meth:`Settings.public_values`).
     """
     os.environ.update(values)

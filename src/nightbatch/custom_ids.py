@@ -37,9 +37,12 @@ __all__ = [
     "Kind",
     "bind",
     "build",
+    "calibration_task_id",
     "is_shadow",
+    "named_in",
     "new_installation_id",
     "parse",
+    "require",
     "shadow_task_id",
     "task_id",
 ]
@@ -51,6 +54,9 @@ UNBOUND_INSTALLATION = "0" * INSTALLATION_ID_LENGTH
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 _FULL = re.compile(r"^([tsc])(\d{1,12})-(\d{1,3})-(\d{10})-([0-9a-z]{10})$")
 _LEGACY = re.compile(r"^([tsc])(\d{1,12})(?:-(\d{1,3}))?$")
+# A custom_id as it appears in a raw result line, found without parsing the JSON (the line may be damaged).
+_IN_LINE = re.compile(r'"custom_id"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
+_IN_LINE_BYTES = re.compile(_IN_LINE.pattern.encode())
 
 
 class Kind(StrEnum):
@@ -88,9 +94,7 @@ def build(kind: Kind, task_id: int, attempt: int, *, row: int = UNBOUND_ROW, ins
 
 def bind(custom_id: str, *, row: int, installation: str) -> str:
     """``custom_id`` with its batch row and installation filled in (same length as the unbound one)."""
-    parsed = parse(custom_id)
-    if parsed is None:
-        raise ValueError(f"not one of our custom_ids: {custom_id!r}")
+    parsed = require(custom_id)
     return build(parsed.kind, parsed.task_id, parsed.attempt, row=row, installation=installation)
 
 
@@ -105,6 +109,24 @@ def parse(custom_id: str) -> CustomId | None:
         kind, task, attempt = legacy.groups()
         return CustomId(Kind(kind), int(task), int(attempt or 0))
     return None
+
+
+def require(custom_id: str) -> CustomId:
+    """What a custom_id of ours says; :class:`ValueError` naming it when it is not one of ours."""
+    parsed = parse(custom_id)
+    if parsed is None:
+        raise ValueError(f"not one of our custom_ids: {custom_id!r}")
+    return parsed
+
+
+def named_in(line: str | bytes) -> str | None:
+    """The custom_id a raw result line names, found without parsing it as JSON (a damaged line still
+    names its request); None when no custom_id can be read. Any well-formed custom_id, ours or not."""
+    if isinstance(line, bytes):
+        found = _IN_LINE_BYTES.search(line)
+        return found.group(1).decode() if found else None
+    match = _IN_LINE.search(line)
+    return match.group(1) if match else None
 
 
 def _head_task(custom_id: str, kind: Kind) -> int | None:
@@ -124,6 +146,11 @@ def task_id(custom_id: str) -> int | None:
 def shadow_task_id(custom_id: str) -> int | None:
     """The task a shadow custom_id names, or None when it is not one."""
     return _head_task(custom_id, Kind.SHADOW)
+
+
+def calibration_task_id(custom_id: str) -> int | None:
+    """The task a calibration probe's custom_id names, or None when it is not one."""
+    return _head_task(custom_id, Kind.CALIBRATION)
 
 
 def is_shadow(custom_id: str) -> bool:

@@ -22,20 +22,19 @@ All at batch prices. Without an API (or when counting fails) local estimates are
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
-
-from sqlalchemy import func, select
-from sqlmodel import col
 
 from nightbatch.build.cache_ttl import plan_group
 from nightbatch.build.prefix import Prefix
 from nightbatch.build.requests import BuiltRequest, RequestBuilder
 from nightbatch.catalog import model_info
 from nightbatch.db.cache_entries import group_states, measured_hit_rate
-from nightbatch.db.models import Task, TaskStatus, UsagePurpose, UsageRecord, utcnow
+from nightbatch.db.models import utcnow
+from nightbatch.db.queries.history import output_history
+from nightbatch.db.queries.queue import queued_tasks
 from nightbatch.errors import ProviderError
 from nightbatch.pricing import BATCH_DISCOUNT, geo_multiplier
 from nightbatch.report.prefix import padding_advice
@@ -117,22 +116,6 @@ class Forecast:
         )
 
 
-def _historical_output(services: Services, task_type: str, model: str) -> tuple[float, float] | None:
-    """Mean (output, thinking) tokens of the type's task responses on ``model``, or None without history."""
-    query = (
-        select(func.avg(UsageRecord.output_tokens), func.avg(UsageRecord.thinking_tokens))
-        .join(Task, col(Task.id) == col(UsageRecord.task_id))
-        .where(
-            col(Task.task_type) == task_type,
-            col(UsageRecord.model) == model,
-            col(UsageRecord.purpose) == UsagePurpose.TASK,
-        )
-    )
-    with services.engine.connect() as conn:
-        output, thinking = conn.execute(query).one()
-    return None if output is None else (float(output), float(thinking or 0))
-
-
 class Forecaster:
     """Accumulates tasks, then prices them (see the module docstring)."""
 
@@ -202,13 +185,13 @@ class Forecaster:
             # A group waiting for its running pilot will be sent as a fan-out that reads.
             option = "warm" if decision.option == "wait" else decision.option
             group.cache_option = option
-            history = _historical_output(self._services, group.task_type, group.model)
+            history = output_history(self._services.engine, group.task_type, group.model)
             per_task_max = group.max_output_tokens / group.tasks
             thinking = expected_thinking_tokens(
                 model_info(group.model), task_type.thinking, task_type.max_tokens,
-                history=history[1] if history is not None and history[1] > 0 else None,
+                history=history.thinking_tokens if history is not None and history.thinking_tokens > 0 else None,
             )  # fmt: skip
-            visible = history[0] - history[1] if history is not None else per_task_max
+            visible = history.output_tokens - history.thinking_tokens if history is not None else per_task_max
             expected_out = min(visible + thinking, per_task_max)
             group.expected_output_tokens = int(expected_out * group.tasks)
             group.expected_thinking_tokens = int(min(thinking, expected_out) * group.tasks)
@@ -232,19 +215,10 @@ class Forecaster:
         return forecast
 
 
-def _queued(services: Services, task_types: list[str] | None) -> Iterator[Any]:
-    query = select(col(Task.id), col(Task.task_type), col(Task.payload), col(Task.model_override)).where(
-        col(Task.status) == TaskStatus.QUEUED
-    )
-    if task_types:
-        query = query.where(col(Task.task_type).in_(task_types))
-    with services.engine.connect() as conn:
-        yield from conn.execution_options(yield_per=2000).execute(query)
-
-
 def forecast_queue(services: Services, task_types: list[str] | None = None, *, use_api: bool = True) -> Forecast:
     """Forecast the batch cost of every queued task (of ``task_types``, if given)."""
-    return forecast_tasks(services, _queued(services, task_types), use_api=use_api)
+    rows = ((t.id, t.task_type, t.payload, t.model_override) for t in queued_tasks(services.engine, task_types))
+    return forecast_tasks(services, rows, use_api=use_api)
 
 
 def forecast_tasks(services: Services, tasks: Iterable[Any], *, use_api: bool = True) -> Forecast:

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine
-
+from nightbatch.db import Engine
 from nightbatch.db.run_tasks import run_open_batches, run_task_counts
 from nightbatch.outcome_policy import DEFAULT_MAX_FAILED_SHARE, RunFacts, RunOutcome, decide_outcome
 from nightbatch.pricing import PriceTable

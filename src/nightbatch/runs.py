@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, update
-from sqlmodel import Session, col
-
 from nightbatch.config import Settings
-from nightbatch.db.models import Run, RunStatus, utcnow
+from nightbatch.db import Engine
+from nightbatch.db.models import utcnow
+from nightbatch.db.runs import RunningRun, close_interrupted, finish_run, heartbeat, interrupted_before, running_runs
+from nightbatch.db.runs import start_run as insert_run
 
 __all__ = [
     "ClosedRun",
@@ -50,28 +50,8 @@ def _host() -> str:
 
 
 def start_run(engine: Engine, kind: str, parameters: dict[str, Any]) -> int:
-    with Session(engine) as session:
-        run = Run(kind=kind, parameters=parameters, hostname=_host(), pid=os.getpid(), heartbeat_at=utcnow())
-        session.add(run)
-        session.commit()
-        assert run.id is not None
-        return run.id
-
-
-def heartbeat(engine: Engine, run_id: int) -> None:
-    """The run's process is alive: called at step boundaries (each submit and collect round)."""
-    with engine.begin() as conn:
-        conn.execute(
-            update(Run).where(col(Run.id) == run_id, col(Run.status) == RunStatus.RUNNING).values(heartbeat_at=utcnow())
-        )
-
-
-def finish_run(engine: Engine, run_id: int, status: RunStatus, totals: dict[str, Any]) -> None:
-    with Session(engine) as session:
-        session.execute(
-            update(Run).where(col(Run.id) == run_id).values(status=status, ended_at=utcnow(), totals=totals)
-        )
-        session.commit()
+    """A ``running`` row for this process (host and pid, so a later run can tell whether it is gone)."""
+    return insert_run(engine, kind, parameters, hostname=_host(), pid=os.getpid())
 
 
 def _pid_alive(pid: int) -> bool:
@@ -94,7 +74,7 @@ class ClosedRun:
         return f"run {self.run_id} ({self.kind}) closed as interrupted: {self.reason}"
 
 
-def _why_gone(row: Any, host: str, stale_before: datetime) -> str | None:
+def _why_gone(row: RunningRun, host: str, stale_before: datetime) -> str | None:
     last = row.heartbeat_at or row.started_at
     if row.hostname == host and row.pid is not None and not _pid_alive(row.pid):
         return f"its process {row.pid} on {host} is gone"
@@ -112,45 +92,11 @@ def close_interrupted_runs(
     """
     now = now or utcnow()
     host = _host()
-    columns = (col(Run.id), col(Run.kind), col(Run.hostname), col(Run.pid), col(Run.heartbeat_at), col(Run.started_at))
-    with engine.connect() as conn:
-        running = conn.execute(select(*columns).where(col(Run.status) == RunStatus.RUNNING)).all()
     closed: list[ClosedRun] = []
-    for row in running:
+    for row in running_runs(engine):
         if row.id == exclude:
             continue
         reason = _why_gone(row, host, now - stale_after)
-        if reason is None:
-            continue
-        with engine.begin() as conn:
-            done = conn.execute(
-                update(Run)
-                .where(col(Run.id) == row.id, col(Run.status) == RunStatus.RUNNING)
-                .values(status=RunStatus.INTERRUPTED, ended_at=now, totals={"interrupted": reason})
-            )
-        if done.rowcount:
-            closed.append(ClosedRun(int(row.id), str(row.kind), reason))
+        if reason is not None and close_interrupted(engine, row.id, reason, now=now):
+            closed.append(ClosedRun(row.id, row.kind, reason))
     return closed
-
-
-def interrupted_before(engine: Engine, run_id: int) -> list[int]:
-    """The interrupted runs started just before ``run_id`` (after the last run that was not interrupted).
-
-    Their ledger rows keep their own run ids while later runs collect and finish their work; a report of
-    ``run_id`` includes them.
-    """
-    with engine.connect() as conn:
-        started = conn.execute(select(col(Run.started_at)).where(col(Run.id) == run_id)).scalar_one_or_none()
-        if started is None:
-            return []
-        earlier = conn.execute(
-            select(col(Run.id), col(Run.status))
-            .where((col(Run.started_at) < started) | ((col(Run.started_at) == started) & (col(Run.id) < run_id)))
-            .order_by(col(Run.started_at).desc(), col(Run.id).desc())
-        )
-        found: list[int] = []
-        for other_id, status in earlier:
-            if status != RunStatus.INTERRUPTED:
-                break
-            found.append(int(other_id))
-    return sorted(found)

@@ -11,10 +11,9 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine
-
 from nightbatch.claude import ClaudeClient
 from nightbatch.config import Settings, config_file_path
+from nightbatch.db import Engine
 from nightbatch.db.engine import make_engine
 from nightbatch.errors import ConfigError
 from nightbatch.pricing import PriceTable, load_price_table

@@ -15,10 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlmodel import col
-
-from nightbatch.db.models import Task, TaskStatus
+from nightbatch.db.progress import queued_tasks
 from nightbatch.errors import InputError
 from nightbatch.queue.enqueue import EnqueueReport, enqueue_jsonl, template_check
 from nightbatch.services import Services
@@ -132,8 +129,4 @@ def enqueue_source(
 
 def queued_count(services: Services, task_types: list[str] | None = None) -> int:
     """How many tasks wait in the queue (optionally of some types only)."""
-    query = select(func.count()).select_from(Task).where(col(Task.status) == TaskStatus.QUEUED)
-    if task_types:
-        query = query.where(col(Task.task_type).in_(task_types))
-    with services.engine.connect() as conn:
-        return int(conn.execute(query).scalar_one())
+    return queued_tasks(services.engine, task_types)

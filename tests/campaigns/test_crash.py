@@ -94,7 +94,9 @@ NAMED: list[KillPoint] = [
     *_points(f"{ARCHIVE}:ResultsArchive.publish", "return", [1, 3], "results archived, not recorded"),
     *_points(f"{ROWS}:ChunkRows.routine", "call", [1, 2, 5, 8], "between result lines"),
     *_points(f"{ROWS}:Shards.append", "return", [1, 4], "a shard line written, unpublished"),
-    *_points("nightbatch.collect.bulk:execute_rows", "call", [1, 2, 4, 7], "mid-transaction, between chunk statements"),
+    *_points(
+        "nightbatch.db.ingest_writes:execute_rows", "call", [1, 2, 4, 7], "mid-transaction, between chunk statements"
+    ),
     *_points(f"{INGEST}:ingest_batch", "return", [1, 3], "ingest committed, not returned"),
     *_points("nightbatch.collect.poll:collect_step", "return", [1], "a collect round done"),
     # Batch caching: a pilot goes out alone while its group waits, queued; its ingest moves the group on.

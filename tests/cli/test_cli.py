@@ -16,16 +16,6 @@ from nightbatch.cli import app
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.setenv("NIGHTBATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
-    monkeypatch.setenv("NIGHTBATCH_OUTPUT", str(tmp_path / "out"))
-    monkeypatch.setenv("NIGHTBATCH_TASK_CONFIG", str(EXAMPLES / "nightbatch.toml"))
-    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
-    return tmp_path
-
-
 class Ran:
     """A command's exit code and its output with line wrapping undone (rich wraps to the terminal width)."""
 

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from sqlmodel import col
 
+from nightbatch.calibrate import finish_calibration, start_calibration
 from nightbatch.claude.client import FRESH_BATCH_404_GRACE, not_visible_yet
 from nightbatch.collect.poll import collect_step
 from nightbatch.db.models import Batch, BatchStatus
 from nightbatch.emulator import EmulatorServer
 from nightbatch.errors import PermanentProviderError
-from nightbatch.quality.calibrate import finish_calibration, start_calibration
 from nightbatch.services import Services
 from nightbatch.submit.step import submit_step
 from tests.pipeline.conftest import enqueue_examples

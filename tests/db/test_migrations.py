@@ -85,3 +85,54 @@ def test_0002_keeps_existing_batches_as_routine_ones(empty_db_url: str) -> None:
             assert conn.execute(sa.text("SELECT purpose FROM batch")).scalar_one() == "task"
     finally:
         engine.dispose()
+
+
+def test_0006_moves_the_calibration_marker_into_its_column_and_back(empty_db_url: str) -> None:
+    """A calibration batch written before 0006 names its calibration in ``cache_decision``; the upgrade
+    moves that id into ``batch.calibration_id`` (other batches untouched), the downgrade puts it back."""
+    import json
+
+    import sqlalchemy as sa
+
+    from nightbatch.db.engine import make_engine
+    from nightbatch.db.migrate import downgrade, upgrade
+
+    def decision(value: object) -> object:
+        return json.loads(value) if isinstance(value, str) else value  # SQLite returns JSON as text here
+
+    upgrade(empty_db_url, "0005")
+    engine = make_engine(empty_db_url)
+    batch_columns = (
+        "model, status, request_count, payload_bytes, processing_count, succeeded_count, errored_count,"
+        " canceled_count, expired_count, created_at, purpose, cache_decision"
+    )
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO calibration (id, task_type, sample_size, models, status, created_at)"
+                    " VALUES (7, 'triage', 10, '[\"claude-haiku-4-5\"]', 'running', CURRENT_TIMESTAMP)"
+                )
+            )
+            for batch_id, purpose, cache_decision in (
+                (1, "calibration", '{"calibration_id": 7}'),
+                (2, "task", '{"ttl": "5m"}'),
+            ):
+                conn.execute(
+                    sa.text(
+                        f"INSERT INTO batch (id, {batch_columns}) VALUES (:id, 'claude-haiku-4-5', 'ended', 1, 10,"
+                        " 0, 1, 0, 0, 0, CURRENT_TIMESTAMP, :purpose, :decision)"
+                    ),
+                    {"id": batch_id, "purpose": purpose, "decision": cache_decision},
+                )
+        upgrade(empty_db_url, "0006")
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT id, calibration_id, cache_decision FROM batch ORDER BY id")).all()
+        assert [(r[0], r[1], decision(r[2])) for r in rows] == [(1, 7, None), (2, None, {"ttl": "5m"})]
+        downgrade(empty_db_url, "0005")
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT id, cache_decision FROM batch ORDER BY id")).all()
+        assert [(r[0], decision(r[1])) for r in rows] == [(1, {"calibration_id": 7}), (2, {"ttl": "5m"})]
+        assert "calibration_id" not in {c["name"] for c in sa.inspect(engine).get_columns("batch")}
+    finally:
+        engine.dispose()

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from nightbatch.cli import app
@@ -51,16 +50,6 @@ def test_the_estimate_prices_the_fallbacks_worst_case_for_realtime_types_only(
     # Standard prices with nothing cached cost more than twice the batch bound's tail-and-output part.
     assert rescued.fallback_worst_usd > rescued.upper_bound_usd
     assert "real-time fallback (on_deadline = realtime) would cost at most" in rescued.describe()
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.setenv("NIGHTBATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
-    monkeypatch.setenv("NIGHTBATCH_OUTPUT", str(tmp_path / "out"))
-    monkeypatch.setenv("NIGHTBATCH_TASK_CONFIG", str(EXAMPLES / "nightbatch.toml"))
-    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
-    return tmp_path
 
 
 def test_status_and_estimate_show_expected_finishes(env: Path):

@@ -242,7 +242,7 @@ def test_a_nightly_run_after_a_calibration_publishes_its_artifacts(
 ):
     """Issue 15, item 2: a decided calibration made the report's quality section, and so the flow, fail."""
     from flows.runtime import services_for
-    from nightbatch.quality.calibrate import finish_calibration, start_calibration
+    from nightbatch.calibrate import finish_calibration, start_calibration
 
     source = tmp_path / "tasks"
     source.mkdir()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from nightbatch.db.queries.quality import pass_rates
 from nightbatch.emulator import EmulatorServer
-from nightbatch.quality.measure import pass_rates, shadow_drift
 from nightbatch.quality.shadow import in_shadow_sample
+from nightbatch.report.quality import measured_drift
 from nightbatch.services import Services
 from tests.quality.conftest import attempts_by_task, enqueue_tickets, run_until_done, statuses, use_types
 
@@ -27,7 +28,7 @@ def test_shadow_requests_are_measured_and_do_not_touch_the_task(local_services: 
     assert all(rows[0].model == "claude-sonnet-4-6" for rows in shadows.values())
     routed = attempts_by_task(services)
     assert all(len(rows) == 1 and rows[0].model == "claude-haiku-4-5" for rows in routed.values())
-    drift = shadow_drift(services.engine, services.registry)
+    drift = measured_drift(services.engine, services.registry)
     assert len(drift) == 1
     assert drift[0].pairs == len(shadows)
     assert drift[0].agreement < 0.95  # Haiku's wrong labels disagree with Sonnet's

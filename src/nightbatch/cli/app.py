@@ -10,14 +10,13 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
-from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
 from typer.core import TyperGroup
 
 from nightbatch.config import Settings
+from nightbatch.db import Engine
 from nightbatch.db.engine import make_engine, redact_url
 from nightbatch.db.migrate import upgrade
-from nightbatch.db.transient import first_line, is_transient
+from nightbatch.db.transient import first_line, is_database_error, is_transient
 from nightbatch.errors import ConfigError, InputError, NightbatchError
 
 __all__ = ["app", "console", "failure", "handle_errors", "load_settings"]
@@ -41,7 +40,7 @@ def failure(exc: BaseException) -> tuple[int, str] | None:
         return 2, f"[bold red]error:[/] {exc}"
     if isinstance(exc, NightbatchError):
         return 1, f"[bold red]failed:[/] {exc}"
-    if isinstance(exc, DBAPIError):
+    if is_database_error(exc):
         url, reason = _database_url(), first_line(exc)
         lowered = reason.lower()
         if "does not exist" in lowered and "database" in lowered:

@@ -3,6 +3,9 @@
 Embedded defaults: a fresh SQLite database and output folder under ``.nightbatch/demo/``, and, with no
 ``ANTHROPIC_API_KEY``, nightbatch's local emulator in place of the API — labelled SIMULATED everywhere.
 With a key the same command talks to the real API, after showing a cost forecast and asking.
+
+The demo's own settings (its home, config, the emulator's address) are overrides of the settings read
+once here, handed to the nightly flow as its ``settings`` parameter (not written into ``os.environ``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import shutil
 import time
 from contextlib import ExitStack, closing
+from decimal import Decimal
 from pathlib import Path
 
 import typer
@@ -19,7 +23,7 @@ from nightbatch.cli.app import console, handle_errors, load_settings
 from nightbatch.cli.estimate_cmds import print_forecast
 from nightbatch.cli.flow_runs import prepare_prefect, run_flow
 from nightbatch.cli.summary import print_summary, print_verdict
-from nightbatch.config import environ, export_to_environment
+from nightbatch.config import environ
 from nightbatch.db.migrate import upgrade
 from nightbatch.errors import ConfigError
 from nightbatch.forecast import forecast_queue
@@ -54,8 +58,7 @@ def demo(
     config = config.resolve()
     home = Path(".nightbatch/demo")
     shutil.rmtree(home, ignore_errors=True)  # a fresh database each time, so the figures are this run's
-    export_to_environment({"NIGHTBATCH_HOME": str(home), "NIGHTBATCH_TASK_CONFIG": str(config)})
-    settings = load_settings()
+    settings = load_settings(home=home, task_config=config)
     prepare_prefect(settings)
     from flows.nightly import nightly
     from flows.params import NightlyParams
@@ -67,11 +70,11 @@ def demo(
             emulator = stack.enter_context(
                 run_emulator(EmulatorConfig(time_scale=time_scale, quality_error_rates=DEMO_ERROR_RATES))
             )
-            export_to_environment({"ANTHROPIC_BASE_URL": emulator.base_url})
+            simulated: dict[str, object] = {"anthropic_base_url": emulator.base_url}
             if "NIGHTBATCH_MAX_FAILED_SHARE" not in environ():
                 # The emulator injects wrong answers on purpose (DEMO_ERROR_RATES); the outcome policy's
                 # default (0.5%) would fail every demo night for the faults it was asked to simulate.
-                export_to_environment({"NIGHTBATCH_MAX_FAILED_SHARE": DEMO_MAX_FAILED_SHARE})
+                simulated["max_failed_share"] = Decimal(DEMO_MAX_FAILED_SHARE)
             console.print(Panel.fit(
                 f"[bold yellow]SIMULATED RUN[/]: no ANTHROPIC_API_KEY, so requests go to nightbatch's local emulator "
                 f"at {emulator.base_url}.\nTokens, cache hits and costs are the emulator's accounting at real prices; "
@@ -79,7 +82,7 @@ def demo(
                 f"Wrong answers are injected (1-4% per model tier), so a night fails here above "
                 f"{float(DEMO_MAX_FAILED_SHARE):.0%} failed tasks (default 0.5%).",
             ), soft_wrap=False)  # fmt: skip  # wrap inside the panel: a cropped URL cannot be copied
-            settings = load_settings()
+            settings = settings.model_copy(update=simulated)
         else:
             console.print(Panel.fit("[bold red]LIVE RUN[/]: requests go to the real Anthropic API and are billed."),
                           soft_wrap=False)  # fmt: skip
@@ -94,9 +97,8 @@ def demo(
             raise typer.Exit(1)
         console.print("[bold]3. nightly flow[/]: route -> build cached requests -> pack -> submit -> poll -> ingest")
         # A demo batch takes seconds: expecting 5 minutes leaves the 30-minute deadline room for a pilot first.
-        result = run_flow(
-            nightly, NightlyParams(poll_seconds=2.0, deadline_minutes=30, expected_batch_minutes=5, wait=True)
-        )
+        params = NightlyParams(poll_seconds=2.0, deadline_minutes=30, expected_batch_minutes=5, wait=True)
+        result = run_flow(nightly, params, settings.public_values())
         elapsed = time.monotonic() - started
         label = "SIMULATED run" if settings.simulated else "Run"
         print_verdict(result.ok, result.message)

@@ -7,11 +7,11 @@ import time
 
 import typer
 
+from nightbatch.calibrate import apply_calibration, finish_calibration, start_calibration
 from nightbatch.cli.app import console, handle_errors, load_settings
 from nightbatch.cli.tables import print_table
 from nightbatch.db.calibrations import calibration_verdict
 from nightbatch.db.migrate import upgrade
-from nightbatch.quality.calibrate import apply_calibration, finish_calibration, start_calibration
 from nightbatch.services import Services
 
 

@@ -13,11 +13,11 @@ from typing import TextIO
 import typer
 from rich.console import Console
 from rich.markdown import Markdown
-from sqlalchemy import Engine
 
 from nightbatch.cli.app import err_console, handle_errors, load_settings, migrated_engine
 from nightbatch.cli.tables import print_table
 from nightbatch.config import config_file_path
+from nightbatch.db import Engine
 from nightbatch.db.run_tasks import run_failures, run_record
 from nightbatch.errors import InputError
 from nightbatch.pricing import load_price_table

@@ -5,6 +5,10 @@ The flows live in the top-level ``flows`` package and are imported lazily, insid
 (``nightbatch.*``) never imports Prefect; the CLI is the outermost adapter. With no ``PREFECT_API_URL``
 the flows run in Prefect's embedded mode (a temporary local server), so no server is needed; with one,
 the runs show up in its UI. Exit codes follow the outcome policy: 0 ok, 1 problems, 2 usage errors.
+
+Settings are read once, here, and handed to the flow as its ``settings`` parameter without the secrets
+(:meth:`~nightbatch.config.Settings.public_values`; see :mod:`flows.runtime` for why and where the API
+key and the database password are resolved).
 """
 
 from __future__ import annotations
@@ -15,13 +19,11 @@ from decimal import Decimal
 
 import typer
 
-from nightbatch.cli.app import console, handle_errors, load_settings
+from nightbatch.cli.app import console, handle_errors, load_settings, migrated_engine
 from nightbatch.cli.flow_runs import FlowResult, prepare_prefect, require_api, run_flow
 from nightbatch.cli.progress import watch
 from nightbatch.cli.summary import print_summary, print_verdict
 from nightbatch.config import Settings
-from nightbatch.db.engine import make_engine
-from nightbatch.db.migrate import upgrade
 from nightbatch.db.progress import collect_probe, queued_tasks, run_probe, submit_probe
 from nightbatch.db.run_tasks import batch_progress
 from nightbatch.report.summary import summarize
@@ -35,7 +37,6 @@ def _ready() -> Settings:
     settings = load_settings()
     require_api(settings)
     prepare_prefect(settings)
-    upgrade(settings.resolved_database_url)
     return settings
 
 
@@ -65,13 +66,9 @@ def run(
     params = NightlyParams(source=source, source_task_type=task_type, task_type=only or None, limit=limit,
                            deadline_minutes=deadline_minutes, poll_seconds=poll_seconds, budget_usd=budget_usd,
                            wait=wait)  # fmt: skip
-    engine = make_engine(settings.resolved_database_url)
     since = datetime.now(UTC)
-    try:
-        with watch(console, lambda: run_probe(engine, since), enabled=not as_json):
-            result = run_flow(nightly, params)
-    finally:
-        engine.dispose()
+    with migrated_engine(settings) as engine, watch(console, lambda: run_probe(engine, since), enabled=not as_json):
+        result = run_flow(nightly, params, settings.public_values())
     if not as_json:
         print_verdict(result.ok, result.message)
         services = Services.from_settings(settings)
@@ -95,14 +92,11 @@ def submit(
     from flows.params import SubmitParams
     from flows.submit import submit as submit_flow
 
-    engine = make_engine(settings.resolved_database_url)
     since = datetime.now(UTC)
-    try:
+    with migrated_engine(settings) as engine:
         total = min(limit, queued_tasks(engine, only or None))
         with watch(console, lambda: submit_probe(engine, since, total), enabled=not as_json):
-            result = run_flow(submit_flow, SubmitParams(task_type=only or None, limit=limit))
-    finally:
-        engine.dispose()
+            result = run_flow(submit_flow, SubmitParams(task_type=only or None, limit=limit), settings.public_values())
     if not as_json:
         print_verdict(result.ok, result.message)
     _finish(result, as_json)
@@ -114,14 +108,11 @@ def collect(as_json: bool = JSON_OPTION) -> None:
     settings = _ready()
     from flows.collect import collect as collect_flow
 
-    engine = make_engine(settings.resolved_database_url)
     since = datetime.now(UTC)
-    try:
+    with migrated_engine(settings) as engine:
         total = len(batch_progress(engine, open_only=True))
         with watch(console, lambda: collect_probe(engine, since, total), enabled=not as_json):
-            result: FlowResult = run_flow(collect_flow)
-    finally:
-        engine.dispose()
+            result: FlowResult = run_flow(collect_flow, None, settings.public_values())
     if not as_json:
         print_verdict(result.ok, result.message)
     _finish(result, as_json)

@@ -19,9 +19,8 @@ from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from typing import BinaryIO
 
-from sqlalchemy import update
-from sqlmodel import col
-
+from nightbatch.db.batches import record_results_uri
+from nightbatch.db.ingest_writes import ingest_transaction
 from nightbatch.db.models import Batch
 from nightbatch.services import Services
 
@@ -102,8 +101,10 @@ class ResultsArchive:
             return  # nothing downloading, or the download itself broke: the next ingest starts over
         try:
             uri = self.publish()
-            with self.services.engine.begin() as conn:
-                conn.execute(update(Batch).where(col(Batch.id) == self.batch.id).values(results_uri=uri))
+            assert uri is not None  # a download was being archived: it is new
+            assert self.batch.id is not None
+            with ingest_transaction(self.services.engine) as conn:
+                record_results_uri(conn, self.batch.id, uri)
         except Exception as exc:  # the ingest's own error is the one to raise; this one is only logged
             log.warning("batch %s: could not archive its results after a failed ingest: %s", self.batch.id, exc)
         else:

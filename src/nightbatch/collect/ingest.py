@@ -15,30 +15,33 @@ Three phases, each safe to repeat, so a crash anywhere is healed by ingesting ag
    becomes ``ingested``. Updates are guarded by
    ``status = submitted AND batch_id = <this batch>``, so a second ingest changes nothing.
 
+A calibration's batch (``purpose = calibration``) is ingested the same way, archived and its lines checked;
+each probe becomes an attempt and a ledger row for the task its custom_id names, and no task changes
+(:mod:`nightbatch.calibrate` scores the recorded probes).
+
 Memory stays flat in the batch size: lines are processed in chunks and written straight to spool files.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
-from sqlmodel import Session, col
-
-from nightbatch import fastjson
+from nightbatch import custom_ids, fastjson
 from nightbatch.collect.archive import ResultsArchive, results_key
-from nightbatch.collect.bulk import ChunkWriter, Statements, update_tasks
 from nightbatch.collect.lines import line_problem
-from nightbatch.collect.lookup import ChunkTasks
 from nightbatch.collect.rows import ChunkRows, Shards, UsageShape, shard_key
+from nightbatch.db import Connection
+from nightbatch.db.batches import load_batch, mark_ingested, record_results_uri
 from nightbatch.db.cache_entries import record_batch_cache
-from nightbatch.db.models import Batch, BatchStatus, Task, TaskStatus
+from nightbatch.db.ingest_lookup import ChunkTasks
+from nightbatch.db.ingest_writes import ChunkWriter, Statements, TaskResult, ingest_transaction, update_tasks
+from nightbatch.db.models import Batch, BatchStatus, TaskStatus, UsagePurpose
+from nightbatch.db.tasks import unsettled_tasks
 from nightbatch.errors import StateError
 from nightbatch.gcpause import gc_paused
 from nightbatch.pricing import Usage
@@ -75,9 +78,6 @@ class IngestReport:
         self.outcomes[key] = self.outcomes.get(key, 0) + 1
 
 
-_CUSTOM_ID = re.compile(rb'"custom_id"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
-
-
 def _chunks(stream: Iterator[bytes], report: IngestReport) -> Iterator[list[dict[str, Any]]]:
     chunk: list[dict[str, Any]] = []
     for number, raw in enumerate(stream, start=1):
@@ -89,8 +89,7 @@ def _chunks(stream: Iterator[bytes], report: IngestReport) -> Iterator[list[dict
                 raise ValueError("not an object with a custom_id")
         except ValueError as exc:
             # A line cut short still names its request: the task then gets this reason, not "missing".
-            named = _CUSTOM_ID.search(raw)
-            custom_id = named.group(1).decode() if named else None
+            custom_id = custom_ids.named_in(raw)
             where = f"custom_id {custom_id}" if custom_id else f"line {number}"
             report.bad_lines.append(f"batch {report.provider_batch_id} {where}: unreadable line ({exc})")
             if custom_id is not None:
@@ -107,8 +106,7 @@ def _chunks(stream: Iterator[bytes], report: IngestReport) -> Iterator[list[dict
 def ingest_batch(services: Services, batch_id: int) -> IngestReport:
     """Ingest one ended batch (phases 1–3 of the module docstring). Ingesting twice changes nothing."""
     report = IngestReport(batch_id)
-    with Session(services.engine, expire_on_commit=False) as session:
-        found = session.get(Batch, batch_id)
+    found = load_batch(services.engine, batch_id)
     if found is None:
         raise StateError(f"batch {batch_id} does not exist")
     row: Batch = found
@@ -144,7 +142,7 @@ def _ingest(
     """Phases 2 and 3 over the stream of result lines, in one transaction.
 
     A software pipeline, so that the database writes one chunk while this process decides the next
-    (:class:`~nightbatch.collect.bulk.ChunkWriter`): each chunk's tasks are looked up *before* the previous
+    (:class:`~nightbatch.db.ingest_writes.ChunkWriter`): each chunk's tasks are looked up *before* the previous
     chunk's rows are written, so a line repeating one of the previous chunk's is caught by ``in_flight``,
     not by the lookup.
     """
@@ -152,7 +150,7 @@ def _ingest(
     now = datetime.now(UTC)
     day = (row.ended_at or now).date()
     priced: dict[UsageShape, tuple[Usage, int | None]] = {}
-    with ExitStack() as publishing, services.engine.begin() as conn:
+    with ExitStack() as publishing, ingest_transaction(services.engine) as conn:
         shards = Shards(services, publishing, row.id, day)
         with ChunkWriter(conn, now) as writer:  # never leaves the transaction with a write in flight
             decided: ChunkRows | None = None
@@ -170,18 +168,14 @@ def _ingest(
             writer.wait()
         archived = archive.publish()
         if archived is not None:
-            conn.execute(update(Batch).where(col(Batch.id) == row.id).values(results_uri=archived))
+            record_results_uri(conn, row.id, archived)
         _settle_missing(conn, Statements.of(conn.dialect), row, report, services.settings.max_attempts, now)
         publishing.close()  # publish the shards before the transaction commits
         # What the usage shows of the group's batch-cache entry; a pilot's end moves its group on (in this
         # transaction, so a crash leaves the pilot either un-ingested with its group waiting, or both done).
         state = record_batch_cache(conn, row, now)
         report.cache_state = None if state is None else str(state)
-        conn.execute(
-            update(Batch)
-            .where(col(Batch.id) == row.id)
-            .values(status=BatchStatus.INGESTED, ingested_at=now, claimed_by=None, claimed_at=None)
-        )
+        mark_ingested(conn, row.id, now)
 
 
 def _decide_chunk(row: Batch, chunk: list[dict[str, Any]], found: ChunkTasks, rows: ChunkRows, report: IngestReport,
@@ -201,9 +195,17 @@ def _decide_chunk(row: Batch, chunk: list[dict[str, Any]], found: ChunkTasks, ro
             if custom_id not in report.problems:
                 report.problems[custom_id] = problem
             continue
-        if row.purpose == "orphan":
+        if row.purpose == UsagePurpose.ORPHAN:
             if custom_id in found.shadowed and custom_id not in found.recorded:
                 rows.orphan(found.shadowed[custom_id], line)
+            continue
+        if row.purpose == UsagePurpose.CALIBRATION:
+            if custom_id not in found.shadowed:
+                report.unknown_custom_ids.append(custom_id)  # not a probe of a task we have: nothing to score
+            elif custom_id in found.recorded:
+                report.count("already_recorded")
+            else:
+                rows.calibration(found.shadowed[custom_id], line)
             continue
         if custom_id in found.shadowed:
             if custom_id in found.recorded:
@@ -229,24 +231,21 @@ def _settle_missing(
     conn: Connection, statements: Statements, row: Batch, report: IngestReport, max_attempts: int, now: datetime
 ) -> None:
     """Tasks the results never mentioned (a malformed line, a provider bug) must not stay submitted forever."""
-    missing = conn.execute(
-        select(col(Task.id), col(Task.attempts), col(Task.route_model), col(Task.custom_id)).where(
-            col(Task.batch_id) == row.id, col(Task.status) == TaskStatus.SUBMITTED
-        )
-    ).all()
+    assert row.id is not None
+    missing = unsettled_tasks(conn, row.id)
     if not missing:
         return
     updates = []
     for m in missing:
-        problem = report.problems.get(m.custom_id)
-        updates.append({
-            "b_id": m.id, "b_batch": row.id,
-            "b_status": TaskStatus.FAILED if m.attempts >= max_attempts else TaskStatus.QUEUED,
-            "b_attempts": m.attempts, "b_error_type": "bad_result" if problem else "missing_result",
-            "b_error_message": f"batch {row.provider_batch_id}: {problem}" if problem
+        problem = report.problems.get(m.custom_id) if m.custom_id is not None else None
+        updates.append(TaskResult(
+            id=m.id, batch=row.id,
+            status=TaskStatus.FAILED if m.attempts >= max_attempts else TaskStatus.QUEUED,
+            attempts=m.attempts, error_type="bad_result" if problem else "missing_result",
+            error_message=f"batch {row.provider_batch_id}: {problem}" if problem
             else f"batch {row.provider_batch_id} returned no result for this task",
-            "b_output_uri": None, "b_output_line": None, "b_output_inline": None,
-            "b_new_batch": None, "b_new_custom_id": None, "b_route": m.route_model,
-        })  # fmt: skip
+            output_uri=None, output_line=None, output_inline=None,
+            new_batch=None, new_custom_id=None, route=m.route_model,
+        ))  # fmt: skip
     update_tasks(conn, statements, updates, now)
     report.outcomes["missing_result"] = len(missing)

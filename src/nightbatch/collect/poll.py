@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from sqlalchemy import or_, select, update
-from sqlmodel import col
-
-from nightbatch.claude import BatchInfo
 from nightbatch.claude.client import not_visible_yet
 from nightbatch.collect.ingest import IngestReport, ingest_batch
-from nightbatch.db.models import Batch, BatchStatus
+from nightbatch.db import batches
+from nightbatch.db.models import BatchStatus
 from nightbatch.errors import ProviderError
 from nightbatch.runs import close_interrupted_runs, stale_after
 from nightbatch.services import Services
@@ -26,8 +23,6 @@ from nightbatch.services import Services
 __all__ = ["CollectReport", "collect_step", "ended_batches", "ingest_one", "open_batches", "poll_open_batches"]
 
 log = logging.getLogger(__name__)
-
-OPEN = (BatchStatus.IN_PROGRESS, BatchStatus.CANCELING)
 
 
 @dataclass
@@ -46,53 +41,18 @@ class CollectReport:
         return sum(r.pilot_ended for r in self.ingested)
 
 
-def _record(services: Services, batch_id: int, info: BatchInfo) -> None:
-    c = info.counts
-    with services.engine.begin() as conn:
-        conn.execute(
-            update(Batch)
-            .where(col(Batch.id) == batch_id, col(Batch.status).in_(OPEN))
-            .values(
-                status=BatchStatus(info.processing_status),
-                processing_count=c.processing,
-                succeeded_count=c.succeeded,
-                errored_count=c.errored,
-                canceled_count=c.canceled,
-                expired_count=c.expired,
-                ended_at=info.ended_at,
-                expires_at=info.expires_at,
-            )
-        )
-
-
 def open_batches(services: Services) -> list[tuple[int, str]]:
-    return [(batch_id, provider_id) for batch_id, provider_id, _ in _open_batches(services)]
-
-
-def _open_batches(services: Services) -> list[tuple[int, str, datetime | None]]:
-    with services.engine.connect() as conn:
-        rows = conn.execute(
-            select(col(Batch.id), col(Batch.provider_batch_id), col(Batch.submitted_at))
-            .where(col(Batch.status).in_(OPEN))
-            .order_by(col(Batch.id))
-        ).all()
-    return [(r.id, r.provider_batch_id, r.submitted_at) for r in rows]
+    """``(row id, provider id)`` of every batch the provider is still working on, oldest first."""
+    return [(b.id, b.provider_batch_id) for b in batches.open_batches(services.engine)]
 
 
 def _claim_for_ingest(services: Services, batch_id: int) -> bool:
+    # A function of its own: the crash campaign kills a collector right after it took a batch's lease.
     now = datetime.now(UTC)
-    cutoff = now - timedelta(seconds=services.settings.lease_seconds)
-    with services.engine.begin() as conn:
-        result = conn.execute(
-            update(Batch)
-            .where(
-                col(Batch.id) == batch_id,
-                col(Batch.status) == BatchStatus.ENDED,
-                or_(col(Batch.claimed_at).is_(None), col(Batch.claimed_at) < cutoff),
-            )
-            .values(claimed_by=services.worker, claimed_at=now)
-        )
-    return bool(result.rowcount)
+    lease_seconds = services.settings.lease_seconds
+    return batches.take_lease(
+        services.engine, batch_id, services.worker, status=BatchStatus.ENDED, lease_seconds=lease_seconds, now=now
+    )
 
 
 def poll_open_batches(services: Services, report: CollectReport | None = None) -> CollectReport:
@@ -103,18 +63,19 @@ def poll_open_batches(services: Services, report: CollectReport | None = None) -
     report.closed_runs = [c.describe() for c in closed]
     for line in report.closed_runs:
         log.warning(line)
-    for batch_id, provider_id, submitted_at in _open_batches(services):
+    for batch in batches.open_batches(services.engine):
+        batch_id, provider_id = batch.id, batch.provider_batch_id
         try:
             info = services.client.retrieve_batch(provider_id)
         except ProviderError as exc:
-            if not_visible_yet(exc, submitted_at):
+            if not_visible_yet(exc, batch.submitted_at):
                 report.not_yet_visible += 1  # the API's transient 404 right after a create: not gone
                 report.still_open += 1
                 continue
             report.errors.append(f"batch {batch_id} ({provider_id}): {exc}")
             continue
         report.polled += 1
-        _record(services, batch_id, info)
+        batches.record_polled(services.engine, batch_id, info)
         c = info.counts
         report.progress[batch_id] = {"total": c.total, "done": c.total - c.processing}
         if info.processing_status != "ended":
@@ -123,15 +84,8 @@ def poll_open_batches(services: Services, report: CollectReport | None = None) -
 
 
 def ended_batches(services: Services) -> list[int]:
-    """Ended batches waiting for their ingest, oldest first."""
-    with services.engine.connect() as conn:
-        # Calibration batches are ingested by the calibration that made them, not here.
-        ended = conn.execute(
-            select(col(Batch.id))
-            .where(col(Batch.status) == BatchStatus.ENDED, col(Batch.purpose).in_(["task", "orphan"]))
-            .order_by(col(Batch.id))
-        ).all()
-    return [batch_id for (batch_id,) in ended]
+    """Ended batches waiting for their ingest, oldest first (calibration batches are ingested by their calibration)."""
+    return batches.ended_batches(services.engine)
 
 
 def ingest_one(services: Services, batch_id: int) -> IngestReport | None:
@@ -144,8 +98,7 @@ def ingest_one(services: Services, batch_id: int) -> IngestReport | None:
     try:
         return ingest_batch(services, batch_id)
     except ProviderError:
-        with services.engine.begin() as conn:
-            conn.execute(update(Batch).where(col(Batch.id) == batch_id).values(claimed_by=None, claimed_at=None))
+        batches.release_lease(services.engine, batch_id)
         raise
 
 

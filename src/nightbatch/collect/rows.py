@@ -2,8 +2,9 @@
 
 For each result line :class:`ChunkRows` decides the task's fate (:mod:`nightbatch.collect.outcome`), bills
 it (one ledger row, priced once per usage shape) and records the attempt; a succeeded result's output
-becomes one line of its task type's shard (:class:`Shards`). Nothing here touches the database: the rows are
-written by :class:`~nightbatch.collect.bulk.ChunkWriter`.
+becomes one line of its task type's shard (:class:`Shards`). Nothing here touches the database: the rows
+(frozen :class:`~nightbatch.db.ledger.UsageRow`, :class:`~nightbatch.db.ledger.AttemptRow` and
+:class:`~nightbatch.db.ingest_writes.TaskResult`) are written by :class:`~nightbatch.db.ingest_writes.ChunkWriter`.
 
 Billing a result (one ``usage_record`` row):
 
@@ -30,10 +31,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from nightbatch import fastjson
 from nightbatch.build.context import estimate_tokens
 from nightbatch.catalog import canonical_model
-from nightbatch.collect.bulk import row_timestamp
-from nightbatch.collect.lookup import FoundTask
 from nightbatch.collect.outcome import check_output, decide
-from nightbatch.db.models import Batch, TaskStatus, UsagePurpose
+from nightbatch.db.bulk import row_timestamp
+from nightbatch.db.ingest_lookup import FoundTask
+from nightbatch.db.ingest_writes import TaskResult
+from nightbatch.db.ledger import AttemptRow, UsageRow, json_text
+from nightbatch.db.models import Batch, ServiceTier, TaskStatus, UsagePurpose
 from nightbatch.errors import ConfigError
 from nightbatch.pricing import Usage, price_usage, pusd_to_usd
 from nightbatch.quality.checks import CheckResult
@@ -117,9 +120,9 @@ class ChunkRows:
     def __init__(self, services: Services, batch: Batch, shards: Shards, report: IngestReport,
                  priced: dict[UsageShape, tuple[Usage, int | None]]) -> None:  # fmt: skip
         self.services, self.batch, self.shards, self.report = services, batch, shards, report
-        self.updates: list[dict[str, Any]] = []
-        self.usage: list[dict[str, Any]] = []
-        self.attempts: list[dict[str, Any]] = []
+        self.updates: list[TaskResult] = []
+        self.usage: list[UsageRow] = []
+        self.attempts: list[AttemptRow] = []
         self._priced = priced  # shared by the chunks of one ingest
         # Billed when the batch ended (results exist only then); "now" for a batch without the timestamp.
         self.billed_at = batch.ended_at or datetime.now(UTC)
@@ -135,9 +138,13 @@ class ChunkRows:
         except ConfigError:  # every row of the model starts after the billing day: no price, not $0
             return None
 
-    def bill(self, task: FoundTask, message: dict[str, Any], purpose: UsagePurpose) -> tuple[str, int | None]:
-        """One ledger row for a billed result; returns (model, cost in picodollars or None if unpriced)."""
-        model = canonical_model(str(message.get("model") or task.model or self.batch.model))
+    def bill(self, task: FoundTask, message: dict[str, Any], purpose: UsagePurpose,
+             model: str | None = None) -> tuple[str, int | None]:  # fmt: skip
+        """One ledger row for a billed result; returns (model, cost in picodollars or None if unpriced).
+
+        ``model``: the model to book it under; by default the one the message names (as the catalog names it).
+        """
+        model = model or canonical_model(str(message.get("model") or task.model or self.batch.model))
         raw = message.get("usage") or {}
         task_type = _type_or_none(self.services, task.task_type)
         reported_geo = raw.get("inference_geo")
@@ -152,25 +159,27 @@ class ChunkRows:
             self.report.unpriced[model] = self.report.unpriced.get(model, 0) + 1
         else:
             self.report.cost_pusd += cost
-        self.usage.append({
-            "task_id": task.id, "batch_id": self.batch.id, "run_id": self.batch.run_id, "model": model,
-            "service_tier": "batch", "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-            "cache_write_5m_tokens": usage.cache_write_5m_tokens, "cache_write_1h_tokens": usage.cache_write_1h_tokens,
-            "cache_read_tokens": usage.cache_read_tokens, "price_version": self.services.prices.version,
-            "cost_pusd": cost, "purpose": purpose,
-            "thinking_tokens": thinking_tokens(message, raw, usage.output_tokens), "inference_geo": geo,
-            "billed_at": self._billed_at_value,
-        })  # fmt: skip
+        self.usage.append(UsageRow(
+            task_id=task.id, batch_id=self.batch.id, run_id=self.batch.run_id, model=model,
+            service_tier=ServiceTier.BATCH, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+            cache_write_5m_tokens=usage.cache_write_5m_tokens, cache_write_1h_tokens=usage.cache_write_1h_tokens,
+            cache_read_tokens=usage.cache_read_tokens, price_version=self.services.prices.version,
+            cost_pusd=cost, purpose=purpose,
+            thinking_tokens=thinking_tokens(message, raw, usage.output_tokens), inference_geo=geo,
+            billed_at=self._billed_at_value,
+        ))  # fmt: skip
         return model, cost
 
     def attempt(self, task: FoundTask, custom_id: str, model: str, purpose: UsagePurpose, result_type: str,
-                check: CheckResult | None, output: Any) -> None:  # fmt: skip
-        self.attempts.append({
-            "task_id": task.id, "task_type": task.task_type, "attempt": task.attempts, "model": model,
-            "purpose": purpose, "batch_id": self.batch.id, "custom_id": custom_id, "calibration_id": None,
-            "result_type": result_type, "check_passed": None if check is None else check.passed,
-            "check_reason": None if check is None else check.reason, "output": _inline(output),
-        })  # fmt: skip
+                check: CheckResult | None, output: str | None, *, attempt: int | None = None,
+                calibration_id: int | None = None) -> None:  # fmt: skip
+        """One attempt row; ``output`` as JSON text (:func:`_inline`, or the whole of a calibration probe's)."""
+        self.attempts.append(AttemptRow(
+            task_id=task.id, task_type=task.task_type, attempt=task.attempts if attempt is None else attempt,
+            model=model, purpose=purpose, batch_id=self.batch.id, custom_id=custom_id, calibration_id=calibration_id,
+            result_type=result_type, check_passed=None if check is None else check.passed,
+            check_reason=None if check is None else check.reason, output=output,
+        ))  # fmt: skip
 
     def routine(self, task: FoundTask, line: dict[str, Any]) -> None:
         """A result for the task's own request: decide its fate, bill it, write its shard line."""
@@ -199,17 +208,19 @@ class ChunkRows:
                 "cost_usd": None if cost is None else str(pusd_to_usd(cost)),
             })  # fmt: skip
             inline = _inline(decision.output)
+        kept = inline if decision.billed else _inline(decision.output)  # the same text: written once
         self.attempt(task, line["custom_id"], model, UsagePurpose.TASK, str(result.get("type")), decision.check,
-                     decision.output)  # fmt: skip
+                     kept)  # fmt: skip
         requeued = decision.status == TaskStatus.QUEUED
-        self.updates.append({
-            "b_id": task.id, "b_batch": self.batch.id, "b_status": decision.status, "b_attempts": decision.attempts,
-            "b_error_type": decision.error_type, "b_error_message": (decision.error_message or "")[:2000] or None,
-            "b_output_uri": output_uri, "b_output_line": output_line, "b_output_inline": inline,
-            "b_new_batch": None if requeued else self.batch.id,
-            "b_new_custom_id": None if requeued else task.custom_id,
-            "b_route": decision.escalate_to or task.route_model,
-        })  # fmt: skip
+        assert self.batch.id is not None
+        self.updates.append(TaskResult(
+            id=task.id, batch=self.batch.id, status=decision.status, attempts=decision.attempts,
+            error_type=decision.error_type, error_message=(decision.error_message or "")[:2000] or None,
+            output_uri=output_uri, output_line=output_line, output_inline=inline,
+            new_batch=None if requeued else self.batch.id,
+            new_custom_id=None if requeued else task.custom_id,
+            route=decision.escalate_to or task.route_model,
+        ))  # fmt: skip
 
     def orphan(self, task: FoundTask, line: dict[str, Any]) -> None:
         """A result of a batch no task points at any more: billed all the same, so it is recorded and reported."""
@@ -231,4 +242,21 @@ class ChunkRows:
             output, check = check_output(message, task_type, task.payload)
             model, _ = self.bill(task, message, UsagePurpose.SHADOW)
         self.report.count("shadow")
-        self.attempt(task, line["custom_id"], model, UsagePurpose.SHADOW, str(result.get("type")), check, output)
+        self.attempt(task, line["custom_id"], model, UsagePurpose.SHADOW, str(result.get("type")), check,
+                     _inline(output))  # fmt: skip
+
+    def calibration(self, task: FoundTask, line: dict[str, Any]) -> None:
+        """A calibration probe (the task sent unchanged to one candidate): scored and billed, the task untouched.
+
+        Booked under the batch's model, the candidate it measures; its whole output is kept, for agreement.
+        """
+        result = line.get("result") or {}
+        task_type = _type_or_none(self.services, task.task_type)
+        output, check = None, None
+        if result.get("type") == "succeeded":
+            message = result.get("message") or {}
+            output, check = check_output(message, task_type, task.payload)
+            self.bill(task, message, UsagePurpose.CALIBRATION, model=self.batch.model)
+        self.report.count("calibration")
+        self.attempt(task, line["custom_id"], self.batch.model, UsagePurpose.CALIBRATION, str(result.get("type")),
+                     check, json_text(output), attempt=0, calibration_id=self.batch.calibration_id)  # fmt: skip

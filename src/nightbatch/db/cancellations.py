@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 from sqlmodel import col
 
-from nightbatch.db.models import Batch, BatchStatus, Task
+from nightbatch.db.batches import mark_canceling
+from nightbatch.db.models import Batch, BatchStatus
 
 __all__ = ["cancelable_batches", "record_cancel"]
 
@@ -30,12 +31,7 @@ def cancelable_batches(
 
 
 def record_cancel(engine: Engine, batch_id: int, note: str, *, requeue: bool, when: datetime) -> None:
-    """Mark the batch canceling with ``note``; its tasks end canceled unless ``requeue`` (then they retry)."""
-    with engine.begin() as conn:
-        conn.execute(
-            update(Batch)
-            .where(col(Batch.id) == batch_id, col(Batch.status).in_(CANCELABLE))
-            .values(status=BatchStatus.CANCELING, error=note)
-        )
-        if not requeue:
-            conn.execute(update(Task).where(col(Task.batch_id) == batch_id).values(user_canceled=True, updated_at=when))
+    """Mark the batch canceling with ``note``; its tasks end canceled unless ``requeue`` (then they retry).
+
+    The transition is :func:`nightbatch.db.batches.mark_canceling`."""
+    mark_canceling(engine, batch_id, note, user_canceled_at=None if requeue else when)

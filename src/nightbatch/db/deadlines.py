@@ -11,21 +11,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, case, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, case, func, or_, select, update
 from sqlmodel import col
 
+from nightbatch.db.batches import mark_canceling
+from nightbatch.db.ledger import AttemptRow, UsageRow, append
 from nightbatch.db.models import (
     Batch,
     BatchStatus,
     Run,
-    ServiceTier,
     Task,
     TaskAttempt,
     TaskStatus,
     UsagePurpose,
     UsageRecord,
 )
-from nightbatch.queue.claim import ClaimedTask
+from nightbatch.db.tasks import ClaimedTask
 
 __all__ = [
     "DEADLINE_ERROR",
@@ -95,7 +96,7 @@ def open_task_batches(engine: Engine) -> list[OpenBatch]:
         .outerjoin(earliest, earliest.c.batch_id == col(Batch.id))
         .where(
             col(Batch.status) == BatchStatus.IN_PROGRESS,
-            col(Batch.purpose) == "task",
+            col(Batch.purpose) == UsagePurpose.TASK,
             col(Batch.provider_batch_id).is_not(None),
         )
         .order_by(col(Batch.id))
@@ -107,12 +108,7 @@ def open_task_batches(engine: Engine) -> list[OpenBatch]:
 
 def mark_canceled_for_deadline(engine: Engine, batch_id: int, status: str, note: str) -> None:
     """Record that the deadline canceled ``batch_id`` (its results are still ingested as usual)."""
-    with engine.begin() as conn:
-        conn.execute(
-            update(Batch)
-            .where(col(Batch.id) == batch_id, col(Batch.status) == BatchStatus.IN_PROGRESS)
-            .values(status=BatchStatus(status), error=note[:2000])
-        )
+    mark_canceling(engine, batch_id, note[:2000], status=BatchStatus(status))
 
 
 def queued_with_deadlines(
@@ -263,65 +259,28 @@ def record_fallback(
     task: ClaimedTask,
     *,
     worker: str,
-    run_id: int | None,
-    message: dict[str, Any],
-    usage: dict[str, Any],
-    cost_pusd: int | None,
-    price_version: str,
+    usage: UsageRow,
+    attempt: AttemptRow,
     status: TaskStatus,
-    output: Any,
     output_uri: str | None,
     inline: Any,
-    check_passed: bool | None,
-    check_reason: str | None,
     now: datetime,
 ) -> None:
-    """One real-time answer: its ledger row (standard tier, purpose ``fallback``), attempt and task, at once."""
-    model = str(message.get("model") or "")
+    """One real-time answer: its ledger and attempt rows (:mod:`nightbatch.db.ledger`) and its task, at once."""
+    failed = status == TaskStatus.FAILED
     with engine.begin() as conn:
-        conn.execute(
-            insert(UsageRecord).values(
-                task_id=task.id,
-                batch_id=None,
-                run_id=run_id,
-                response_id=message.get("id"),
-                model=model,
-                service_tier=ServiceTier.STANDARD,
-                price_version=price_version,
-                cost_pusd=cost_pusd,
-                purpose=UsagePurpose.FALLBACK,
-                created_at=now,
-                **usage,
-            )
-        )
-        conn.execute(
-            insert(TaskAttempt).values(
-                task_id=task.id,
-                task_type=task.task_type,
-                attempt=task.attempts + 1,  # this send (attempts counts the sends before it)
-                model=model,
-                purpose=UsagePurpose.FALLBACK,
-                batch_id=None,
-                custom_id=None,
-                result_type="succeeded",
-                check_passed=check_passed,
-                check_reason=check_reason,
-                output=output,
-                created_at=now,
-            )
-        )
-        failed = status == TaskStatus.FAILED
+        append(conn, usage=[usage], attempts=[attempt], now=now)
         conn.execute(
             update(Task)
             .where(col(Task.id) == task.id, col(Task.status) == TaskStatus.CLAIMED, col(Task.claimed_by) == worker)
             .values(
                 status=status,
-                model=model,
+                model=usage.model,
                 output_uri=output_uri,
                 output_line=1 if output_uri else None,
                 output_inline=inline,
                 error_type="output_check" if failed else None,
-                error_message=check_reason if failed else None,
+                error_message=attempt.check_reason if failed else None,
                 claimed_by=None,
                 claimed_at=None,
                 attempts=col(Task.attempts) + 1,

@@ -22,27 +22,28 @@ __all__ = ["link_claimed_tasks"]
 
 _PER_STATEMENT = 10_000
 _POSTGRES = text(
-    "UPDATE task SET batch_id = :batch_id, custom_id = d.custom_id, model = :model, claimed_at = :now, "
+    "UPDATE task SET batch_id = :batch_id, custom_id = d.custom_id, model = d.model, claimed_at = :now, "
     "updated_at = :now "
-    "FROM unnest(CAST(:ids AS bigint[]), CAST(:custom_ids AS text[])) AS d(id, custom_id) "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:custom_ids AS text[]), CAST(:models AS text[])) "
+    "AS d(id, custom_id, model) "
     "WHERE task.id = d.id AND task.status = :claimed AND task.claimed_by = :worker "
     "RETURNING task.id"
 )
 
 
 def link_claimed_tasks(
-    conn: Connection, *, batch_id: int, worker: str, model: str, links: Sequence[tuple[int, str]], now: datetime
+    conn: Connection, *, batch_id: int, worker: str, links: Sequence[tuple[int, str, str]], now: datetime
 ) -> set[int]:
-    """Set ``batch_id``, ``custom_id`` and ``model`` on each ``(task id, custom_id)`` that ``worker`` still
+    """Set ``batch_id``, ``custom_id`` and ``model`` on each ``(task id, custom_id, model)`` that ``worker`` still
     holds claimed; the lease (``claimed_at``) is renewed to ``now``. Returns the ids linked; a missing id's
     claim was lost to another worker. Runs in the caller's transaction."""
     linked: set[int] = set()
     if dialect_name(conn.engine) == "postgresql":
         for start in range(0, len(links), _PER_STATEMENT):
             part = links[start : start + _PER_STATEMENT]
-            params = {"batch_id": batch_id, "model": model, "now": now, "worker": worker,
-                      "claimed": TaskStatus.CLAIMED.value, "ids": [t for t, _ in part],
-                      "custom_ids": [c for _, c in part]}  # fmt: skip
+            params = {"batch_id": batch_id, "now": now, "worker": worker, "claimed": TaskStatus.CLAIMED.value,
+                      "ids": [t for t, _, _ in part], "custom_ids": [c for _, c, _ in part],
+                      "models": [m for _, _, m in part]}  # fmt: skip
             linked.update(conn.execute(_POSTGRES, params).scalars())
         return linked
     one = (
@@ -50,9 +51,15 @@ def link_claimed_tasks(
         .where(
             col(Task.id) == bindparam("task_id"), col(Task.status) == TaskStatus.CLAIMED, col(Task.claimed_by) == worker
         )
-        .values(batch_id=batch_id, custom_id=bindparam("link_custom_id"), model=model, claimed_at=now, updated_at=now)
+        .values(
+            batch_id=batch_id,
+            custom_id=bindparam("link_custom_id"),
+            model=bindparam("link_model"),
+            claimed_at=now,
+            updated_at=now,
+        )
     )
-    for task_id, custom_id in links:
-        if conn.execute(one, {"task_id": task_id, "link_custom_id": custom_id}).rowcount == 1:
+    for task_id, custom_id, model in links:
+        if conn.execute(one, {"task_id": task_id, "link_custom_id": custom_id, "link_model": model}).rowcount == 1:
             linked.add(task_id)
     return linked

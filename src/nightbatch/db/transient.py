@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-__all__ = ["first_line", "is_transient", "retry_transient"]
+__all__ = ["first_line", "is_database_error", "is_operational_error", "is_transient", "retry_transient"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,6 +44,16 @@ def first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip().splitlines()
     return text[0] if text else type(orig).__name__
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """An error the database driver raised (reached us through SQLAlchemy), transient or not."""
+    return isinstance(exc, DBAPIError)
+
+
+def is_operational_error(exc: BaseException) -> bool:
+    """An error in the database's operation (a lost connection, a locked file), not in our statement."""
+    return isinstance(exc, OperationalError)
 
 
 def is_transient(exc: BaseException) -> bool:

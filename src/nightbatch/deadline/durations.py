@@ -14,8 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine
-
+from nightbatch.db import Engine
 from nightbatch.db.durations import BatchDuration, InFlightBatch, finished_batches, in_flight_batches
 
 __all__ = [

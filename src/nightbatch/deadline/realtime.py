@@ -29,11 +29,12 @@ from nightbatch.build.requests import BuiltRequest, RequestBuilder
 from nightbatch.catalog import canonical_model
 from nightbatch.collect.outcome import check_output
 from nightbatch.collect.rows import thinking_tokens
+from nightbatch.db.calibrations import calibrated_routes
 from nightbatch.db.deadlines import claim_for_fallback, fail_for_deadline, record_fallback, release_fallback
-from nightbatch.db.models import TaskStatus
+from nightbatch.db.ledger import AttemptRow, UsageRow, json_text
+from nightbatch.db.models import ServiceTier, TaskStatus, UsagePurpose
 from nightbatch.errors import ConfigError, ProviderError
 from nightbatch.pricing import Usage, geo_multiplier, price_usage
-from nightbatch.quality.routes import calibrated_routes
 from nightbatch.services import Services
 from nightbatch.submit.budget import Budget
 from nightbatch.submit.plan import PrefixSizer, plan_requests
@@ -163,28 +164,26 @@ def _send_one(
         services.engine,
         task,
         worker=services.worker,
-        run_id=run_id,
-        message={**message, "model": model},
-        usage={
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "cache_write_5m_tokens": usage.cache_write_5m_tokens,
-            "cache_write_1h_tokens": usage.cache_write_1h_tokens,
-            "cache_read_tokens": usage.cache_read_tokens,
-            "thinking_tokens": thinking_tokens(message, raw, usage.output_tokens),
-            "inference_geo": geo,
-            "billed_at": now,
-        },
-        cost_pusd=cost,
-        price_version=services.prices.version,
+        usage=UsageRow(
+            task_id=task.id, batch_id=None, run_id=run_id, model=model, service_tier=ServiceTier.STANDARD,
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+            cache_write_5m_tokens=usage.cache_write_5m_tokens, cache_write_1h_tokens=usage.cache_write_1h_tokens,
+            cache_read_tokens=usage.cache_read_tokens, price_version=services.prices.version, cost_pusd=cost,
+            purpose=UsagePurpose.FALLBACK, thinking_tokens=thinking_tokens(message, raw, usage.output_tokens),
+            inference_geo=geo, billed_at=now, response_id=message.get("id"),
+        ),
+        attempt=AttemptRow(
+            task_id=task.id, task_type=task.task_type,
+            attempt=task.attempts + 1,  # this send (attempts counts the sends before it)
+            model=model, purpose=UsagePurpose.FALLBACK, batch_id=None, custom_id=None, calibration_id=None,
+            result_type="succeeded", check_passed=check.passed, check_reason=check.reason,
+            output=json_text(_inline(output)),
+        ),
         status=TaskStatus.SUCCEEDED if check.passed else TaskStatus.FAILED,
-        output=_inline(output),
         output_uri=uri,
         inline=_inline(output),
-        check_passed=check.passed,
-        check_reason=check.reason,
         now=now,
-    )
+    )  # fmt: skip
     return cost or 0, None, False
 
 

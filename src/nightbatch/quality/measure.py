@@ -1,50 +1,36 @@
-"""Pass rates and shadow agreement per (task type, model), from the recorded attempts."""
+"""Shadow drift per (task type, model): how far the routed model's answers agree with the next rung up.
+
+Pure: the caller reads the attempts (:func:`nightbatch.db.queries.quality.shadow_attempts`) and passes each
+type's bar (``routing.threshold`` of its task type) in as data. Pass rates are counted by the database
+(:func:`nightbatch.db.queries.quality.pass_rates`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from typing import Protocol
 
-from sqlalchemy import Engine, case, func, select
-from sqlmodel import col
-
-from nightbatch.db.models import TaskAttempt, UsagePurpose
 from nightbatch.quality.checks import agrees
-from nightbatch.tasktypes import TaskTypeRegistry
 
-__all__ = ["PassRate", "ShadowDrift", "pass_rates", "shadow_drift"]
+__all__ = ["ShadowDrift", "ShadowedAttempt", "shadow_drift"]
 
 
-@dataclass(frozen=True)
-class PassRate:
-    task_type: str
-    model: str
-    purpose: str
-    checked: int
-    passed: int
+class ShadowedAttempt(Protocol):
+    """One succeeded attempt of a task, on its routed model or (``shadow``) on its shadow model."""
 
     @property
-    def rate(self) -> float | None:
-        return self.passed / self.checked if self.checked else None
-
-
-def pass_rates(engine: Engine, *, since: datetime | None = None) -> list[PassRate]:
-    """Checked and passed attempts per (task type, model, purpose); only results that were checked count."""
-    query = (
-        select(
-            col(TaskAttempt.task_type),
-            col(TaskAttempt.model),
-            col(TaskAttempt.purpose),
-            func.count(),
-            func.sum(case((col(TaskAttempt.check_passed).is_(True), 1), else_=0)),
-        )
-        .where(col(TaskAttempt.check_passed).is_not(None))
-        .group_by(col(TaskAttempt.task_type), col(TaskAttempt.model), col(TaskAttempt.purpose))
-    )
-    if since is not None:
-        query = query.where(col(TaskAttempt.created_at) >= since)
-    with engine.connect() as conn:
-        return [PassRate(t, m, str(p), int(n), int(ok or 0)) for t, m, p, n, ok in conn.execute(query)]
+    def task_id(self) -> int: ...
+    @property
+    def task_type(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def shadow(self) -> bool: ...
+    @property
+    def check_passed(self) -> bool | None: ...
+    @property
+    def output(self) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -64,35 +50,25 @@ class ShadowDrift:
         return self.threshold is not None and min(self.agreement, self.routed_pass_rate) < self.threshold
 
 
-def shadow_drift(engine: Engine, registry: TaskTypeRegistry, *, since: datetime | None = None) -> list[ShadowDrift]:
-    """Agreement between routed and shadow outputs per type; flagged when below the type's threshold."""
-    query = select(
-        col(TaskAttempt.task_id),
-        col(TaskAttempt.task_type),
-        col(TaskAttempt.model),
-        col(TaskAttempt.purpose),
-        col(TaskAttempt.check_passed),
-        col(TaskAttempt.output),
-    ).where(col(TaskAttempt.result_type) == "succeeded", col(TaskAttempt.purpose).in_(["task", "shadow"]))
-    if since is not None:
-        query = query.where(col(TaskAttempt.created_at) >= since)
-    routed: dict[int, tuple[str, str, bool | None, object]] = {}
-    shadows: dict[int, tuple[str, object]] = {}
-    with engine.connect() as conn:
-        for task_id, task_type, model, purpose, passed, output in conn.execute(query):
-            if purpose == UsagePurpose.SHADOW:
-                shadows[task_id] = (model, output)
-            else:
-                routed[task_id] = (task_type, model, passed, output)
+def shadow_drift(attempts: Iterable[ShadowedAttempt], thresholds: Mapping[str, float | None]) -> list[ShadowDrift]:
+    """Agreement between routed and shadow outputs per type; flagged when below the type's threshold.
+
+    ``thresholds``: each task type's bar; a type not in it (no longer configured) is never flagged.
+    """
+    routed: dict[int, ShadowedAttempt] = {}
+    shadows: dict[int, ShadowedAttempt] = {}
+    for attempt in attempts:
+        (shadows if attempt.shadow else routed)[attempt.task_id] = attempt
     groups: dict[tuple[str, str, str], list[tuple[bool, bool]]] = {}
-    for task_id, (shadow_model, shadow_output) in shadows.items():
+    for task_id, shadow in shadows.items():
         if task_id not in routed:
             continue
-        task_type, model, passed, output = routed[task_id]
-        groups.setdefault((task_type, model, shadow_model), []).append((agrees(output, shadow_output), bool(passed)))
+        task = routed[task_id]
+        groups.setdefault((task.task_type, task.model, shadow.model), []).append(
+            (agrees(task.output, shadow.output), bool(task.check_passed))
+        )
     drifts = []
     for (task_type, model, shadow_model), pairs in sorted(groups.items()):
-        threshold = registry.get(task_type).routing.threshold if task_type in registry else None
         drifts.append(
             ShadowDrift(
                 task_type=task_type,
@@ -101,7 +77,7 @@ def shadow_drift(engine: Engine, registry: TaskTypeRegistry, *, since: datetime 
                 pairs=len(pairs),
                 agreement=sum(a for a, _ in pairs) / len(pairs),
                 routed_pass_rate=sum(p for _, p in pairs) / len(pairs),
-                threshold=threshold,
+                threshold=thresholds.get(task_type),
             )
         )
     return drifts

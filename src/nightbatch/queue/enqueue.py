@@ -20,13 +20,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Dialect, Engine, Table, bindparam, select, text
-
 from nightbatch.build.template import check_fields
-from nightbatch.db.engine import dialect_name, insert_ignoring_conflicts
-from nightbatch.db.models import TaskStatus, UTCDateTime, metadata, utcnow
-from nightbatch.db.task_conflicts import conflicting, replace_queued
-from nightbatch.errors import InputError, StateError
+from nightbatch.db import Engine
+from nightbatch.db.models import utcnow
+from nightbatch.db.tasks import insert_task, inserting_tasks
+from nightbatch.errors import InputError
 from nightbatch.queue.taskfile import TaskFileReader, TaskSource, TaskSpec, canonical_json, make_task_spec
 
 __all__ = [
@@ -42,7 +40,6 @@ __all__ = [
 DEFAULT_CHUNK_SIZE = 2000
 CONFLICT_KEYS_SHOWN = 20
 MAX_CHUNK_BYTES = 8 * 2**20  # a chunk of big payloads is cut short: memory stays bounded by bytes too
-_TASK: Table = metadata.tables["task"]
 
 
 @dataclass(frozen=True)
@@ -89,23 +86,6 @@ class EnqueueReport:
         return self.tasks - self.inserted
 
 
-def _row(spec: TaskSpec, source: str | None, now: datetime) -> dict[str, Any]:
-    return {
-        "task_type": spec.task_type,
-        "payload": spec.payload,
-        "idempotency_key": spec.key,
-        "status": TaskStatus.QUEUED,
-        "attempts": 0,
-        "priority": spec.priority,
-        "deadline": spec.deadline,
-        "model_override": spec.model_override,
-        "source": source,
-        "user_canceled": False,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
 def enqueue(
     engine: Engine,
     task_type: str,
@@ -125,72 +105,19 @@ def enqueue(
     spec = make_task_spec(
         task_type, payload, key=key, priority=priority, deadline=deadline, model_override=model_override
     )
-    with engine.begin() as conn:
-        stmt = insert_ignoring_conflicts(_TASK, dialect_name(conn), ["idempotency_key"])
-        new_id = conn.execute(stmt.values(_row(spec, source, utcnow())).returning(_TASK.c.id)).scalar()
-        if new_id is not None:
-            return EnqueueResult(task_id=int(new_id), inserted=True, key=spec.key)
-        existing = conn.execute(select(_TASK.c.id).where(_TASK.c.idempotency_key == spec.key)).scalar()
-    if existing is None:  # pragma: no cover - the conflicting row cannot vanish without a delete
-        raise StateError(f"task with key {spec.key!r} conflicted on insert but cannot be found")
-    return EnqueueResult(task_id=int(existing), inserted=False, key=spec.key)
-
-
-# A chunk travels as ONE parameter, a JSON array of rows that the database unpacks itself. Binding
-# thousands of rows x columns as separate parameters costs far more client CPU (psycopg parses every
-# placeholder of a huge statement in Python) than the database's JSON functions do.
-_COLUMNS = (
-    "task_type, payload, idempotency_key, priority, deadline, model_override,"
-    " status, attempts, source, user_canceled, created_at, updated_at"
-)
-_BULK_INSERT = {
-    "postgresql": f"""
-        INSERT INTO task ({_COLUMNS})
-        SELECT r.t, r.p, r.k, r.pr, r.d, r.m, :status, 0, :source, false, :now, :now
-        FROM json_to_recordset(CAST(:rows AS json))
-            AS r(t varchar, p json, k varchar, pr integer, d timestamptz, m varchar)
-        ON CONFLICT (idempotency_key) DO NOTHING
-        RETURNING task_type, idempotency_key""",
-    "sqlite": f"""
-        INSERT INTO task ({_COLUMNS})
-        SELECT json_extract(value, '$.t'), json_extract(value, '$.p'), json_extract(value, '$.k'),
-               json_extract(value, '$.pr'), json_extract(value, '$.d'), json_extract(value, '$.m'),
-               :status, 0, :source, 0, :now, :now
-        FROM json_each(:rows)
-        WHERE true  -- SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT
-        ON CONFLICT (idempotency_key) DO NOTHING
-        RETURNING task_type, idempotency_key""",
-}
-
-
-def _encode_row(spec: TaskSpec, store_datetime: Callable[[Any], Any]) -> str:
-    deadline = None
-    if spec.deadline is not None:  # as the column type stores it: UTC text on SQLite, ISO 8601 for PostgreSQL
-        stored = store_datetime(spec.deadline)
-        deadline = stored.isoformat() if isinstance(stored, datetime) else str(stored)
-    return canonical_json(
-        {
-            "t": spec.task_type,
-            "p": spec.payload,
-            "k": spec.key,
-            "pr": spec.priority,
-            "d": deadline,
-            "m": spec.model_override,
-        }
-    )
+    task_id, inserted = insert_task(engine, spec, source=source, now=utcnow())
+    return EnqueueResult(task_id=task_id, inserted=inserted, key=spec.key)
 
 
 def _encoded_chunks(
-    specs: Iterable[TaskSpec], dialect: Dialect, max_rows: int, max_bytes: int
+    specs: Iterable[TaskSpec], encode: Callable[[TaskSpec], str], max_rows: int, max_bytes: int
 ) -> Iterator[tuple[list[TaskSpec], str]]:
     """Chunks of at most ``max_rows`` rows and about ``max_bytes``: (the tasks, JSON array of rows)."""
-    # dialect_impl: the text SQLite's DateTime really stores, so bulk and ORM inserts sort alike.
-    store_datetime = UTCDateTime().dialect_impl(dialect).bind_processor(dialect) or (lambda value: value)
     chunk: list[TaskSpec] = []
     rows: list[str] = []
     size = 0
     for spec in specs:
-        rows.append(_encode_row(spec, store_datetime))
+        rows.append(encode(spec))
         chunk.append(spec)
         size += len(rows[-1])
         if len(rows) >= max_rows or size >= max_bytes:
@@ -238,22 +165,13 @@ def enqueue_jsonl(
     conflicts: list[str] = []
     replaced = 0
     now = utcnow()
-    with engine.begin() as conn:
-        insert = text(_BULK_INSERT[conn.dialect.name]).bindparams(bindparam("now", type_=UTCDateTime()))
-        params = {"status": TaskStatus.QUEUED.value, "source": reader.source_name, "now": now}
-        for chunk, rows in _encoded_chunks(reader, conn.dialect, chunk_size, MAX_CHUNK_BYTES):
+    with inserting_tasks(engine, source=reader.source_name, now=now, encode=canonical_json) as inserter:
+        for chunk, rows in _encoded_chunks(reader, inserter.encode, chunk_size, MAX_CHUNK_BYTES):
             seen.update(spec.task_type for spec in chunk)
-            returned = conn.execute(insert, {**params, "rows": rows}).all()
-            inserted.update(str(r[0]) for r in returned)
-            if len(returned) == len(chunk):
-                continue
-            # Keys already there: a re-run (same task) is fine; the same key for a different task is not.
-            new = {str(r[1]) for r in returned}
-            old = {spec.key: spec for spec in chunk if spec.key not in new}
-            clashing = conflicting(conn, {k: (s.task_type, s.payload) for k, s in old.items()}, canonical_json)
-            conflicts += clashing
-            if replace and clashing:
-                replaced += replace_queued(conn, [_replacement(old[key]) for key in clashing])
+            done = inserter.insert(chunk, rows, replace=replace)
+            inserted.update(done.inserted_types)
+            conflicts += done.conflicts
+            replaced += done.replaced
     return EnqueueReport(
         source=reader.source_name,
         lines_read=reader.lines_read,
@@ -264,11 +182,6 @@ def enqueue_jsonl(
         conflict_keys=conflicts[:CONFLICT_KEYS_SHOWN],
         replaced=replaced,
     )
-
-
-def _replacement(spec: TaskSpec) -> dict[str, Any]:
-    return {"key": spec.key, "task_type": spec.task_type, "payload": spec.payload, "priority": spec.priority,
-            "deadline": spec.deadline, "model_override": spec.model_override}  # fmt: skip
 
 
 def template_check(templates: Mapping[str, str]) -> Callable[[TaskSpec], None]:

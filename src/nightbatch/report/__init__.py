@@ -5,7 +5,8 @@
 >>> report_markdown(report)                                    # or cost_table_rows / report_to_dict / report_csv
 >>> write_report_page(report, Path("reports/run-12"))          # report.html + two PNG charts (matplotlib)
 
-Modules, in the order the data flows: ``query`` (the ledger queries and :class:`Selection`), ``costs``
+Modules, in the order the data flows: ``query`` (:class:`Selection` and the ledger reads, which live in
+:mod:`nightbatch.db.queries`: this package reads through them and never writes SQL), ``costs``
 (cost per task type × model, pass rates), ``cache`` (hit rates, rolling window, drops), ``savings`` (the
 naive baseline and the routing / batching / caching levers), ``build`` (one :class:`Report`),
 ``render`` (rows, JSON, CSV, Markdown), ``charts`` and ``html`` (PNG charts and the HTML page), and

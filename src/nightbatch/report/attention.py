@@ -3,13 +3,12 @@ billed responses that could not be priced, and fan-out batches whose cache reads
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, func, select
-from sqlmodel import col
-
-from nightbatch.db.models import Batch, UsageRecord
+from nightbatch.db import Engine, UsagePurpose
+from nightbatch.db.queries.batches import batch_notes
+from nightbatch.db.queries.costs import unpriced_by_model
 from nightbatch.db.run_tasks import run_failures
-from nightbatch.quality.measure import shadow_drift
 from nightbatch.report.prefix import below_plan
+from nightbatch.report.quality import measured_drift
 from nightbatch.report.query import Selection, batch_cache, batch_plans
 from nightbatch.runs import interrupted_before
 from nightbatch.tasktypes import TaskTypeRegistry
@@ -39,35 +38,26 @@ def attention_items(
     for run in runs:
         for error_type, count in run_failures(engine, run).items():
             failed[error_type] = failed.get(error_type, 0) + count
-    with engine.connect() as conn:
-        batches = conn.execute(
-            select(col(Batch.provider_batch_id), col(Batch.expired_count), col(Batch.error), col(Batch.purpose)).where(
-                col(Batch.run_id).in_(runs)
-            )
-        ).all()
-        unpriced = conn.execute(
-            select(col(UsageRecord.model), func.count())
-            .where(col(UsageRecord.run_id).in_(runs), col(UsageRecord.cost_pusd).is_(None))
-            .group_by(col(UsageRecord.model))
-        ).all()
-    for model, count in unpriced:
+    batches = batch_notes(engine, runs)
+    for model, count in unpriced_by_model(engine, runs).items():
         items.append(
             f"UNPRICED: {count} billed response(s) on {model} have no price row: their cost is not in the totals "
             "(add the model to the price table)"
         )
     for error_type, count in sorted(failed.items()):
         items.append(f"{count:,} task(s) failed ({error_type})")
-    for provider_id, expired, error, purpose in batches:
-        if expired:
-            items.append(f"batch {provider_id}: {expired} request(s) expired before processing (re-queued)")
-        if error:
-            items.append(f"batch {provider_id}: {error}")
-        if purpose == "orphan":
+    for batch in batches:
+        provider_id = batch.provider_batch_id
+        if batch.expired_count:
+            items.append(f"batch {provider_id}: {batch.expired_count} request(s) expired before processing (re-queued)")
+        if batch.error:
+            items.append(f"batch {provider_id}: {batch.error}")
+        if batch.purpose == UsagePurpose.ORPHAN:
             items.append(f"batch {provider_id} was created without a record (an orphan); its cost is in the ledger")
     # Fan-out batches of the run whose reads fell well below their plan (named, with both figures).
     run_batches = [b for r in runs for b in batch_cache(engine, Selection(run_id=r))]
     items += below_plan(run_batches, batch_plans(engine, [b.batch_id for b in run_batches]))
-    for drift in shadow_drift(engine, registry):
+    for drift in measured_drift(engine, registry):
         if drift.drifted:
             items.append(
                 f"{drift.task_type} on {drift.routed_model}: agreement with {drift.shadow_model} "

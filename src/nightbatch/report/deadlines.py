@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import Engine
-
+from nightbatch.db import Engine
 from nightbatch.db.deadlines import FallbackRow, fallback_rows
 from nightbatch.deadline.durations import DurationModel
 from nightbatch.pricing import pusd_to_usd

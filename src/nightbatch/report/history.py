@@ -10,8 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine
-
+from nightbatch.db import Engine
 from nightbatch.pricing import PriceTable
 from nightbatch.report.query import Selection, ledger_groups, run_cache_history
 from nightbatch.report.savings import BASELINE_MODEL, savings

@@ -14,18 +14,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, select
-from sqlmodel import col
-
 from nightbatch.catalog import canonical_model, load_catalog
-from nightbatch.db.models import Calibration, TaskAttempt, UsagePurpose, UsageRecord
-from nightbatch.pricing import PriceTable, Usage, price_usage, pusd_to_usd
+from nightbatch.db import Engine
+from nightbatch.db.calibrations import decided_calibrations
+from nightbatch.db.queries.quality import EscalationAttempt, escalation_attempts, shadow_attempts
+from nightbatch.pricing import PriceTable, price_usage, pusd_to_usd
 from nightbatch.quality.measure import ShadowDrift, shadow_drift
 from nightbatch.report.query import Selection
 from nightbatch.report.savings import baseline_model_for
 from nightbatch.tasktypes import TaskTypeRegistry
 
-__all__ = ["CalibrationLine", "EscalationLine", "QualityReport", "quality_report"]
+__all__ = ["CalibrationLine", "EscalationLine", "QualityReport", "measured_drift", "quality_report"]
 
 
 @dataclass
@@ -101,48 +100,9 @@ def quality_report(
     """
     baseline_model = baseline_model or baseline_model_for(registry)
     report = QualityReport()
-    query = (
-        select(
-            col(TaskAttempt.task_id),
-            col(TaskAttempt.task_type),
-            col(TaskAttempt.check_passed),
-            col(UsageRecord.model),
-            col(UsageRecord.cost_pusd),
-            col(UsageRecord.input_tokens),
-            col(UsageRecord.output_tokens),
-            col(UsageRecord.cache_write_5m_tokens),
-            col(UsageRecord.cache_write_1h_tokens),
-            col(UsageRecord.cache_read_tokens),
-        )
-        .join(
-            UsageRecord,
-            and_(
-                col(UsageRecord.task_id) == col(TaskAttempt.task_id),
-                col(UsageRecord.batch_id) == col(TaskAttempt.batch_id),
-                col(UsageRecord.purpose) == UsagePurpose.TASK,
-            ),
-        )
-        .where(col(TaskAttempt.purpose) == UsagePurpose.TASK, *selection.usage_filter())
-        .order_by(col(TaskAttempt.task_id), col(TaskAttempt.id))
-    )
-    per_task: dict[int, list[Any]] = {}
-    with engine.connect() as conn:
-        for row in conn.execute(query):
-            per_task.setdefault(row.task_id, []).append(row)
-        # Core rows (one column each), not ORM entities: a Connection does not wrap rows in the model.
-        calibrations = conn.execute(
-            select(
-                col(Calibration.id),
-                col(Calibration.task_type),
-                col(Calibration.recommended_model),
-                col(Calibration.threshold),
-                col(Calibration.decided_at),
-                col(Calibration.applied_at),
-                col(Calibration.results),
-            )
-            .where(col(Calibration.status) == "decided")
-            .order_by(col(Calibration.id))
-        ).all()
+    per_task: dict[int, list[EscalationAttempt]] = {}
+    for attempt in escalation_attempts(engine, selection):
+        per_task.setdefault(attempt.task_id, []).append(attempt)
     lines: dict[str, EscalationLine] = {}
     for rows in per_task.values():
         task_type = rows[0].task_type
@@ -151,21 +111,22 @@ def quality_report(
         line.escalated += len(rows) > 1
         line.actual_pusd += sum(int(r.cost_pusd or 0) for r in rows)  # unpriced: named by the report
         line.failed_rungs_pusd += sum(int(r.cost_pusd or 0) for r in rows[:-1])
-        final = rows[-1]
-        usage = Usage(final.input_tokens, final.output_tokens, final.cache_write_5m_tokens,
-                      final.cache_write_1h_tokens, final.cache_read_tokens)  # fmt: skip
-        line.all_top_pusd += price_usage(prices, line.top_model, usage, "batch").total_pusd
+        line.all_top_pusd += price_usage(prices, line.top_model, rows[-1].usage, "batch").total_pusd
     report.escalation = sorted(lines.values(), key=lambda line: line.task_type)
-    latest: dict[str, Any] = {}
-    for calibration in calibrations:
-        latest[calibration.task_type] = calibration
+    latest = {c.task_type: c for c in decided_calibrations(engine)}  # the newest decided one of each type
     report.calibrations = [
         CalibrationLine(c.task_type, c.id, c.recommended_model, c.threshold, c.decided_at, c.applied_at, c.results)
         for c in latest.values()
     ]
     if registry is not None:
-        report.drift = shadow_drift(engine, registry)
+        report.drift = measured_drift(engine, registry)
     return report
+
+
+def measured_drift(engine: Engine, registry: TaskTypeRegistry) -> list[ShadowDrift]:
+    """Shadow drift of every shadowed type, each against its configured ``routing.threshold``."""
+    thresholds = {task_type.name: task_type.routing.threshold for task_type in registry}
+    return shadow_drift(shadow_attempts(engine), thresholds)
 
 
 def quality_markdown(report: QualityReport) -> str:

@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import Engine, func, select
-from sqlmodel import col
-
+from nightbatch.db import Engine
 from nightbatch.db.deadlines import fallback_rows
-from nightbatch.db.models import Task, UsageRecord
+from nightbatch.db.queries.costs import thinking_tokens
+from nightbatch.db.queries.tasks import task_outcomes
 from nightbatch.deadline.durations import describe_all, expected_finishes
 from nightbatch.pricing import PriceTable, pusd_to_usd
 from nightbatch.report.build import advice_for
@@ -121,12 +120,7 @@ def summarize(
         else Selection.everything()
     )
     summary = RunSummary()
-    with engine.connect() as conn:
-        task_query = select(col(Task.status), func.count()).group_by(col(Task.status))
-        if run_id is not None:
-            billed_tasks = select(col(UsageRecord.task_id)).where(*selection.usage_filter())
-            task_query = task_query.where(col(Task.id).in_(billed_tasks))
-        summary.outcomes = {str(status): n for status, n in conn.execute(task_query).all()}
+    summary.outcomes = task_outcomes(engine, selection if run_id is not None else None)
     groups = ledger_groups(engine, selection, prices)
     for g in groups:
         summary.tasks_by_model[g.model] = summary.tasks_by_model.get(g.model, 0) + g.responses
@@ -136,9 +130,7 @@ def summarize(
         summary.cache_read_tokens += g.usage.cache_read_tokens
         summary.cache_write_tokens += g.usage.cache_write_5m_tokens + g.usage.cache_write_1h_tokens
         summary.cost_pusd += g.cost_pusd
-    with engine.connect() as conn:
-        thinking = select(func.sum(col(UsageRecord.thinking_tokens))).where(*selection.usage_filter())
-        summary.thinking_tokens = int(conn.execute(thinking).scalar_one() or 0)
+    summary.thinking_tokens = thinking_tokens(engine, selection)
     fallback = fallback_rows(engine, run_id=run_id)
     summary.fallback_pusd = sum(r.cost_pusd or 0 for r in fallback)
     summary.fallback_tasks = sorted(r.task_id for r in fallback)

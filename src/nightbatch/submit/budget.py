@@ -16,12 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import Engine, func, select
-from sqlmodel import col
-
 from nightbatch.build.cache_ttl import CacheDecision
 from nightbatch.build.requests import BuiltRequest
-from nightbatch.db.models import UsageRecord
+from nightbatch.db import Engine
+from nightbatch.db.spend import spent_since_pusd
 from nightbatch.pricing import BATCH_DISCOUNT, PriceTable, geo_multiplier, pusd_to_usd
 
 __all__ = ["Budget", "request_bound_usd", "spent_today_usd"]
@@ -43,11 +41,7 @@ def request_bound_usd(prices: PriceTable, request: BuiltRequest, decision: Cache
 def spent_today_usd(engine: Engine, now: datetime | None = None) -> Decimal:
     """What the ledger says was spent since midnight UTC."""
     midnight = (now or datetime.now(UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
-    with engine.connect() as conn:
-        total = conn.execute(
-            select(func.coalesce(func.sum(UsageRecord.cost_pusd), 0)).where(col(UsageRecord.created_at) >= midnight)
-        ).scalar_one()
-    return pusd_to_usd(int(total or 0))  # unpriced rows (NULL cost) are not in the sum: reported elsewhere
+    return pusd_to_usd(spent_since_pusd(engine, midnight))  # unpriced rows (NULL cost) are not in the sum
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Reconciling batches whose creation was never confirmed (see the state diagram in ``submitter``).
+"""Reconciling batches whose creation was never confirmed (see the state diagram in :mod:`nightbatch.db.batches`).
 
 A ``pending`` row whose lease has lapsed belongs to a worker that died (or lost its connection) around
 ``create``. The provider offers no client token on batches and its list endpoint gives counts and times
@@ -26,20 +26,17 @@ to the batch's 24 h for another installation's equal-sized batch to end before i
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
-
-from sqlalchemy import CursorResult, Engine, or_, select, update
-from sqlmodel import Session, col
 
 from nightbatch import custom_ids
 from nightbatch.claude import BatchInfo, ClaudeClient
+from nightbatch.db import Engine
+from nightbatch.db.batches import StaleRow, adopt, given_up_since, known_provider_ids, stale_pending, take_lease
 from nightbatch.db.installation import installation_id
-from nightbatch.db.models import Batch, BatchStatus
+from nightbatch.db.models import BatchStatus
 from nightbatch.errors import ProviderError
-from nightbatch.submit.submitter import mark_create_failed, record_created, record_orphan
+from nightbatch.submit.submitter import mark_create_failed, record_orphan
 
 __all__ = ["ReconcileOutcome", "reconcile_pending"]
 
@@ -50,7 +47,6 @@ CLOCK_SKEW = timedelta(minutes=10)
 ORPHAN_WINDOW = timedelta(hours=24)
 # Result lines read to prove a batch's owner (the first readable custom_id decides; a line may be damaged).
 PROOF_LINES = 20
-_CUSTOM_ID = re.compile(r'"custom_id"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
 
 # Owners of ended batches are fixed for good: each provider batch's results are read once per process.
 # Keyed by id and creation time: an emulator (or a test) may restart its ids.
@@ -74,40 +70,13 @@ class ReconcileOutcome:
         return f"batch {self.batch_id}: created as {self.found.id} but not recorded; proven ours, recorded, ingesting"
 
 
-def _take_lease(engine: Engine, batch_id: int, worker: str, cutoff: datetime, now: datetime) -> bool:
-    with Session(engine) as session:
-        result = session.execute(
-            update(Batch)
-            .where(
-                col(Batch.id) == batch_id,
-                col(Batch.status) == BatchStatus.PENDING,
-                or_(col(Batch.claimed_at).is_(None), col(Batch.claimed_at) < cutoff),
-            )
-            .values(claimed_by=worker, claimed_at=now)
-        )
-        session.commit()
-        return bool(cast(CursorResult[Any], result).rowcount)
+def _take_lease(engine: Engine, batch_id: int, worker: str, *, lease_seconds: int, now: datetime) -> bool:
+    # A function of its own: the crash campaign kills a reconciler right after it took a row's lease.
+    return take_lease(engine, batch_id, worker, status=BatchStatus.PENDING, lease_seconds=lease_seconds, now=now)
 
 
-def _known_provider_ids(engine: Engine) -> set[str]:
-    with Session(engine) as session:
-        rows = session.execute(select(col(Batch.provider_batch_id)).where(col(Batch.provider_batch_id).is_not(None)))
-        return {r[0] for r in rows}
-
-
-def _could_be(batch: BatchInfo, row: Any) -> bool:
+def _could_be(batch: BatchInfo, row: StaleRow) -> bool:
     return bool(batch.counts.total == row.request_count and batch.created_at >= row.created_at - CLOCK_SKEW)
-
-
-def _rows(engine: Engine, *conditions: Any) -> list[Any]:
-    with engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(col(Batch.id), col(Batch.created_at), col(Batch.request_count), col(Batch.model))
-                .where(*conditions)
-                .order_by(col(Batch.id))
-            ).all()
-        )
 
 
 def _owner(client: ClaudeClient, batch: BatchInfo) -> custom_ids.CustomId | None:
@@ -118,8 +87,8 @@ def _owner(client: ClaudeClient, batch: BatchInfo) -> custom_ids.CustomId | None
     found: custom_ids.CustomId | None = None
     with client.result_lines(batch.id) as lines:
         for n, line in enumerate(lines):
-            match = _CUSTOM_ID.search(line)
-            parsed = custom_ids.parse(match.group(1)) if match else None
+            named = custom_ids.named_in(line)
+            parsed = custom_ids.parse(named) if named else None
             if parsed is not None and parsed.installation is not None:
                 found = parsed
                 break
@@ -130,11 +99,8 @@ def _owner(client: ClaudeClient, batch: BatchInfo) -> custom_ids.CustomId | None
 
 
 def _adopt(engine: Engine, row_id: int, match: BatchInfo, worker: str) -> ReconcileOutcome:
-    record_created(engine, row_id, match, worker=worker)
-    with Session(engine) as session:
-        note = f"created as {match.id} but not recorded (worker died around create); proven ours by its custom_ids"
-        session.execute(update(Batch).where(col(Batch.id) == row_id).values(error=note))
-        session.commit()
+    note = f"created as {match.id} but not recorded (worker died around create); proven ours by its custom_ids"
+    adopt(engine, row_id, match, worker=worker, note=note)
     return ReconcileOutcome(row_id, match)
 
 
@@ -158,17 +124,13 @@ def reconcile_pending(
     See the module docstring. Returns what was done, including waits and unknown batches (once).
     """
     now = now or datetime.now(UTC)
-    cutoff = now - timedelta(seconds=lease_seconds)
-    lapsed = or_(col(Batch.claimed_at).is_(None), col(Batch.claimed_at) < cutoff)
-    stale = _rows(engine, col(Batch.status) == BatchStatus.PENDING, lapsed)
-    given_up = _rows(
-        engine, col(Batch.status) == BatchStatus.CREATE_FAILED, col(Batch.created_at) >= now - ORPHAN_WINDOW
-    )
+    stale = stale_pending(engine, lease_seconds=lease_seconds, now=now)
+    given_up = given_up_since(engine, now - ORPHAN_WINDOW)
     outcomes: list[ReconcileOutcome] = []
     if not stale and not given_up:
         return outcomes
     ours = installation_id(engine)
-    known = _known_provider_ids(engine)
+    known = known_provider_ids(engine)
     earliest = min(row.created_at for row in [*stale, *given_up]) - CLOCK_SKEW
     candidates = [b for b in client.list_batches(created_after=earliest) if b.id not in known]
     owners = _owners_of_ended(client, candidates)
@@ -189,7 +151,7 @@ def reconcile_pending(
             note = f"batch {row.id}: an unrecorded batch still running could be its create; waiting for it to end"
             outcomes.append(ReconcileOutcome(row.id, None, note=note))
             continue
-        if not _take_lease(engine, row.id, worker, cutoff, now):
+        if not _take_lease(engine, row.id, worker, lease_seconds=lease_seconds, now=now):
             continue  # another worker is on it
         if not mine:
             reason = "create was never confirmed and no batch of this row exists at the provider"
@@ -205,12 +167,12 @@ def reconcile_pending(
         outcomes.append(outcome)
     by_id = {row.id: row for row in given_up}
     for row_id, batches in proven.items():
-        row = by_id.get(row_id)
-        if row is None:
+        given = by_id.get(row_id)
+        if given is None:
             continue  # a live worker's row (it records its own create) or one outside the window
         for batch in batches:
             reason = f"created after its row {row_id} was given up (a late create); its cost booked as orphan"
-            record_orphan(engine, client, batch, model=row.model, reason=reason, cancel=False)
+            record_orphan(engine, client, batch, model=given.model, reason=reason, cancel=False)
     fresh = [b.id for b in unknown if (b.id, b.created_at) not in _reported_unknown]
     if fresh:
         _reported_unknown.update((b.id, b.created_at) for b in unknown)

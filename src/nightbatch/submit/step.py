@@ -8,17 +8,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
-from sqlmodel import Session, col
-
 from nightbatch import custom_ids
 from nightbatch.build.cache_ttl import CacheDecision
 from nightbatch.build.prefix import CacheTTL
 from nightbatch.build.requests import BuiltRequest, RequestBuilder
-from nightbatch.db.models import BatchStatus, Task, TaskStatus
+from nightbatch.db.calibrations import calibrated_routes
+from nightbatch.db.models import BatchStatus
 from nightbatch.db.queue_state import why_nothing_claimed
+from nightbatch.db.tasks import fail_claimed, queued_outside
 from nightbatch.errors import ConfigError
-from nightbatch.quality.routes import calibrated_routes
 from nightbatch.queue.claim import claim, release
 from nightbatch.services import Services
 from nightbatch.submit.bounded import ClaimedPieces
@@ -54,38 +52,6 @@ class SubmitReport:
     unconfigured_queued: dict[str, int] = field(default_factory=dict)
     nothing_sent: str | None = None  # why no task went out this round, when none did
     failure_reasons: dict[str, int] = field(default_factory=dict)  # "error_type: message" -> tasks it failed
-
-
-def _fail_tasks(services: Services, failures: list[BuildFailure]) -> None:
-    if not failures:
-        return
-    now = datetime.now(UTC)
-    with Session(services.engine) as session:
-        for failure in failures:
-            session.execute(
-                update(Task)
-                .where(col(Task.id) == failure.task_id, col(Task.status) == TaskStatus.CLAIMED)
-                .values(
-                    status=TaskStatus.FAILED,
-                    error_type=failure.error_type,
-                    error_message=failure.message[:2000],
-                    claimed_by=None,
-                    claimed_at=None,
-                    updated_at=now,
-                )
-            )
-        session.commit()
-
-
-def _unconfigured_queued(services: Services, configured: set[str]) -> dict[str, int]:
-    """Queued tasks whose type no configuration here describes (they wait for a worker that knows them)."""
-    with services.engine.connect() as conn:
-        rows = conn.execute(
-            select(col(Task.task_type), func.count())
-            .where(col(Task.status) == TaskStatus.QUEUED, col(Task.task_type).not_in(sorted(configured)))
-            .group_by(col(Task.task_type))
-        ).all()
-    return {str(t): int(n) for t, n in rows}
 
 
 def _fit_budget(services: Services, batch: PackedBatch, decision: CacheDecision, budget: Budget) -> bool:
@@ -161,7 +127,7 @@ def submit_step(
     if unknown:
         raise ConfigError(f"task type(s) {', '.join(sorted(unknown))} not configured (configured: "
                           f"{', '.join(sorted(configured)) or 'none'})")  # fmt: skip
-    report.unconfigured_queued = _unconfigured_queued(services, configured)
+    report.unconfigured_queued = queued_outside(services.engine, configured)  # they wait for a worker that knows them
     # Claimed a piece at a time, as building consumes them: claimed rows never pile up (issue 20).
     claimed = ClaimedPieces(
         lambda n: claim(
@@ -210,7 +176,7 @@ def submit_step(
                 BuildFailure(r.task_id, "request_too_large", f"request is {size} bytes, over the batch size limit")
                 for r, size in packed.too_large
             ]
-        _fail_tasks(services, failures)
+        fail_claimed(services.engine, failures, now=datetime.now(UTC))
     except BaseException:
         # Planning failed before anything was linked to a batch (a database blip, a price table missing a
         # model): the claims go back at once. Left to lapse, they would count as a dead worker's (poison rule).

@@ -1,18 +1,8 @@
 """Submitting packed batches exactly once. The database is the source of truth.
 
-Batch row states and transitions::
-
-    pending ──create accepted──────────────────▶ in_progress ─▶ canceling ─▶ ended ─▶ ingested
-       │  └─create refused (429/529/4xx)───────▶ create_failed   (tasks back to queued)
-       └─outcome unknown (timeout, 5xx, crash)─▶ stays pending; reconciled once its lease lapses:
-              found at the provider  ─▶ in_progress (adopted; canceled if still running; reported)
-              not found              ─▶ create_failed (tasks back to queued)
-
-Task states on this path: ``claimed`` ─(linked to a pending batch)─▶ ``claimed`` with ``batch_id`` ─
-(create accepted)─▶ ``submitted``, which is when the task's ``attempts`` goes up (see
-:mod:`nightbatch.queue.claim` for why not at claim). Collecting takes them on (:mod:`nightbatch.collect`).
-
-The order of effects is what makes a crash at any point safe:
+The batch row's states and transitions are drawn in :mod:`nightbatch.db.batches`, which makes every one of
+them; this module decides which to make, and when. The order of effects is what makes a crash at any
+point safe:
 
 1. one transaction writes the ``pending`` batch row, binds every request's custom_id to that row and this
    installation (:mod:`nightbatch.custom_ids`) and links its tasks (``batch_id``, ``custom_id``);
@@ -22,33 +12,48 @@ The order of effects is what makes a crash at any point safe:
 4. one transaction records the provider id and moves the tasks to ``submitted``.
 
 A worker killed between 3 and 4 leaves a ``pending`` row whose batch exists at the provider; the
-reconciler (:mod:`nightbatch.submit.reconcile`) finds it by its request count and creation time.
+reconciler (:mod:`nightbatch.submit.reconcile`) finds it by the custom_ids in its results.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, cast
-
-from sqlalchemy import CursorResult, Engine, case, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col
 
 from nightbatch import custom_ids
 from nightbatch.build.prefix import canonical_json
-from nightbatch.build.requests import BuiltRequest
 from nightbatch.claude import BatchInfo, ClaudeClient
-from nightbatch.db.cache_entries import PILOT, claim_pilot, link_pilot
+from nightbatch.db import Engine
+from nightbatch.db.batches import (
+    PendingBatch,
+    PendingRequest,
+    insert_orphan,
+    insert_pending,
+    is_recorded,
+    set_manifest_uri,
+)
+from nightbatch.db.batches import mark_create_failed as mark_create_failed
+from nightbatch.db.batches import record_created as record_created
 from nightbatch.db.installation import installation_id
-from nightbatch.db.models import Batch, BatchStatus, CacheRole, Task, TaskStatus, UsagePurpose
-from nightbatch.db.task_links import link_claimed_tasks
+from nightbatch.db.models import BatchStatus, CacheRole, UsagePurpose
+from nightbatch.db.tasks import hand_over_claims
 from nightbatch.errors import NightbatchError, ProviderError
 from nightbatch.storage import ObjectStore
 from nightbatch.submit.pack import PackedBatch
 
-__all__ = ["FailedBeforeCreateError", "SubmitOutcome", "manifest_key", "submit_batch"]
+__all__ = [
+    "FailedBeforeCreateError",
+    "SubmitOutcome",
+    "archive_manifest",
+    "manifest_key",
+    "mark_create_failed",
+    "record_created",
+    "record_orphan",
+    "submit_batch",
+    "write_pending",
+]
 
 log = logging.getLogger(__name__)
 
@@ -95,84 +100,52 @@ def write_pending(
     cache_role: CacheRole | None = None,
     calibration_id: int | None = None,
 ) -> int | None:
-    """Step 1: the pending batch row and its task links, in one transaction. Returns the row id.
+    """Step 1: the pending batch row and its task links, in one transaction; returns the row id.
 
-    Each task is linked only if this worker still holds its claim (compare-and-set on ``claimed_by``): a
-    task whose lease lapsed and was taken over is dropped from ``packed``, so it can never go out twice.
-    Returns None when no task is left.
-
-    A pilot (``cache_role="pilot"``) also takes its group's pilot slot in the same transaction
-    (:func:`nightbatch.db.cache_entries.claim_pilot`): the batch row and the group's waiting state exist
-    together or not at all, and a second worker's pilot for the same group is not written (None).
+    The transition is :func:`nightbatch.db.batches.insert_pending`. Each request's custom_id is bound to the
+    row and this installation, and ``packed`` is updated to match: a task whose claim was lost to another
+    worker is dropped from it, so it can never go out twice. Returns None when no task is left, or (a
+    pilot) when another worker's pilot for the same group is out.
     """
-    now = _now()
     installation = installation_id(engine)  # before the write transaction: it may insert on first use
-    with Session(engine) as session:
-        if cache_role == PILOT and packed.ttl is not None:
-            try:
-                taken = claim_pilot(session.connection(), packed.model, packed.prefix_hash, ttl=packed.ttl,
-                                    prefix_tokens=_prefix_tokens(cache_decision), now=now)  # fmt: skip
-            except IntegrityError:
-                taken = False
-            if not taken:
-                session.rollback()
-                log.info("group %s/%s: another pilot is out; this one is not sent", packed.model, packed.prefix_hash)
-                return None
-        batch = Batch(
-            model=packed.model,
-            status=BatchStatus.PENDING,
-            prefix_hash=packed.prefix_hash,
-            cache_ttl=packed.ttl,
-            cache_decision=cache_decision,
-            run_id=run_id,
-            claimed_by=worker,
-            claimed_at=now,
-            created_at=now,
-            purpose=purpose,
-            cache_role=cache_role,
-            calibration_id=calibration_id,
-        )
-        session.add(batch)
-        session.flush()
-        assert batch.id is not None
+    pending = PendingBatch(
+        model=packed.model,
+        prefix_hash=packed.prefix_hash,
+        worker=worker,
+        cache_ttl=packed.ttl,
+        cache_decision=cache_decision,
+        run_id=run_id,
+        purpose=purpose,
+        cache_role=cache_role,
+        calibration_id=calibration_id,
+        pilot_prefix_tokens=_prefix_tokens(cache_decision),
+    )
+
+    def bind(row: int) -> list[PendingRequest]:
         # Every custom_id now names this row and this installation: what proves the batch ours later.
-        bound = [
-            replace(r, custom_id=custom_ids.bind(r.custom_id, row=batch.id, installation=installation))
-            for r in packed.requests
-        ]
+        bound = [replace(r, custom_id=custom_ids.bind(r.custom_id, row=row, installation=installation))
+                 for r in packed.requests]  # fmt: skip
         resized = any(len(a.custom_id) != len(b.custom_id) for a, b in zip(packed.requests, bound, strict=True))
         packed.requests = bound
         if resized:
             packed.recount()
-        if cache_role == PILOT:
-            link_pilot(session.connection(), packed.model, packed.prefix_hash, batch.id)
+        # A probe, or a shadow request, is not the task's own request: the task stays where it is.
+        return [
+            PendingRequest(r.custom_id, r.model, None if _leaves_task(purpose, r.custom_id) else r.task_id)
+            for r in bound
+        ]
 
-        # A probe (shadow, calibration) is not the task's own request: the task stays where it is.
-        def own(request: BuiltRequest) -> bool:
-            return purpose == UsagePurpose.TASK and not custom_ids.is_shadow(request.custom_id)
-
-        # claimed_at=now: the task's lease is never older than its batch row's.
-        links = [(r.task_id, r.custom_id) for r in packed.requests if own(r)]
-        linked = link_claimed_tasks(
-            session.connection(), batch_id=batch.id, worker=worker, model=packed.model, links=links, now=now
-        )
-        kept = []
-        for request in packed.requests:
-            if not own(request) or request.task_id in linked:
-                kept.append(request)
-            else:
-                log.warning("task %s: claim lost to another worker; left out of batch %s", request.task_id, batch.id)
-        if not kept:
-            session.rollback()
-            return None
+    def payload_bytes(kept: Sequence[int]) -> int:
         if len(kept) != len(packed.requests):
-            packed.requests = kept
+            packed.requests = [packed.requests[i] for i in kept]
             packed.recount()
-        batch.request_count = len(kept)
-        batch.processing_count = len(kept)
-        batch.payload_bytes = packed.payload_bytes
-        session.commit()
-        return batch.id
+        return packed.payload_bytes
+
+    return insert_pending(engine, pending, now=_now(), bind=bind, payload_bytes=payload_bytes)
+
+
+def _leaves_task(purpose: UsagePurpose, custom_id: str) -> bool:
+    return purpose != UsagePurpose.TASK or custom_ids.is_shadow(custom_id)
 
 
 def _prefix_tokens(cache_decision: dict[str, object] | None) -> int:
@@ -188,58 +161,8 @@ def archive_manifest(engine: Engine, store: ObjectStore, batch_id: int, packed: 
             out.write(request.entry_bytes(packed.ttl))
             out.write(b"\n")
     uri = store.uri(key)
-    with Session(engine) as session:
-        session.execute(update(Batch).where(col(Batch.id) == batch_id).values(manifest_uri=uri))
-        session.commit()
+    set_manifest_uri(engine, batch_id, uri)
     return uri
-
-
-def record_created(engine: Engine, batch_id: int, info: BatchInfo, *, worker: str) -> bool:
-    """Step 4: the provider id, and the tasks move to ``submitted``, in one transaction.
-
-    Guarded: only while the row is still ``pending`` and leased by ``worker``. A create that outlived its
-    lease may find its row given up by a reconciler (tasks re-queued); then it returns False and the
-    caller must deal with the batch it just created (see :func:`record_orphan`).
-    """
-    now = _now()
-    with Session(engine) as session:
-        taken = session.execute(
-            update(Batch)
-            .where(col(Batch.id) == batch_id, col(Batch.status) == BatchStatus.PENDING, col(Batch.claimed_by) == worker)
-            .values(
-                provider_batch_id=info.id,
-                status=BatchStatus(info.processing_status),
-                submitted_at=info.created_at,
-                expires_at=info.expires_at,
-                claimed_by=None,
-                claimed_at=None,
-            )
-        )
-        if cast(CursorResult[Any], taken).rowcount != 1:
-            session.rollback()
-            return False
-        # The request was sent and accepted: this is where an attempt counts (not at claim, so a worker
-        # that dies before sending burns no retry), and the task's count of dead claims starts over.
-        session.execute(
-            update(Task)
-            .where(col(Task.batch_id) == batch_id, col(Task.status) == TaskStatus.CLAIMED)
-            .values(
-                status=TaskStatus.SUBMITTED,
-                attempts=col(Task.attempts) + 1,
-                claims=0,
-                claimed_by=None,
-                claimed_at=None,
-                updated_at=now,
-            )
-        )
-        session.commit()
-        return True
-
-
-def _is_recorded(engine: Engine, provider_batch_id: str) -> bool:
-    with engine.connect() as conn:
-        found = conn.execute(select(col(Batch.id)).where(col(Batch.provider_batch_id) == provider_batch_id)).first()
-    return found is not None
 
 
 def record_orphan(
@@ -253,69 +176,10 @@ def record_orphan(
             info = client.cancel_batch(info.id)
         except ProviderError as exc:
             log.error("could not cancel orphan batch %s: %s", info.id, exc)
-    with Session(engine) as session:
-        batch = Batch(
-            provider_batch_id=info.id,
-            model=model,
-            status=BatchStatus(info.processing_status),
-            request_count=info.counts.total,
-            processing_count=info.counts.processing,
-            submitted_at=info.created_at,
-            expires_at=info.expires_at,
-            error=reason,
-            purpose=UsagePurpose.ORPHAN,
-        )
-        session.add(batch)
-        try:
-            session.commit()
-        except IntegrityError:
-            # Another worker recorded the same provider batch in the meantime: it is known, that is enough.
-            session.rollback()
-            return None
-        assert batch.id is not None
+    batch_id = insert_orphan(engine, info, model=model, reason=reason)
+    if batch_id is not None:  # None: another worker recorded the same provider batch meanwhile; known is enough
         log.error("batch %s: %s", info.id, reason)
-        return batch.id
-
-
-def mark_create_failed(engine: Engine, batch_id: int, error: str, *, worker_died: bool = False) -> None:
-    """The batch was never created: record why and put its tasks back in the queue, unharmed.
-
-    No attempt was counted (that happens when a create is accepted). The claim is taken back from the
-    tasks' ``claims`` unless ``worker_died`` (the reconciler giving up a dead worker's row): those deaths
-    count towards the poison rule (:mod:`nightbatch.queue.claim`).
-    """
-    now = _now()
-    with Session(engine) as session:
-        session.execute(
-            update(Batch)
-            .where(col(Batch.id) == batch_id)
-            .values(status=BatchStatus.CREATE_FAILED, error=error[:2000], claimed_by=None, claimed_at=None)
-        )
-        session.execute(
-            update(Task)
-            .where(col(Task.batch_id) == batch_id, col(Task.status) == TaskStatus.CLAIMED)
-            .values(
-                status=TaskStatus.QUEUED,
-                claims=col(Task.claims) if worker_died else case((col(Task.claims) > 0, col(Task.claims) - 1), else_=0),
-                batch_id=None,
-                custom_id=None,
-                claimed_by=None,
-                claimed_at=None,
-                updated_at=now,
-            )
-        )
-        session.commit()
-
-
-def _hand_over_claims(engine: Engine, batch_id: int) -> None:
-    """This live worker leaves its pending row to the reconciler: its claim is not a death (poison rule)."""
-    with Session(engine) as session:
-        session.execute(
-            update(Task)
-            .where(col(Task.batch_id) == batch_id, col(Task.status) == TaskStatus.CLAIMED)
-            .values(claims=case((col(Task.claims) > 0, col(Task.claims) - 1), else_=0))
-        )
-        session.commit()
+    return batch_id
 
 
 def submit_batch(
@@ -328,6 +192,8 @@ def submit_batch(
     run_id: int | None = None,
     cache_decision: dict[str, object] | None = None,
     cache_role: CacheRole | None = None,
+    purpose: UsagePurpose = UsagePurpose.TASK,
+    calibration_id: int | None = None,
 ) -> SubmitOutcome | None:
     """Steps 1–4 for one packed batch (see the module docstring).
 
@@ -336,8 +202,9 @@ def submit_batch(
     task's claim was lost before the batch row was written.
     """
     written = write_pending(
-        engine, packed, worker=worker, run_id=run_id, cache_decision=cache_decision, cache_role=cache_role
-    )
+        engine, packed, worker=worker, run_id=run_id, cache_decision=cache_decision, cache_role=cache_role,
+        purpose=purpose, calibration_id=calibration_id,
+    )  # fmt: skip
     if written is None:
         return None
     batch_id = written
@@ -354,12 +221,12 @@ def submit_batch(
     except ProviderError as exc:
         if exc.maybe_applied:
             log.warning("batch %s: create outcome unknown (%s); left pending for reconciliation", batch_id, exc)
-            _hand_over_claims(engine, batch_id)
+            hand_over_claims(engine, batch_id)
             return SubmitOutcome(batch_id, None, BatchStatus.PENDING, str(exc), task_ids)
         mark_create_failed(engine, batch_id, str(exc))
         raise
     if not record_created(engine, batch_id, info, worker=worker):
-        if _is_recorded(engine, info.id):
+        if is_recorded(engine, info.id):
             # A reconciler found and adopted this very batch while our create was in flight: nothing to do.
             reason = f"created as {info.id}, already adopted by a reconciler"
             return SubmitOutcome(batch_id, info.id, BatchStatus(info.processing_status), reason, task_ids)

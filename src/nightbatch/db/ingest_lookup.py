@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col
 
 from nightbatch import custom_ids, fastjson
-from nightbatch.db.models import Batch, TaskAttempt
+from nightbatch.db.models import Batch, TaskAttempt, UsagePurpose
 
 __all__ = ["ChunkTasks", "FoundTask"]
 
@@ -79,6 +79,12 @@ def _routine_task_ids(listed: list[str]) -> dict[str, int]:
     return {c: i for c in listed if (i := custom_ids.task_id(c)) is not None}
 
 
+def _probed_task_ids(listed: list[str]) -> dict[str, int]:
+    """The task ids calibration custom_ids (kind ``c``) name; other custom_ids are left out."""
+    parsed = {c: custom_ids.parse(c) for c in listed}
+    return {c: p.task_id for c, p in parsed.items() if p is not None and p.kind == custom_ids.Kind.CALIBRATION}
+
+
 def _by_task_id(conn: Connection, named: dict[str, int]) -> dict[str, FoundTask]:
     """The tasks ``named`` (custom_id -> task id) names, whatever batch they point at, by custom_id."""
     if not named:
@@ -124,7 +130,7 @@ class ChunkTasks:
     """What the database says about one chunk's custom_ids, read before any of the chunk is decided."""
 
     tasks: dict[str, FoundTask]  # this batch's own requests
-    shadowed: dict[str, FoundTask]  # shadow requests' tasks (orphan batches: every custom_id's task)
+    shadowed: dict[str, FoundTask]  # shadow requests' tasks (orphan and calibration batches: every custom_id's)
     strangers: dict[str, FoundTask]  # custom_ids this batch does not list, by the task id they name
     recorded: set[str]  # results already recorded (a second ingest)
 
@@ -133,8 +139,10 @@ class ChunkTasks:
         assert row.id is not None
         ids = [line["custom_id"] for line in chunk]
         shadow_ids = [c for c in ids if custom_ids.is_shadow(c)]
-        if row.purpose == "orphan":
+        if row.purpose == UsagePurpose.ORPHAN:
             return cls({}, _by_task_id(conn, _routine_task_ids(ids)), {}, _already_recorded(conn, row.id, ids))
+        if row.purpose == UsagePurpose.CALIBRATION:  # probes name the task they sample, in no batch of theirs
+            return cls({}, _by_task_id(conn, _probed_task_ids(ids)), {}, _already_recorded(conn, row.id, ids))
         tasks = _lookup_tasks(conn, row.id, [c for c in ids if not custom_ids.is_shadow(c)])
         shadowed = _lookup_shadowed(conn, shadow_ids) if shadow_ids else {}
         unlisted = [c for c in ids if c not in tasks and c not in shadowed]

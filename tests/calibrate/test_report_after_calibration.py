@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from nightbatch.calibrate import apply_calibration, finish_calibration, start_calibration
 from nightbatch.cli import app
 from nightbatch.emulator import EmulatorServer
-from nightbatch.quality.calibrate import apply_calibration, finish_calibration, start_calibration
 from nightbatch.services import Services
 from tests.quality.conftest import enqueue_tickets, run_until_done, use_types
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from nightbatch.calibrate import apply_calibration, finish_calibration, start_calibration
 from nightbatch.db.models import UsagePurpose, UsageRecord
 from nightbatch.emulator import EmulatorServer
-from nightbatch.quality.calibrate import apply_calibration, finish_calibration, start_calibration
 from nightbatch.services import Services
 from nightbatch.tasktypes import TaskTypeRegistry
 from tests.quality.conftest import TRIAGE, enqueue_tickets

@@ -6,12 +6,12 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
+from nightbatch.calibrate import apply_calibration, finish_calibration, start_calibration
 from nightbatch.collect.poll import collect_step
+from nightbatch.db.calibrations import calibrated_routes
 from nightbatch.db.models import Task, UsagePurpose, UsageRecord
 from nightbatch.emulator import EmulatorServer
 from nightbatch.errors import StateError
-from nightbatch.quality.calibrate import apply_calibration, finish_calibration, start_calibration
-from nightbatch.quality.routes import calibrated_routes
 from nightbatch.services import Services
 from nightbatch.submit.step import submit_step
 from tests.quality.conftest import LADDER, enqueue_tickets, use_types
