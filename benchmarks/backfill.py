@@ -237,8 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.backfill", description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, action="append", help="backfill size (repeatable)")
     parser.add_argument("--workers", type=int, action="append", help="worker processes (repeatable)")
+    parser.add_argument("--plan", help="runs in this order instead, e.g. 100000x4,1000000x4,1000000x1")
     args = parser.parse_args(argv)
     plan = [(t, w) for t in args.tasks or [20_000] for w in args.workers or [4, 1]]
+    if args.plan:
+        plan = [(int(t), int(w)) for t, w in (run.split("x") for run in args.plan.split(","))]
     scenarios = run_scenarios(plan)
     from benchmarks._harness import markdown_table
 
