@@ -16,7 +16,8 @@ from flows.params import SubmitParams
 from flows.runtime import FlowSettings, services_for
 from nightbatch.outcome_policy import RunFacts, RunOutcome, decide_outcome
 from nightbatch.services import Services
-from nightbatch.submit.step import SubmitReport, submit_step
+from nightbatch.submit.chunks import submit_in_chunks
+from nightbatch.submit.step import SubmitReport
 
 
 @task(name="submit-batches", cache_policy=NO_CACHE)
@@ -32,7 +33,8 @@ def submit_batches(
     # at a time across workers keeps within the API's queue and rate limits; the database keeps it safe anyway.
     limit = services.settings.submit_concurrency_limit
     with concurrency(limit, occupy=1, strict=False) if limit else nullcontext():
-        return submit_step(
+        # A batch's worth at a time, whatever params.limit: a worker's memory stays flat (issue 20).
+        return submit_in_chunks(
             services,
             limit=params.limit,
             task_types=params.task_type,

@@ -256,3 +256,30 @@ def test_the_guard_sees_what_it_guards():
         ("nightbatch.quality", True),
         ("nightbatch.collect", True),
     }
+
+
+def _sessions_opened(path: Path) -> Iterator[tuple[int, str]]:
+    """Calls that open a connection, transaction or session: ``<...engine>.begin()/.connect()``, ``Session(...)``."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in ("begin", "connect"):
+            receiver = ast.unparse(func.value)
+            if "engine" in receiver.lower():
+                yield node.lineno, f"{receiver}.{func.attr}()"
+        elif isinstance(func, ast.Name) and func.id == "Session":
+            yield node.lineno, "Session(...)"
+
+
+def test_no_stage_opens_a_connection_or_session_itself():
+    found = [
+        f"{_name(path)}:{line}: {call}"
+        for path in _modules()
+        if not _name(path).startswith(DATABASE_HOMES)
+        for line, call in _sessions_opened(path)
+    ]
+    assert not found, (
+        "stages call named reads and transitions of db/ (or hold db.engine.transaction / reading to combine "
+        "them), never a connection of their own:\n" + "\n".join(found)
+    )

@@ -11,7 +11,7 @@ would create a second batch and bill it twice. The submitter handles that case f
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -126,6 +126,24 @@ def not_visible_yet(exc: ProviderError, created_at: datetime | None, *, now: dat
     return moment - created_at < FRESH_BATCH_404_GRACE
 
 
+_SEND_BYTES = 256 * 1024
+
+
+def _coalesced(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """``chunks`` joined into pieces of about 256 KiB: one socket write per request entry (two per request
+    with the commas) was 200,000 system calls for a 100,000-request batch (issue 20)."""
+    pending: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= _SEND_BYTES:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
 class ClaudeClient:
     """Everything nightbatch asks of the Messages and Message Batches APIs."""
 
@@ -157,7 +175,7 @@ class ClaudeClient:
             else:
                 length = {"content-type": "application/json", "content-length": str(requests.payload_bytes)}
                 batch = sdk.post(
-                    "/v1/messages/batches", cast_to=MessageBatch, content=requests.body_chunks(),
+                    "/v1/messages/batches", cast_to=MessageBatch, content=_coalesced(requests.body_chunks()),
                     options={"headers": length},
                 )  # fmt: skip
         except anthropic.AnthropicError as exc:

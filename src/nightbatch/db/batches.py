@@ -42,7 +42,8 @@ from sqlmodel import Session, col
 
 from nightbatch.db.cache_entries import claim_pilot, link_pilot
 from nightbatch.db.models import Batch, BatchStatus, CacheRole, UsagePurpose
-from nightbatch.db.tasks import flag_user_canceled, link_to_batch, mark_batch_submitted, requeue_unsent
+from nightbatch.db.task_links import link_claimed_tasks
+from nightbatch.db.tasks import flag_user_canceled, mark_batch_submitted, requeue_unsent
 
 __all__ = [
     "OPEN",
@@ -222,11 +223,12 @@ def insert_pending(
         conn = session.connection()
         if pilot:
             link_pilot(conn, pending.model, pending.prefix_hash, batch.id)
+        # Many tasks per statement, not one round trip per task (issue 20: db/task_links.py).
+        links = [(r.task_id, r.custom_id, r.model) for r in requests if r.task_id is not None]
+        linked = link_claimed_tasks(conn, batch_id=batch.id, worker=pending.worker, links=links, now=now)
         kept: list[int] = []
         for position, request in enumerate(requests):
-            if request.task_id is None or link_to_batch(conn, request.task_id, worker=pending.worker,
-                                                        batch_id=batch.id, custom_id=request.custom_id,
-                                                        model=request.model, now=now):  # fmt: skip
+            if request.task_id is None or request.task_id in linked:
                 kept.append(position)
             else:
                 log.warning("task %s: claim lost to another worker; left out of batch %s", request.task_id, batch.id)

@@ -29,8 +29,10 @@ __all__ = [
     "insert_ignoring_conflicts",
     "make_engine",
     "normalize_url",
+    "reading",
     "redact_url",
     "session_scope",
+    "transaction",
 ]
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
@@ -130,3 +132,21 @@ def insert_ignoring_conflicts(table: Table, dialect: str, index_elements: Sequen
     if dialect == "sqlite":
         return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
     raise ConfigError(f"unsupported database dialect {dialect!r}")
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction for several named writes of ``db`` modules that must land together (or not at all).
+
+    Stages that combine transitions (a reused answer and the stage tasks it sets off, say) hold this, never
+    a session of their own.
+    """
+    with engine.begin() as conn:
+        yield conn
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """One connection for several reads of ``db`` modules that should see the same moment."""
+    with engine.connect() as conn:
+        yield conn

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from nightbatch.db import Connection, Engine
+from nightbatch.db.engine import transaction
 from nightbatch.db.models import TaskStatus
 from nightbatch.db.stages import StageTask, fallback_successes_without_stages, insert_stage_tasks, stage_parents
 from nightbatch.db.twins import leaders_with_twins, settle_twins
@@ -128,7 +129,7 @@ def enqueue_fallback_stages(engine: Engine, graph: StageGraph, store: ObjectStor
     """
     if not graph:
         return 0
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         found = fallback_successes_without_stages(conn, sorted(graph.downstream), now - FALLBACK_LOOKBACK)
         if not found:
             return 0

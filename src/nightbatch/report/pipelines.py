@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from nightbatch.db import Engine
+from nightbatch.db.engine import reading
 from nightbatch.db.queries.pipelines import dedup_leaders, pipeline_tasks, shadow_pairs, task_costs, twin_savings
 from nightbatch.pipeline.graph import StageGraph
 from nightbatch.pricing import pusd_to_usd
@@ -126,7 +127,7 @@ def pipeline_section(
     """
     graph = StageGraph.of(registry) if registry is not None else StageGraph({}, {}, {})
     firsts = sorted({graph.root(t) for t in graph.specs})
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         tasks = pipeline_tasks(conn, firsts)
         costs = task_costs(conn, [t.task_id for t in tasks], usage_filter) if tasks else {}
         twins = twin_savings(conn, since, until)

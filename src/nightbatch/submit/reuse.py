@@ -15,6 +15,7 @@ from typing import Any
 
 from nightbatch import custom_ids
 from nightbatch.build.requests import BuiltRequest
+from nightbatch.db.engine import transaction
 from nightbatch.db.twins import find_reusable, serve_reused
 from nightbatch.pipeline.downstream import Downstream, stored_output
 from nightbatch.pipeline.graph import StageGraph
@@ -37,7 +38,7 @@ def serve_from_earlier_answers(
         return requests, 0
     graph = StageGraph.of(services.registry)
     served_ids: set[int] = set()
-    with services.engine.begin() as conn:
+    with transaction(services.engine) as conn:
         for task_type, seconds in windows.items():
             by_digest: dict[str, list[int]] = {}
             for request in candidates:

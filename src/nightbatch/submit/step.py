@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from nightbatch import custom_ids
 from nightbatch.build.cache_ttl import CacheDecision
@@ -19,8 +20,9 @@ from nightbatch.db.tasks import fail_claimed, queued_outside
 from nightbatch.errors import ConfigError
 from nightbatch.pipeline.downstream import enqueue_fallback_stages
 from nightbatch.pipeline.graph import StageGraph
-from nightbatch.queue.claim import claim, release
+from nightbatch.queue.claim import ClaimedTask, claim, release
 from nightbatch.services import Services
+from nightbatch.submit.bounded import ClaimedPieces
 from nightbatch.submit.budget import Budget, request_bound_usd, spent_today_usd
 from nightbatch.submit.dedup import split_twins
 from nightbatch.submit.groups import Send, plan_sends
@@ -135,16 +137,19 @@ def submit_step(
     report.unconfigured_queued = queued_outside(services.engine, configured)  # they wait for a worker that knows them
     # Stage tasks of results the real-time deadline fallback answered (ingest makes everyone else's).
     enqueue_fallback_stages(services.engine, StageGraph.of(services.registry), services.store, datetime.now(UTC))
-    claimed = claim(
-        services.engine,
+    # Claimed a piece at a time, as building consumes them: claimed rows never pile up (issue 20).
+    claimed = ClaimedPieces(
+        lambda n: claim(
+            services.engine,
+            n,
+            services.worker,
+            task_types=wanted,
+            lease_seconds=settings.lease_seconds,
+            poison_claims=settings.poison_claims,
+        ),
         limit,
-        services.worker,
-        task_types=wanted,
-        lease_seconds=settings.lease_seconds,
-        poison_claims=settings.poison_claims,
     )
-    report.claimed = len(claimed)
-    if not claimed:
+    if not claimed.ids:
         report.nothing_sent = why_nothing_claimed(
             services.engine,
             wanted=wanted,
@@ -155,15 +160,27 @@ def submit_step(
         return report
     try:
         calibrated = calibrated_routes(services.engine)
-        plan = plan_requests(claimed, services.registry, RequestBuilder(), calibrated=calibrated)
+        # Payloads are kept only for types that reuse answers (opt-in): a served task's stages are built from
+        # them, while every other claimed row is let go of as soon as its request is built.
+        reusing = {t.name for t in services.registry if t.reuse_window_seconds}
+        payloads: dict[int, dict[str, Any]] = {}
+
+        def keeping_reused_payloads(tasks: Iterable[ClaimedTask]) -> Iterator[ClaimedTask]:
+            for task in tasks:
+                if task.task_type in reusing:
+                    payloads[task.id] = task.payload
+                yield task
+
+        plan = plan_requests(
+            keeping_reused_payloads(claimed), services.registry, RequestBuilder(), calibrated=calibrated
+        )
+        report.claimed = len(claimed.ids)
         report.shadow_requests = plan.shadows
         report.trimmed_tokens = plan.trimmed_tokens
         # Nothing identical is paid for twice: earlier answers within a type's reuse window, then one request
         # per identical set of this submit (its twins follow their leader's batch).
         clock = now or datetime.now(UTC)
-        plan.requests, report.reused = serve_from_earlier_answers(
-            services, plan.requests, {t.id: t.payload for t in claimed}, clock
-        )
+        plan.requests, report.reused = serve_from_earlier_answers(services, plan.requests, payloads, clock)
         plan.requests, twins = split_twins(plan.requests, services.registry)
         groups = plan_sends(
             services,
@@ -190,7 +207,7 @@ def submit_step(
     except BaseException:
         # Planning failed before anything was linked to a batch (a database blip, a price table missing a
         # model): the claims go back at once. Left to lapse, they would count as a dead worker's (poison rule).
-        _release_quietly(services, [t.id for t in claimed])
+        _release_quietly(services, claimed.ids)
         raise
     report.failed_tasks = len(failures)
     for failure in failures:
