@@ -3,7 +3,7 @@
 For each result line :class:`ChunkRows` decides the task's fate (:mod:`nightbatch.collect.outcome`), bills
 it (one ledger row, priced once per usage shape) and records the attempt; a succeeded result's output
 becomes one line of its task type's shard (:class:`Shards`). Nothing here touches the database: the rows
-(frozen :class:`~nightbatch.db.ledger.UsageRow`, :class:`~nightbatch.db.ledger.AttemptRow` and
+(immutable typed rows, :class:`~nightbatch.db.ledger.UsageRow`, :class:`~nightbatch.db.ledger.AttemptRow` and
 :class:`~nightbatch.db.ingest_writes.TaskResult`) are written by :class:`~nightbatch.db.ingest_writes.ChunkWriter`.
 
 Billing a result (one ``usage_record`` row):

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Dialect, Engine, bindparam, text
 
@@ -24,8 +24,7 @@ from nightbatch.db.models import TaskStatus, UTCDateTime
 __all__ = ["ChunkWriter", "Statements", "TaskResult", "execute_rows", "ingest_transaction", "update_tasks"]
 
 
-@dataclass(frozen=True, slots=True)
-class TaskResult:
+class TaskResult(NamedTuple):
     """A task's decided fate, written only while it is still ``submitted`` in batch ``batch``."""
 
     id: int
@@ -81,7 +80,8 @@ def _bulk_update(dialect: str, *, leaving: bool) -> Bulk:
         f"UPDATE task SET {sets}, updated_at = :now FROM {source} WHERE task.id = {exprs['id']}"
         f" AND task.batch_id + 0 = {exprs['batch']} AND task.status || '' = '{submitted}'"
     )
-    return Bulk(text(sql).bindparams(bindparam("now", type_=UTCDateTime())))
+    keys = tuple(key for _, key, _ in _UPDATE_COLUMNS + _UPDATE_KEYS)
+    return Bulk(text(sql).bindparams(bindparam("now", type_=UTCDateTime())), keys)
 
 
 @dataclass(frozen=True)
