@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["Condition", "ConditionError", "parse_condition"]
+__all__ = ["Condition", "ConditionError", "lookup", "parse_condition"]
 
 
 class ConditionError(ValueError):
@@ -183,7 +183,8 @@ class _Parser:
         raise ConditionError(f"expected a value at {token.at + 1}, found {token.text or 'the end'!r}")
 
 
-def _lookup(value: Any, parts: tuple[str, ...]) -> Any:
+def lookup(value: Any, parts: tuple[str, ...]) -> Any:
+    """``value`` followed down ``parts`` (object keys, list indexes); None where the path leads nowhere."""
     for part in parts:
         if isinstance(value, dict):
             value = value.get(part)
@@ -220,7 +221,7 @@ def _evaluate(node: Node, scope: dict[str, Any]) -> Any:
     if kind == "lit":
         return node[1]
     if kind == "path":
-        return _lookup(scope.get(node[1]), node[2])
+        return lookup(scope.get(node[1]), node[2])
     if kind == "list":
         return [_evaluate(item, scope) for item in node[1]]
     if kind == "not":

@@ -10,20 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from nightbatch.errors import InputError
+from nightbatch.pipeline.condition import lookup
 from nightbatch.pipeline.spec import RerankSpec, StageSpec
 
 __all__ = ["build_payload", "top_k"]
 
 
 def _path(value: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if isinstance(value, dict):
-            value = value.get(part)
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return None
-    return value
+    return lookup(value, tuple(dotted.split(".")))
 
 
 def _source(source: str, payload: dict[str, Any], output: Any) -> Any:
