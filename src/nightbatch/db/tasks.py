@@ -394,20 +394,6 @@ class TaskFailure(Protocol):
     def message(self) -> str: ...
 
 
-def link_to_batch(conn: Connection, task_id: int, *, worker: str, batch_id: int, custom_id: str, model: str,
-                  now: datetime) -> bool:  # fmt: skip
-    """Link a task ``worker`` still claims to its pending batch row; False when the claim was lost.
-
-    ``claimed_at`` is renewed: the task's lease is never older than its batch row's.
-    """
-    linked = conn.execute(
-        update(Task)
-        .where(col(Task.id) == task_id, *_LINKED, col(Task.claimed_by) == worker)
-        .values(batch_id=batch_id, custom_id=custom_id, model=model, claimed_at=now, updated_at=now)
-    )
-    return linked.rowcount == 1
-
-
 def mark_batch_submitted(conn: Connection, batch_id: int, *, now: datetime) -> None:
     """The batch's create was accepted: its claimed tasks are ``submitted``.
 
