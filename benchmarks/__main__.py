@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--only ingest,submit,enqueue,cost,chained,backfill]``: run, print, save."""
+"""``python -m benchmarks [--quick] [--only ingest,submit,enqueue,claim,cost,chained,backfill]``: run, print, save."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import backfill, cost, enqueue, ingest, submit
+from benchmarks import backfill, claim, cost, enqueue, ingest, submit
 from benchmarks._harness import Row, machine, markdown_table, postgres_server_url
 from nightbatch.db import redact_url
 
@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, Callable[..., list[Any]]] = {
     "ingest": ingest.run,
     "submit": submit.run,
     "enqueue": enqueue.run,
+    "claim": claim.run,
     "cost": cost.run,
     "chained": cost.run_chained,
     "backfill": backfill.run,

@@ -118,6 +118,37 @@ def test_tasks_in_other_states_are_never_claimed(engine: Engine) -> None:
     assert sorted(t.payload["i"] for t in got) == [0, 1]  # queued, and claimed with an expired lease
 
 
+def test_lapsed_leases_and_queued_tasks_are_claimed_in_one_order(engine: Engine) -> None:
+    """The claim reads the queued tasks and the lapsed leases apart (each from its own index) and merges them:
+    together they still come in priority, deadline, id order, ``n`` at most, of the asked types only."""
+    for name, priority in [("lapsed-high", 5), ("lapsed-low", -5), ("lapsed-other-type", 9)]:
+        enqueue(engine, "other" if "other" in name else "t", {"n": name}, priority=priority)
+    assert len(claim(engine, 3, "dead", now=T0, lease_seconds=60)) == 3
+    for name, priority in [("queued-top", 7), ("queued-mid", 0), ("queued-low", -9)]:
+        enqueue(engine, "t", {"n": name}, priority=priority)
+    later = T0 + timedelta(minutes=5)
+    first = claim(engine, 2, "alive", task_types=["t"], now=later, lease_seconds=60)
+    assert [t.payload["n"] for t in first] == ["queued-top", "lapsed-high"]
+    rest = claim(engine, 10, "alive", task_types=["t"], now=later, lease_seconds=60)
+    assert [t.payload["n"] for t in rest] == ["queued-mid", "lapsed-low", "queued-low"]
+    assert [t.payload["n"] for t in claim(engine, 10, "alive", now=later, lease_seconds=60)] == ["lapsed-other-type"]
+
+
+def test_postgresql_claims_from_the_claim_order_index_after_a_large_load(engine: Engine, db_backend: str) -> None:
+    """After a big task file the planner knows the queue is deep and reads the index, not a sort of every row."""
+    if db_backend != "postgresql":
+        pytest.skip("the plan checked is PostgreSQL's; SQLite's index cannot hold NULLS LAST (see migration 0008)")
+    _fill(engine, 12_000)
+    pick = (
+        "SELECT id FROM task WHERE status = 'queued' ORDER BY priority DESC, deadline ASC NULLS LAST, id"
+        " LIMIT 100 FOR UPDATE SKIP LOCKED"
+    )
+    with engine.connect() as conn:
+        plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {pick}"))
+    assert "ix_task_queued_claim_order" in plan, plan
+    assert "Sort" not in plan, plan
+
+
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="worker"):
         claim(None, 1, "")  # type: ignore[arg-type]

@@ -501,3 +501,28 @@ Index(
     postgresql_where=_FALLBACK_ONLY,
     sqlite_where=_FALLBACK_ONLY,
 )
+
+
+# The claim's two halves (db.tasks.claim_tasks) each read an index already in claim order, so claiming n tasks
+# reads about n index entries instead of sorting every claimable row (1.2 s per claim at a million queued).
+# On PostgreSQL an ascending column sorts NULLs last, as the claim asks of the deadline; SQLite sorts them first
+# (and has no NULLS LAST in an index), so there the index narrows the rows to the queued ones and the priority
+# order, and the deadline is sorted within a priority.
+_QUEUED_ONLY = text("status = 'queued'")
+Index(
+    "ix_task_queued_claim_order",
+    Task.__table__.c.priority.desc(),  # type: ignore[attr-defined]
+    Task.__table__.c.deadline,  # type: ignore[attr-defined]
+    Task.__table__.c.id,  # type: ignore[attr-defined]
+    postgresql_where=_QUEUED_ONLY,
+    sqlite_where=_QUEUED_ONLY,
+)
+# Claimed but not yet linked to a batch: the only claimed tasks whose lease can lapse back into the queue. Few at
+# any time (what live workers are building), however many tasks sit in sent batches.
+_UNSENT_CLAIMS = text("status = 'claimed' AND batch_id IS NULL")
+Index(
+    "ix_task_unsent_claims",
+    Task.__table__.c.claimed_at,  # type: ignore[attr-defined]
+    postgresql_where=_UNSENT_CLAIMS,
+    sqlite_where=_UNSENT_CLAIMS,
+)
