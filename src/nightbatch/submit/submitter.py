@@ -26,7 +26,9 @@ from nightbatch import custom_ids
 from nightbatch.build.prefix import canonical_json
 from nightbatch.claude import BatchInfo, ClaudeClient
 from nightbatch.db import Engine
-from nightbatch.db.batches import (
+from nightbatch.db.installation import installation_id
+from nightbatch.db.models import BatchStatus, CacheRole, UsagePurpose
+from nightbatch.db.pending_batches import (
     PendingBatch,
     PendingRequest,
     insert_orphan,
@@ -34,10 +36,8 @@ from nightbatch.db.batches import (
     is_recorded,
     set_manifest_uri,
 )
-from nightbatch.db.batches import mark_create_failed as mark_create_failed
-from nightbatch.db.batches import record_created as record_created
-from nightbatch.db.installation import installation_id
-from nightbatch.db.models import BatchStatus, CacheRole, UsagePurpose
+from nightbatch.db.pending_batches import mark_create_failed as mark_create_failed
+from nightbatch.db.pending_batches import record_created as record_created
 from nightbatch.db.tasks import hand_over_claims
 from nightbatch.errors import NightbatchError, ProviderError
 from nightbatch.storage import ObjectStore
