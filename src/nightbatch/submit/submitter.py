@@ -1,8 +1,8 @@
 """Submitting packed batches exactly once. The database is the source of truth.
 
-The batch row's states and transitions are drawn in :mod:`nightbatch.db.batches`, which makes every one of
-them; this module decides which to make, and when. The order of effects is what makes a crash at any
-point safe:
+The batch row's states and transitions are drawn in :mod:`nightbatch.db.batches`, and the ones on this path
+are made by :mod:`nightbatch.db.pending_batches`; this module decides which to make, and when. The order of
+effects is what makes a crash at any point safe:
 
 1. one transaction writes the ``pending`` batch row, binds every request's custom_id to that row and this
    installation (:mod:`nightbatch.custom_ids`) and links its tasks (``batch_id``, ``custom_id``);
@@ -102,7 +102,7 @@ def write_pending(
 ) -> int | None:
     """Step 1: the pending batch row and its task links, in one transaction; returns the row id.
 
-    The transition is :func:`nightbatch.db.batches.insert_pending`. Each request's custom_id is bound to the
+    The transition is :func:`nightbatch.db.pending_batches.insert_pending`. Each request's custom_id is bound to the
     row and this installation, and ``packed`` is updated to match: a task whose claim was lost to another
     worker is dropped from it, so it can never go out twice. Returns None when no task is left, or (a
     pilot) when another worker's pilot for the same group is out.
