@@ -1,6 +1,6 @@
 """The batch rows ingest works on: the row read before its results are decided, the batches a calibration
 ingests itself, and the two writes an ingest makes to its row in its own transaction (where the results
-are archived; ``ended`` ─▶ ``ingested``).
+are archived, which an archive's salvage also records on its own; ``ended`` ─▶ ``ingested``).
 
 The row's other states, and the lease under which a collector ingests an ended row, are
 :mod:`nightbatch.db.batches`; the task rows of each chunk of results are read by
