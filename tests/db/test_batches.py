@@ -1,4 +1,5 @@
-"""The batch row's state machine (nightbatch.db.batches): each transition and its guard, on both databases."""
+"""The batch row's state machine (nightbatch.db.batches, nightbatch.db.pending_batches): each transition and
+its guard, on both databases."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from sqlalchemy import Engine, select, update
 from sqlmodel import col
 
 from nightbatch.claude import BatchInfo, RequestCounts
-from nightbatch.db import batches
-from nightbatch.db.batches import PendingBatch, PendingRequest
+from nightbatch.db import batches, pending_batches
 from nightbatch.db.models import Batch, BatchStatus, CacheRole, Task, TaskStatus, UsagePurpose
+from nightbatch.db.pending_batches import PendingBatch, PendingRequest
 from nightbatch.db.tasks import fail_claimed, hand_over_claims, queued_outside
 from nightbatch.queue.claim import claim
 from nightbatch.queue.enqueue import enqueue
@@ -43,7 +44,7 @@ def _pending(engine: Engine, task_ids: Sequence[int | None], *, worker: str = WO
     def bind(batch_id: int) -> list[PendingRequest]:
         return [PendingRequest(f"t{t or 0}-1-{batch_id:010d}-abcdefghij", "claude-x", t) for t in task_ids]
 
-    return batches.insert_pending(
+    return pending_batches.insert_pending(
         engine, PendingBatch(**fields), now=_now(), bind=bind, payload_bytes=lambda kept: 100 * len(kept)
     )
 
@@ -96,7 +97,7 @@ def test_insert_pending_leaves_out_a_task_whose_claim_was_lost(engine: Engine):
 
     bind = lambda b: [PendingRequest(f"t{t}-1-{b:010d}-abcdefghij", "m", t) for t in [*mine, *theirs]]  # noqa: E731
     pending = PendingBatch(model="m", prefix_hash="h", worker=WORKER)
-    batch_id = batches.insert_pending(engine, pending, now=_now(), bind=bind, payload_bytes=size)
+    batch_id = pending_batches.insert_pending(engine, pending, now=_now(), bind=bind, payload_bytes=size)
     assert batch_id is not None
     assert kept == [[0]]
     assert _batch(engine, batch_id).request_count == 1
@@ -175,19 +176,20 @@ def test_record_created_needs_the_pending_row_and_its_lease(engine: Engine):
     ids = _claimed(engine, 2)
     batch_id = _pending(engine, ids)
     assert batch_id is not None
-    assert not batches.record_created(engine, batch_id, _info(), worker="worker-b")
+    assert not pending_batches.record_created(engine, batch_id, _info(), worker="worker-b")
     assert _batch(engine, batch_id).status == BatchStatus.PENDING
     assert {t.status for t in _tasks(engine)} == {TaskStatus.CLAIMED}
-    assert batches.record_created(engine, batch_id, _info(processing=2), worker=WORKER)
+    assert pending_batches.record_created(engine, batch_id, _info(processing=2), worker=WORKER)
     row = _batch(engine, batch_id)
     assert (row.status, row.provider_batch_id, row.claimed_by) == (BatchStatus.IN_PROGRESS, "msgbatch_1", None)
     assert {(t.status, t.attempts, t.claims, t.claimed_by) for t in _tasks(engine)} == {
         (TaskStatus.SUBMITTED, 1, 0, None)
     }
-    assert not batches.record_created(engine, batch_id, _info("msgbatch_2"), worker=WORKER)  # not pending any more
-    assert batches.is_recorded(engine, "msgbatch_1")
-    assert not batches.is_recorded(engine, "msgbatch_2")
-    assert batches.known_provider_ids(engine) == {"msgbatch_1"}
+    # not pending any more
+    assert not pending_batches.record_created(engine, batch_id, _info("msgbatch_2"), worker=WORKER)
+    assert pending_batches.is_recorded(engine, "msgbatch_1")
+    assert not pending_batches.is_recorded(engine, "msgbatch_2")
+    assert pending_batches.known_provider_ids(engine) == {"msgbatch_1"}
 
 
 def test_adopt_records_the_batch_under_the_reconcilers_lease_and_says_so(engine: Engine):
@@ -195,7 +197,7 @@ def test_adopt_records_the_batch_under_the_reconcilers_lease_and_says_so(engine:
     assert batch_id is not None
     _age_lease(engine, batch_id, LEASE + 1)
     assert batches.take_lease(engine, batch_id, "rec", status=BatchStatus.PENDING, lease_seconds=LEASE, now=_now())
-    assert batches.adopt(engine, batch_id, _info(), worker="rec", note="proven ours")
+    assert pending_batches.adopt(engine, batch_id, _info(), worker="rec", note="proven ours")
     row = _batch(engine, batch_id)
     assert (row.status, row.error) == (BatchStatus.IN_PROGRESS, "proven ours")
 
@@ -205,14 +207,14 @@ def test_mark_create_failed_puts_the_tasks_back_unharmed(engine: Engine, worker_
     ids = _claimed(engine, 2)
     batch_id = _pending(engine, ids)
     assert batch_id is not None
-    batches.mark_create_failed(engine, batch_id, "refused " + "x" * 3000, worker_died=worker_died)
+    pending_batches.mark_create_failed(engine, batch_id, "refused " + "x" * 3000, worker_died=worker_died)
     row = _batch(engine, batch_id)
     assert (row.status, row.claimed_by, len(row.error)) == (BatchStatus.CREATE_FAILED, None, 2000)
     assert {(t.status, t.batch_id, t.custom_id, t.attempts, t.claims) for t in _tasks(engine)} == {
         (TaskStatus.QUEUED, None, None, 0, 1 if worker_died else 0)
     }
-    assert [r.id for r in batches.given_up_since(engine, _now() - timedelta(hours=1))] == [batch_id]
-    assert batches.given_up_since(engine, _now() + timedelta(hours=1)) == []
+    assert [r.id for r in pending_batches.given_up_since(engine, _now() - timedelta(hours=1))] == [batch_id]
+    assert pending_batches.given_up_since(engine, _now() + timedelta(hours=1)) == []
 
 
 def test_stale_pending_lists_only_rows_whose_lease_lapsed(engine: Engine):
@@ -221,7 +223,7 @@ def test_stale_pending_lists_only_rows_whose_lease_lapsed(engine: Engine):
     assert fresh is not None
     assert stale is not None
     _age_lease(engine, stale, LEASE + 1)
-    assert [r.id for r in batches.stale_pending(engine, lease_seconds=LEASE, now=_now())] == [stale]
+    assert [r.id for r in pending_batches.stale_pending(engine, lease_seconds=LEASE, now=_now())] == [stale]
 
 
 # -- polling, canceling, orphans --------------------------------------------------------------------
@@ -230,7 +232,7 @@ def test_stale_pending_lists_only_rows_whose_lease_lapsed(engine: Engine):
 def _in_progress(engine: Engine, provider_id: str = "msgbatch_1", **row: Any) -> int:
     batch_id = _pending(engine, _claimed(engine, 1), **row)
     assert batch_id is not None
-    assert batches.record_created(engine, batch_id, _info(provider_id), worker=WORKER)
+    assert pending_batches.record_created(engine, batch_id, _info(provider_id), worker=WORKER)
     return batch_id
 
 
@@ -252,7 +254,7 @@ def test_record_polled_moves_open_rows_only(engine: Engine):
 def test_ended_calibration_batches_are_not_listed_for_ingest(engine: Engine):
     batch_id = _pending(engine, [None], purpose=UsagePurpose.CALIBRATION)
     assert batch_id is not None
-    assert batches.record_created(engine, batch_id, _info(status="ended"), worker=WORKER)
+    assert pending_batches.record_created(engine, batch_id, _info(status="ended"), worker=WORKER)
     assert batches.ended_batches(engine) == []
 
 
@@ -271,18 +273,18 @@ def test_mark_canceling_moves_an_in_progress_row_only(engine: Engine, user: bool
 
 def test_insert_orphan_records_a_provider_batch_once(engine: Engine):
     info = _info("msgbatch_9", processing=3)
-    orphan = batches.insert_orphan(engine, info, model="claude-x", reason="late create")
+    orphan = pending_batches.insert_orphan(engine, info, model="claude-x", reason="late create")
     assert orphan is not None
     row = _batch(engine, orphan)
     assert (row.purpose, row.status, row.request_count, row.error) == (
         UsagePurpose.ORPHAN, BatchStatus.IN_PROGRESS, 3, "late create")  # fmt: skip
-    assert batches.insert_orphan(engine, info, model="claude-x", reason="again") is None
+    assert pending_batches.insert_orphan(engine, info, model="claude-x", reason="again") is None
 
 
 def test_set_manifest_uri(engine: Engine):
     batch_id = _pending(engine, _claimed(engine, 1))
     assert batch_id is not None
-    batches.set_manifest_uri(engine, batch_id, "file:///m.jsonl")
+    pending_batches.set_manifest_uri(engine, batch_id, "file:///m.jsonl")
     assert _batch(engine, batch_id).manifest_uri == "file:///m.jsonl"
 
 

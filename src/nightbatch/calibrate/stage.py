@@ -11,7 +11,7 @@ from nightbatch.calibrate.score import ModelScore, recommend, score
 from nightbatch.catalog import model_info
 from nightbatch.claude.client import not_visible_yet
 from nightbatch.collect.poll import ingest_one
-from nightbatch.db.batches import calibration_batches, record_polled
+from nightbatch.db.batches import record_polled
 from nightbatch.db.calibrations import (
     create_calibration,
     decide_calibration,
@@ -20,6 +20,7 @@ from nightbatch.db.calibrations import (
     probe_costs_pusd,
     probe_results,
 )
+from nightbatch.db.ingest_batches import calibration_batches
 from nightbatch.db.models import Batch, BatchStatus, UsagePurpose, utcnow
 from nightbatch.db.tasks import first_tasks_of_type, payloads_of_type
 from nightbatch.errors import ConfigError, ProviderError, StateError

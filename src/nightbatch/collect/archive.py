@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from typing import BinaryIO
 
-from nightbatch.db.batches import record_results_uri
+from nightbatch.db.ingest_batches import record_results_uri
 from nightbatch.db.ingest_writes import ingest_transaction
 from nightbatch.db.models import Batch
 from nightbatch.services import Services

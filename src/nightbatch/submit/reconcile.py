@@ -32,9 +32,10 @@ from datetime import UTC, datetime, timedelta
 from nightbatch import custom_ids
 from nightbatch.claude import BatchInfo, ClaudeClient
 from nightbatch.db import Engine
-from nightbatch.db.batches import StaleRow, adopt, given_up_since, known_provider_ids, stale_pending, take_lease
+from nightbatch.db.batches import take_lease
 from nightbatch.db.installation import installation_id
 from nightbatch.db.models import BatchStatus
+from nightbatch.db.pending_batches import StaleRow, adopt, given_up_since, known_provider_ids, stale_pending
 from nightbatch.errors import ProviderError
 from nightbatch.submit.submitter import mark_create_failed, record_orphan
 

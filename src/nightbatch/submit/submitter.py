@@ -1,8 +1,8 @@
 """Submitting packed batches exactly once. The database is the source of truth.
 
-The batch row's states and transitions are drawn in :mod:`nightbatch.db.batches`, which makes every one of
-them; this module decides which to make, and when. The order of effects is what makes a crash at any
-point safe:
+The batch row's states and transitions are drawn in :mod:`nightbatch.db.batches`, and the ones on this path
+are made by :mod:`nightbatch.db.pending_batches`; this module decides which to make, and when. The order of
+effects is what makes a crash at any point safe:
 
 1. one transaction writes the ``pending`` batch row, binds every request's custom_id to that row and this
    installation (:mod:`nightbatch.custom_ids`) and links its tasks (``batch_id``, ``custom_id``);
@@ -26,7 +26,9 @@ from nightbatch import custom_ids
 from nightbatch.build.prefix import canonical_json
 from nightbatch.claude import BatchInfo, ClaudeClient
 from nightbatch.db import Engine
-from nightbatch.db.batches import (
+from nightbatch.db.installation import installation_id
+from nightbatch.db.models import BatchStatus, CacheRole, UsagePurpose
+from nightbatch.db.pending_batches import (
     PendingBatch,
     PendingRequest,
     insert_orphan,
@@ -34,10 +36,8 @@ from nightbatch.db.batches import (
     is_recorded,
     set_manifest_uri,
 )
-from nightbatch.db.batches import mark_create_failed as mark_create_failed
-from nightbatch.db.batches import record_created as record_created
-from nightbatch.db.installation import installation_id
-from nightbatch.db.models import BatchStatus, CacheRole, UsagePurpose
+from nightbatch.db.pending_batches import mark_create_failed as mark_create_failed
+from nightbatch.db.pending_batches import record_created as record_created
 from nightbatch.db.tasks import hand_over_claims
 from nightbatch.errors import NightbatchError, ProviderError
 from nightbatch.storage import ObjectStore
@@ -102,7 +102,7 @@ def write_pending(
 ) -> int | None:
     """Step 1: the pending batch row and its task links, in one transaction; returns the row id.
 
-    The transition is :func:`nightbatch.db.batches.insert_pending`. Each request's custom_id is bound to the
+    The transition is :func:`nightbatch.db.pending_batches.insert_pending`. Each request's custom_id is bound to the
     row and this installation, and ``packed`` is updated to match: a task whose claim was lost to another
     worker is dropped from it, so it can never go out twice. Returns None when no task is left, or (a
     pilot) when another worker's pilot for the same group is out.
