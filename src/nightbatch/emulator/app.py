@@ -29,7 +29,7 @@ from nightbatch import fastjson
 from nightbatch.emulator.admin import admin_routes
 from nightbatch.emulator.batches import Batch
 from nightbatch.emulator.clock import format_rfc3339
-from nightbatch.emulator.errors import ApiError, error_body, not_found_message
+from nightbatch.emulator.errors import ApiError, error_body, invalid_field, invalid_request, not_found_message
 from nightbatch.emulator.faults import FaultRule
 from nightbatch.emulator.ids import derived_id, derived_uuid
 from nightbatch.emulator.render import batch_json
@@ -109,7 +109,7 @@ async def _read_json_sized(request: Request, limit: int) -> tuple[object, int]:
     try:
         return await run_in_threadpool(json.loads, body), len(body)
     except ValueError:
-        raise ApiError("invalid_request_error", "The request body is not valid JSON.") from None
+        raise invalid_request("The request body is not valid JSON.") from None
 
 
 def _dropped(response: Response) -> Response:
@@ -151,7 +151,7 @@ class ApiApp:
             workspace = self._authenticate(request)
             version = request.headers.get("anthropic-version")
             if version is None and state.config.require_version_header:
-                raise ApiError("invalid_request_error", "anthropic-version: header is required")
+                raise invalid_field("anthropic-version", "header is required")
             triggered = state.faults.take(endpoint)
             if triggered.delay:
                 fault = "slow"
@@ -256,7 +256,7 @@ class ApiApp:
         query = request.query_params
         raw_limit = query.get("limit", "20")
         if not raw_limit.lstrip("-").isdigit():
-            raise ApiError("invalid_request_error", f"limit: Input should be a valid integer, got {raw_limit!r}")
+            raise invalid_field("limit", f"Input should be a valid integer, got {raw_limit!r}")
         batches, more = await run_in_threadpool(
             lambda: self.state.list_batches(
                 ctx.workspace_id, after_id=query.get("after_id"), before_id=query.get("before_id"), limit=int(raw_limit)

@@ -15,7 +15,7 @@ from typing import Any
 from nightbatch.emulator.batches import Batch, BatchRequest
 from nightbatch.emulator.config import EmulatorConfig
 from nightbatch.emulator.engine import prepare_request
-from nightbatch.emulator.errors import ApiError
+from nightbatch.emulator.errors import ApiError, invalid_request
 from nightbatch.emulator.ids import stable_hash
 
 __all__ = ["batch_requests", "check_batch_body", "check_queue_room", "new_batch"]
@@ -24,37 +24,35 @@ _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _TOO_LARGE = "params: Request exceeds the maximum allowed number of bytes."
 
 
-def _bad(message: str) -> ApiError:
-    return ApiError("invalid_request_error", message)
-
-
 def check_batch_body(body: object, max_requests: int) -> list[Mapping[str, Any]]:
     """The body's requests, or the 400 the API answers for a malformed body."""
     if not isinstance(body, Mapping):
-        raise _bad("body: Input should be a valid dictionary")
+        raise invalid_request("body: Input should be a valid dictionary")
     for key in body:
         if key != "requests":
-            raise _bad(f"{key}: Extra inputs are not permitted")
+            raise invalid_request(f"{key}: Extra inputs are not permitted")
     items = body.get("requests")
     if not isinstance(items, list):
-        raise _bad("requests: Field required" if items is None else "requests: Input should be a valid list")
+        raise invalid_request("requests: Field required" if items is None else "requests: Input should be a valid list")
     if not 1 <= len(items) <= max_requests:
-        raise _bad(f"requests: List should have between 1 and {max_requests} items, not {len(items)}")
+        raise invalid_request(f"requests: List should have between 1 and {max_requests} items, not {len(items)}")
     seen: set[str] = set()
     for index, item in enumerate(items):
         if not isinstance(item, Mapping):
-            raise _bad(f"requests.{index}: Input should be a valid dictionary")
+            raise invalid_request(f"requests.{index}: Input should be a valid dictionary")
         custom_id = item.get("custom_id")
         if not isinstance(custom_id, str) or not _CUSTOM_ID.match(custom_id):
-            raise _bad(f"requests.{index}.custom_id: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'")
+            raise invalid_request(f"requests.{index}.custom_id: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'")
         if custom_id in seen:
-            raise _bad(f"requests.{index}.custom_id: duplicate custom_id {custom_id!r}; must be unique in a batch")
+            raise invalid_request(
+                f"requests.{index}.custom_id: duplicate custom_id {custom_id!r}; must be unique in a batch"
+            )
         seen.add(custom_id)
         if not isinstance(item.get("params"), Mapping):
-            raise _bad(f"requests.{index}.params: Input should be a valid dictionary")
+            raise invalid_request(f"requests.{index}.params: Input should be a valid dictionary")
         for key in item:
             if key not in ("custom_id", "params"):
-                raise _bad(f"requests.{index}.{key}: Extra inputs are not permitted")
+                raise invalid_request(f"requests.{index}.{key}: Extra inputs are not permitted")
     return items
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-__all__ = ["ERROR_STATUS", "ApiError", "error_body", "not_found_message"]
+__all__ = ["ERROR_STATUS", "ApiError", "error_body", "invalid_field", "invalid_request", "not_found_message"]
 
 ERROR_STATUS: Final[dict[str, int]] = {
     "invalid_request_error": 400,
@@ -53,3 +53,13 @@ def error_body(error_type: str, message: str, request_id: str | None) -> dict[st
 def not_found_message(batch_id: str) -> str:
     """The 404 message for a Message Batch id the caller cannot see."""
     return f"message_batch_id: no Message Batch with id {batch_id!r}"
+
+
+def invalid_request(message: str) -> ApiError:
+    """A 400 ``invalid_request_error`` saying ``message``."""
+    return ApiError("invalid_request_error", message)
+
+
+def invalid_field(path: str, problem: str) -> ApiError:
+    """A 400 ``invalid_request_error`` about one field, worded ``path: problem`` as the API words them."""
+    return invalid_request(f"{path}: {problem}")

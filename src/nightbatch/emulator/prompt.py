@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from nightbatch.emulator.errors import ApiError
+from nightbatch.emulator.errors import invalid_request
 from nightbatch.emulator.lineup import scale_tokens
 from nightbatch.emulator.tokenizer import (
     MESSAGE_OVERHEAD,
@@ -116,17 +116,15 @@ def _breakpoints(blocks: list[_Block], automatic: Mapping[str, Any] | None) -> t
         if last is not None and last not in marks:
             marks[last] = _ttl(automatic)
     if len(marks) > MAX_BREAKPOINTS:
-        raise ApiError(
-            "invalid_request_error",
-            f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {len(marks)}.",
+        raise invalid_request(
+            f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {len(marks)}."
         )
     ordered = tuple(sorted(marks.items()))
     for (_, earlier), (_, later) in itertools.pairwise(ordered):
         if later > earlier:
-            raise ApiError(
-                "invalid_request_error",
+            raise invalid_request(
                 "a cache_control block with a longer ttl must not come after one with a shorter ttl "
-                "(blocks are ordered tools, system, messages)",
+                "(blocks are ordered tools, system, messages)"
             )
     return ordered
 

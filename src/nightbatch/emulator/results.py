@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from nightbatch.emulator.batches import Batch
 from nightbatch.emulator.config import EmulatorConfig
-from nightbatch.emulator.errors import ApiError
+from nightbatch.emulator.errors import ApiError, invalid_request
 from nightbatch.emulator.faults import Faults, malform_line
 from nightbatch.emulator.ids import stable_hash
 from nightbatch.emulator.render import result_line
@@ -25,7 +25,7 @@ def check_results_available(batch: Batch, now: float) -> None:
     """400 while the batch is still processing, 404 once its results are archived."""
     if batch.status != "ended":
         message = f"Message Batch {batch.id} is still {batch.status}; results are available once it ends."
-        raise ApiError("invalid_request_error", message)
+        raise invalid_request(message)
     if batch.archived_at(now) is not None:
         raise ApiError("not_found_error", f"results of Message Batch {batch.id} have been archived")
 

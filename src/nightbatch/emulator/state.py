@@ -26,7 +26,7 @@ from nightbatch.emulator.cache import PromptCache
 from nightbatch.emulator.clock import SimClock
 from nightbatch.emulator.config import EmulatorConfig
 from nightbatch.emulator.engine import prepare_request
-from nightbatch.emulator.errors import ApiError, not_found_message
+from nightbatch.emulator.errors import ApiError, invalid_request, not_found_message
 from nightbatch.emulator.faults import Faults
 from nightbatch.emulator.ids import IdFactory
 from nightbatch.emulator.ledger import Ledger
@@ -38,10 +38,6 @@ from nightbatch.emulator.task_responders import builtin_responders
 from nightbatch.emulator.validation import validate_count_tokens_params
 
 __all__ = ["EmulatorState"]
-
-
-def _bad(message: str) -> ApiError:
-    return ApiError("invalid_request_error", message)
 
 
 class EmulatorState:
@@ -212,7 +208,7 @@ class EmulatorState:
         with self.lock:
             batch = self.get_batch(workspace, batch_id)
             if batch.status == "ended":
-                raise _bad(f"Message Batch {batch_id} has already ended and cannot be canceled.")
+                raise invalid_request(f"Message Batch {batch_id} has already ended and cannot be canceled.")
             batch.cancel(self.synced_to)
             self.dirty = True
             return batch
@@ -222,7 +218,7 @@ class EmulatorState:
         with self.lock:
             batch = self.get_batch(workspace, batch_id)
             if batch.status != "ended":
-                raise _bad(
+                raise invalid_request(
                     f"Message Batch {batch_id} is {batch.status} and cannot be deleted; "
                     "cancel it and wait for processing to end first."
                 )

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from nightbatch.catalog import ModelInfo, model_info
-from nightbatch.emulator.errors import ApiError
+from nightbatch.emulator.errors import ApiError, invalid_field
 from nightbatch.errors import UnknownModelError
 
 __all__ = [
@@ -76,10 +76,6 @@ _DISPLAYS: Final = (None, "summarized", "omitted")
 INFERENCE_GEOS: Final = ("global", "us")
 
 
-def _bad(path: str, problem: str) -> ApiError:
-    return ApiError("invalid_request_error", f"{path}: {problem}")
-
-
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -89,80 +85,82 @@ def _check_keys(params: Mapping[str, Any], allowed: frozenset[str], api_version:
         if key in _SAMPLING_KEYS:
             if api_version is None or api_version >= CURRENT_API_VERSION:
                 shown = api_version or CURRENT_API_VERSION
-                raise _bad(key, f"is not supported with anthropic-version {shown}; remove it from the request")
+                raise invalid_field(key, f"is not supported with anthropic-version {shown}; remove it from the request")
             continue
         if key not in allowed:
-            raise _bad(key, "Extra inputs are not permitted")
+            raise invalid_field(key, "Extra inputs are not permitted")
 
 
 def _check_cache_control(value: object, path: str) -> None:
     if value is None:
         return
     if not isinstance(value, Mapping):
-        raise _bad(path, "Input should be a valid dictionary")
+        raise invalid_field(path, "Input should be a valid dictionary")
     if value.get("type") != "ephemeral":
-        raise _bad(f"{path}.type", "Input should be 'ephemeral'")
+        raise invalid_field(f"{path}.type", "Input should be 'ephemeral'")
     if "ttl" in value and value["ttl"] not in ("5m", "1h"):
-        raise _bad(f"{path}.ttl", "Input should be '5m' or '1h'")
+        raise invalid_field(f"{path}.ttl", "Input should be '5m' or '1h'")
     for key in value:
         if key not in ("type", "ttl"):
-            raise _bad(f"{path}.{key}", "Extra inputs are not permitted")
+            raise invalid_field(f"{path}.{key}", "Extra inputs are not permitted")
 
 
 def _check_block(block: object, path: str, *, text_only: bool = False) -> None:
     if not isinstance(block, Mapping):
-        raise _bad(path, "Input should be a valid dictionary")
+        raise invalid_field(path, "Input should be a valid dictionary")
     kind = block.get("type")
     if not isinstance(kind, str):
-        raise _bad(f"{path}.type", "Field required")
+        raise invalid_field(f"{path}.type", "Field required")
     if text_only and kind != "text":
-        raise _bad(f"{path}.type", "Input should be 'text'")
+        raise invalid_field(f"{path}.type", "Input should be 'text'")
     if kind == "text":
         text = block.get("text")
         if not isinstance(text, str):
-            raise _bad(f"{path}.text", "Field required")
+            raise invalid_field(f"{path}.text", "Field required")
         if not text:
-            raise _bad(path, "text content blocks must be non-empty")
+            raise invalid_field(path, "text content blocks must be non-empty")
     elif kind == "image" and not isinstance(block.get("source"), Mapping):
-        raise _bad(f"{path}.source", "Field required")
+        raise invalid_field(f"{path}.source", "Field required")
     elif kind == "tool_use" and not (isinstance(block.get("id"), str) and isinstance(block.get("name"), str)):
-        raise _bad(path, "tool_use blocks need string `id` and `name`")
+        raise invalid_field(path, "tool_use blocks need string `id` and `name`")
     elif kind == "tool_result" and not isinstance(block.get("tool_use_id"), str):
-        raise _bad(f"{path}.tool_use_id", "Field required")
+        raise invalid_field(f"{path}.tool_use_id", "Field required")
     if "cache_control" in block:
         if kind in _UNCACHEABLE_BLOCKS and block["cache_control"] is not None:
-            raise _bad(f"{path}.cache_control", f"cache_control cannot be set on {kind} blocks")
+            raise invalid_field(f"{path}.cache_control", f"cache_control cannot be set on {kind} blocks")
         _check_cache_control(block["cache_control"], f"{path}.cache_control")
 
 
 def _check_messages(messages: object) -> None:
     if not isinstance(messages, list):
-        raise _bad("messages", "Input should be a valid list")
+        raise invalid_field("messages", "Input should be a valid list")
     if not messages:
-        raise _bad("messages", "at least one message is required")
+        raise invalid_field("messages", "at least one message is required")
     if len(messages) > MAX_MESSAGES:
-        raise _bad("messages", f"too many messages: {len(messages)} > {MAX_MESSAGES}")
+        raise invalid_field("messages", f"too many messages: {len(messages)} > {MAX_MESSAGES}")
     last = len(messages) - 1
     for index, message in enumerate(messages):
         path = f"messages.{index}"
         if not isinstance(message, Mapping):
-            raise _bad(path, "Input should be a valid dictionary")
+            raise invalid_field(path, "Input should be a valid dictionary")
         role = message.get("role")
         if role not in _ROLES:
-            raise _bad(f"{path}.role", "Input should be 'user', 'assistant' or 'system'")
+            raise invalid_field(f"{path}.role", "Input should be 'user', 'assistant' or 'system'")
         if "content" not in message:
-            raise _bad(f"{path}.content", "Field required")
+            raise invalid_field(f"{path}.content", "Field required")
         content = message["content"]
         for key in message:
             if key not in ("role", "content"):
-                raise _bad(f"{path}.{key}", "Extra inputs are not permitted")
+                raise invalid_field(f"{path}.{key}", "Extra inputs are not permitted")
         empty = content == "" or content == []
         if empty and not (index == last and role == "assistant"):
-            raise _bad(path, "all messages must have non-empty content except for the optional final assistant message")
+            raise invalid_field(
+                path, "all messages must have non-empty content except for the optional final assistant message"
+            )
         if isinstance(content, str):
             continue
         if not isinstance(content, list):
-            raise _bad(f"{path}.content", "Input should be a valid string or list of content blocks")
+            raise invalid_field(f"{path}.content", "Input should be a valid string or list of content blocks")
         for position, block in enumerate(content):
             _check_block(block, f"{path}.content.{position}", text_only=role == "system")
 
@@ -171,83 +169,83 @@ def _check_system(system: object) -> None:
     if isinstance(system, str):
         return
     if not isinstance(system, list):
-        raise _bad("system", "Input should be a valid string or list of text blocks")
+        raise invalid_field("system", "Input should be a valid string or list of text blocks")
     for position, block in enumerate(system):
         _check_block(block, f"system.{position}", text_only=True)
 
 
 def _check_tools(tools: object, tool_choice: object) -> None:
     if tools is not None and not isinstance(tools, list):
-        raise _bad("tools", "Input should be a valid list")
+        raise invalid_field("tools", "Input should be a valid list")
     names: set[str] = set()
     for position, tool in enumerate(tools or []):
         path = f"tools.{position}"
         if not isinstance(tool, Mapping):
-            raise _bad(path, "Input should be a valid dictionary")
+            raise invalid_field(path, "Input should be a valid dictionary")
         name = tool.get("name")
         if not isinstance(name, str) or not _TOOL_NAME.match(name):
-            raise _bad(f"{path}.name", "String should match pattern '^[a-zA-Z0-9_-]{1,128}$'")
+            raise invalid_field(f"{path}.name", "String should match pattern '^[a-zA-Z0-9_-]{1,128}$'")
         if tool.get("type") in (None, "custom") and not isinstance(tool.get("input_schema"), Mapping):
-            raise _bad(f"{path}.input_schema", "Field required")
+            raise invalid_field(f"{path}.input_schema", "Field required")
         if name in names:
-            raise _bad("tools", "Tool names must be unique.")
+            raise invalid_field("tools", "Tool names must be unique.")
         names.add(name)
         if "cache_control" in tool:
             _check_cache_control(tool["cache_control"], f"{path}.cache_control")
     if tool_choice is None:
         return
     if not isinstance(tool_choice, Mapping) or tool_choice.get("type") not in _TOOL_CHOICES:
-        raise _bad("tool_choice.type", "Input should be 'auto', 'any', 'tool' or 'none'")
+        raise invalid_field("tool_choice.type", "Input should be 'auto', 'any', 'tool' or 'none'")
     if tool_choice["type"] in ("any", "tool") and not names:
-        raise _bad("tool_choice", "tool_choice may only be specified while providing tools")
+        raise invalid_field("tool_choice", "tool_choice may only be specified while providing tools")
     if tool_choice["type"] == "tool" and tool_choice.get("name") not in names:
-        raise _bad("tool_choice.name", f"tool {tool_choice.get('name')!r} is not among the provided tools")
+        raise invalid_field("tool_choice.name", f"tool {tool_choice.get('name')!r} is not among the provided tools")
 
 
 def _check_thinking(thinking: object) -> None:
     if thinking is None:
         return
     if not isinstance(thinking, Mapping) or thinking.get("type") not in _THINKING_TYPES:
-        raise _bad("thinking.type", "Input should be 'enabled', 'disabled' or 'adaptive'")
+        raise invalid_field("thinking.type", "Input should be 'enabled', 'disabled' or 'adaptive'")
     kind = str(thinking["type"])
     for key in thinking:
         if key not in _THINKING_KEYS.get(kind, ("type",)):
-            raise _bad(f"thinking.{kind}.{key}", "Extra inputs are not permitted")
+            raise invalid_field(f"thinking.{kind}.{key}", "Extra inputs are not permitted")
     if thinking.get("display") not in _DISPLAYS:
-        raise _bad(f"thinking.{kind}.display", "Input should be 'summarized' or 'omitted'")
+        raise invalid_field(f"thinking.{kind}.display", "Input should be 'summarized' or 'omitted'")
     if kind == "enabled":
         budget = thinking.get("budget_tokens")
         path = "thinking.enabled.budget_tokens"
         if not isinstance(budget, int) or isinstance(budget, bool):
-            raise _bad(path, "Field required" if budget is None else "Input should be a valid integer")
+            raise invalid_field(path, "Field required" if budget is None else "Input should be a valid integer")
         if budget < MIN_THINKING_BUDGET:
-            raise _bad(path, f"Input should be greater than or equal to {MIN_THINKING_BUDGET}")
+            raise invalid_field(path, f"Input should be greater than or equal to {MIN_THINKING_BUDGET}")
 
 
 def _check_output_config(config: object) -> None:
     if config is None:
         return
     if not isinstance(config, Mapping):
-        raise _bad("output_config", "Input should be a valid dictionary")
+        raise invalid_field("output_config", "Input should be a valid dictionary")
     for key in config:
         if key not in ("effort", "format"):
-            raise _bad(f"output_config.{key}", "Extra inputs are not permitted")
+            raise invalid_field(f"output_config.{key}", "Extra inputs are not permitted")
     effort = config.get("effort")
     if effort is not None and effort not in EFFORTS:
-        raise _bad("output_config.effort", "Input should be 'low', 'medium', 'high', 'xhigh' or 'max'")
+        raise invalid_field("output_config.effort", "Input should be 'low', 'medium', 'high', 'xhigh' or 'max'")
     shape = config.get("format")
     if shape is None:
         return
     if not isinstance(shape, Mapping):
-        raise _bad("output_config.format", "Input should be a valid dictionary")
+        raise invalid_field("output_config.format", "Input should be a valid dictionary")
     if shape.get("type") != "json_schema":
-        raise _bad("output_config.format.type", "Input should be 'json_schema'")
+        raise invalid_field("output_config.format.type", "Input should be 'json_schema'")
     if not isinstance(shape.get("schema"), Mapping):
         problem = "Field required" if "schema" not in shape else "Input should be a valid dictionary"
-        raise _bad("output_config.format.schema", problem)
+        raise invalid_field("output_config.format.schema", problem)
     for key in shape:
         if key not in ("type", "schema"):
-            raise _bad(f"output_config.format.{key}", "Extra inputs are not permitted")
+            raise invalid_field(f"output_config.format.{key}", "Extra inputs are not permitted")
 
 
 def thinking_on(params: Mapping[str, Any], info: ModelInfo) -> bool:
@@ -262,30 +260,32 @@ def _check_model_features(params: Mapping[str, Any], info: ModelInfo) -> None:
     """What this model refuses (catalog flags). Messages are the emulator's own wording (unverified)."""
     messages = params["messages"]
     if not info.supports_prefill and messages[-1].get("role") == "assistant":
-        raise _bad(
+        raise invalid_field(
             f"messages.{len(messages) - 1}",
             f"{info.model} does not support assistant message prefill; the conversation must end with a user turn",
         )
     tool_choice = params.get("tool_choice")
     forced = tool_choice.get("type") if isinstance(tool_choice, Mapping) else None
     if forced == "tool" and not info.supports_forced_tool:
-        raise _bad("tool_choice.type", f"{info.model} does not support forced tool use (tool_choice type 'tool')")
+        raise invalid_field(
+            "tool_choice.type", f"{info.model} does not support forced tool use (tool_choice type 'tool')"
+        )
     if forced in ("any", "tool") and thinking_on(params, info):
         # The extended-thinking docs' restriction; on 5.x models thinking is on unless disabled.
-        raise _bad("tool_choice", "Thinking may not be enabled when tool_choice forces tool use.")
+        raise invalid_field("tool_choice", "Thinking may not be enabled when tool_choice forces tool use.")
     output_config = params.get("output_config")
     structured = isinstance(output_config, Mapping) and output_config.get("format") is not None
     if structured and not info.supports_structured_outputs:
-        raise _bad("output_config.format", f"{info.model} does not support structured outputs")
+        raise invalid_field("output_config.format", f"{info.model} does not support structured outputs")
     geo = params.get("inference_geo")
     if geo is not None and geo not in INFERENCE_GEOS:
-        raise _bad("inference_geo", f"Input should be {' or '.join(repr(g) for g in INFERENCE_GEOS)}")
+        raise invalid_field("inference_geo", f"Input should be {' or '.join(repr(g) for g in INFERENCE_GEOS)}")
 
 
 def _check_common(params: Mapping[str, Any]) -> None:
     model = params.get("model")
     if not isinstance(model, str) or not model:
-        raise _bad("model", "Field required")
+        raise invalid_field("model", "Field required")
     _check_messages(params.get("messages"))
     if "system" in params:
         _check_system(params["system"])
@@ -305,21 +305,21 @@ def _lookup_model(model: str, catalog_path: Path | None) -> ModelInfo:
 
 def _check_max_tokens(params: Mapping[str, Any], info: ModelInfo, minimum: int) -> None:
     if "max_tokens" not in params:
-        raise _bad("max_tokens", "Field required")
+        raise invalid_field("max_tokens", "Field required")
     max_tokens = params["max_tokens"]
     if not _is_int(max_tokens):
-        raise _bad("max_tokens", "Input should be a valid integer")
+        raise invalid_field("max_tokens", "Input should be a valid integer")
     if max_tokens < minimum:
-        raise _bad("max_tokens", f"Input should be greater than or equal to {minimum}")
+        raise invalid_field("max_tokens", f"Input should be greater than or equal to {minimum}")
     if max_tokens > info.max_output_tokens:
-        raise _bad(
+        raise invalid_field(
             "max_tokens",
             f"{max_tokens} > {info.max_output_tokens}, which is the maximum allowed number of output tokens "
             f"for {info.model}",
         )
     thinking = params.get("thinking")
     if isinstance(thinking, Mapping) and thinking.get("type") == "enabled" and thinking["budget_tokens"] >= max_tokens:
-        raise _bad("max_tokens", "must be greater than thinking.budget_tokens")
+        raise invalid_field("max_tokens", "must be greater than thinking.budget_tokens")
 
 
 def validate_message_params(
@@ -327,22 +327,22 @@ def validate_message_params(
 ) -> ModelInfo:
     """Check Messages-create params; raise :class:`ApiError` like the API, else return the model's facts."""
     if not isinstance(params, Mapping):
-        raise _bad("params" if in_batch else "body", "Input should be a valid dictionary")
+        raise invalid_field("params" if in_batch else "body", "Input should be a valid dictionary")
     _check_keys(params, _MESSAGE_KEYS, api_version)
     _check_common(params)
     stream = params.get("stream")
     if stream is True:
         if in_batch:
-            raise _bad("stream", "streaming is not supported for requests inside a Message Batch")
-        raise _bad("stream", "streaming is not emulated by the nightbatch emulator; send stream=false")
+            raise invalid_field("stream", "streaming is not supported for requests inside a Message Batch")
+        raise invalid_field("stream", "streaming is not emulated by the nightbatch emulator; send stream=false")
     stop = params.get("stop_sequences")
     if stop is not None and (not isinstance(stop, list) or not all(isinstance(s, str) and s.strip() for s in stop)):
-        raise _bad("stop_sequences", "each stop sequence must be a string containing non-whitespace")
+        raise invalid_field("stop_sequences", "each stop sequence must be a string containing non-whitespace")
     metadata = params.get("metadata")
     if metadata is not None and not isinstance(metadata, Mapping):
-        raise _bad("metadata", "Input should be a valid dictionary")
+        raise invalid_field("metadata", "Input should be a valid dictionary")
     if params.get("service_tier") not in (None, "auto", "standard_only"):
-        raise _bad("service_tier", "Input should be 'auto' or 'standard_only'")
+        raise invalid_field("service_tier", "Input should be 'auto' or 'standard_only'")
     info = _lookup_model(params["model"], catalog_path)
     _check_max_tokens(params, info, minimum=1 if in_batch else 0)
     _check_model_features(params, info)
@@ -354,7 +354,7 @@ def validate_count_tokens_params(
 ) -> ModelInfo:
     """Check count_tokens params; raise :class:`ApiError` like the API, else return the model's facts."""
     if not isinstance(params, Mapping):
-        raise _bad("body", "Input should be a valid dictionary")
+        raise invalid_field("body", "Input should be a valid dictionary")
     _check_keys(params, _COUNT_KEYS, api_version)
     _check_common(params)
     return _lookup_model(params["model"], catalog_path)
