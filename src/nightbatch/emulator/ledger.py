@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from nightbatch.emulator.clock import format_rfc3339
+from nightbatch.emulator.engine import Usage
 
 __all__ = ["Ledger", "LedgerEntry"]
 
@@ -60,9 +61,33 @@ class Ledger:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def record(self, **fields: Any) -> LedgerEntry:
-        """Append a row (``seq`` is assigned here)."""
-        entry = LedgerEntry(seq=len(self._entries) + 1, **fields)
+    def bill(
+        self,
+        workspace: str,
+        model: str,
+        usage: Usage,
+        moment: float,
+        message_id: str,
+        batch_id: str | None = None,
+        custom_id: str | None = None,
+    ) -> LedgerEntry:
+        """Append the row of one billed response (``seq`` is assigned here); one with a ``batch_id`` is batch tier."""
+        entry = LedgerEntry(
+            seq=len(self._entries) + 1,
+            billed_at=moment,
+            workspace_id=workspace,
+            model=model,
+            service_tier="batch" if batch_id else "standard",
+            message_id=message_id,
+            batch_id=batch_id,
+            custom_id=custom_id,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_creation_input_tokens=usage.cache_creation_input_tokens,
+            cache_read_input_tokens=usage.cache_read_input_tokens,
+            ephemeral_5m_input_tokens=usage.ephemeral_5m_input_tokens,
+            ephemeral_1h_input_tokens=usage.ephemeral_1h_input_tokens,
+        )
         self._entries.append(entry)
         return entry
 

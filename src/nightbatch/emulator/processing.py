@@ -59,7 +59,7 @@ class Processor:
         usage = Usage.of(plan, completion.output_tokens)
         self.cache.commit(space, plan, now=now, usable_from=now)
         message_id = ids.new("msg")
-        self._bill(workspace, prepared, usage, now, message_id)
+        self.ledger.bill(workspace, prepared.request.model, usage, now, message_id)
         return Answer(message_id, completion, usage)
 
     def run_wave(self, batch: Batch, indices: range, moment: float) -> None:
@@ -84,7 +84,8 @@ class Processor:
             record.outcome, record.usage = SUCCEEDED, Usage.of(plan, completion.output_tokens)
             record.stop_reason, record.stop_sequence = completion.stop_reason, completion.stop_sequence
             message_id = derived_id("msg", batch.id, index)
-            self._bill(batch.workspace_id, prepared, record.usage, moment, message_id, batch.id, record.custom_id)
+            model = prepared.request.model
+            self.ledger.bill(batch.workspace_id, model, record.usage, moment, message_id, batch.id, record.custom_id)
             plans.append(plan)
         for plan in plans:  # written entries become usable once their writers start responding
             self.cache.commit(space, plan, now=moment, usable_from=moment + batch.wave_seconds / 2)
@@ -94,29 +95,3 @@ class Processor:
         lookback = self.config.cache_lookback_blocks
         shape, minimum = prepared.shape, prepared.min_cacheable_tokens
         return self.cache.plan(space, shape, minimum, moment, lookback, can_read=can_read)
-
-    def _bill(
-        self,
-        workspace: str,
-        prepared: PreparedRequest,
-        usage: Usage,
-        moment: float,
-        message_id: str,
-        batch_id: str | None = None,
-        custom_id: str | None = None,
-    ) -> None:
-        self.ledger.record(
-            billed_at=moment,
-            workspace_id=workspace,
-            model=prepared.request.model,
-            service_tier="batch" if batch_id else "standard",
-            message_id=message_id,
-            batch_id=batch_id,
-            custom_id=custom_id,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cache_creation_input_tokens=usage.cache_creation_input_tokens,
-            cache_read_input_tokens=usage.cache_read_input_tokens,
-            ephemeral_5m_input_tokens=usage.ephemeral_5m_input_tokens,
-            ephemeral_1h_input_tokens=usage.ephemeral_1h_input_tokens,
-        )
