@@ -1,59 +1,25 @@
-"""Admitting a new Message Batch: the body's structure, the queue limit, its request records, its schedule.
+"""Admitting a new Message Batch: the queue limit, its request records, its schedule.
 
-The body's structure (``requests``, each with a ``custom_id`` and ``params``) is checked at once and
-rejects the whole batch, as the real API does; each request's params are checked on their own and
+The body's structure is checked before (:func:`~nightbatch.emulator.validation.validate_batch_body`) and
+rejects the whole batch, as the real API does; each request's params are checked here on their own and
 a failing one only ends ``errored`` in the results.
 """
 
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from nightbatch.emulator.batches import Batch, BatchRequest
 from nightbatch.emulator.config import EmulatorConfig
 from nightbatch.emulator.engine import prepare_request
-from nightbatch.emulator.errors import ApiError, invalid_request
+from nightbatch.emulator.errors import ApiError
 from nightbatch.emulator.ids import stable_hash
 
-__all__ = ["batch_requests", "check_batch_body", "check_queue_room", "new_batch"]
+__all__ = ["batch_requests", "check_queue_room", "new_batch"]
 
-_CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _TOO_LARGE = "params: Request exceeds the maximum allowed number of bytes."
-
-
-def check_batch_body(body: object, max_requests: int) -> list[Mapping[str, Any]]:
-    """The body's requests, or the 400 the API answers for a malformed body."""
-    if not isinstance(body, Mapping):
-        raise invalid_request("body: Input should be a valid dictionary")
-    for key in body:
-        if key != "requests":
-            raise invalid_request(f"{key}: Extra inputs are not permitted")
-    items = body.get("requests")
-    if not isinstance(items, list):
-        raise invalid_request("requests: Field required" if items is None else "requests: Input should be a valid list")
-    if not 1 <= len(items) <= max_requests:
-        raise invalid_request(f"requests: List should have between 1 and {max_requests} items, not {len(items)}")
-    seen: set[str] = set()
-    for index, item in enumerate(items):
-        if not isinstance(item, Mapping):
-            raise invalid_request(f"requests.{index}: Input should be a valid dictionary")
-        custom_id = item.get("custom_id")
-        if not isinstance(custom_id, str) or not _CUSTOM_ID.match(custom_id):
-            raise invalid_request(f"requests.{index}.custom_id: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'")
-        if custom_id in seen:
-            raise invalid_request(
-                f"requests.{index}.custom_id: duplicate custom_id {custom_id!r}; must be unique in a batch"
-            )
-        seen.add(custom_id)
-        if not isinstance(item.get("params"), Mapping):
-            raise invalid_request(f"requests.{index}.params: Input should be a valid dictionary")
-        for key in item:
-            if key not in ("custom_id", "params"):
-                raise invalid_request(f"requests.{index}.{key}: Extra inputs are not permitted")
-    return items
 
 
 def check_queue_room(batches: Iterable[Batch], workspace: str, adding: int, cap: int | None) -> None:

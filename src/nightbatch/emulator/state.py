@@ -20,7 +20,7 @@ from datetime import UTC
 from typing import Any, cast
 
 from nightbatch.emulator import paging, persistence, results
-from nightbatch.emulator.batch_intake import batch_requests, check_batch_body, check_queue_room, new_batch
+from nightbatch.emulator.batch_intake import batch_requests, check_queue_room, new_batch
 from nightbatch.emulator.batches import Batch
 from nightbatch.emulator.cache import PromptCache
 from nightbatch.emulator.clock import SimClock
@@ -35,7 +35,7 @@ from nightbatch.emulator.prompt import analyse_prompt
 from nightbatch.emulator.render import message_json
 from nightbatch.emulator.responders import DefaultResponder, ResponderChain
 from nightbatch.emulator.task_responders import builtin_responders
-from nightbatch.emulator.validation import validate_count_tokens_params
+from nightbatch.emulator.validation import validate_batch_body, validate_count_tokens_params
 
 __all__ = ["EmulatorState"]
 
@@ -145,7 +145,7 @@ class EmulatorState:
 
         ``oversized``: positions whose params exceed the Messages size limit (they end errored).
         """
-        items = check_batch_body(body, self.config.max_batch_requests)
+        items = validate_batch_body(body, self.config.max_batch_requests)
         with self.lock:
             now = self.sync()
             check_queue_room(self.batches.values(), workspace, len(items), self.config.max_queued_batch_requests)

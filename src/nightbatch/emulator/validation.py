@@ -31,6 +31,7 @@ __all__ = [
     "EFFORTS",
     "INFERENCE_GEOS",
     "thinking_on",
+    "validate_batch_body",
     "validate_count_tokens_params",
     "validate_message_params",
 ]
@@ -66,6 +67,7 @@ _SAMPLING_KEYS: Final = ("temperature", "top_p", "top_k")
 _ROLES: Final = ("user", "assistant", "system")
 _UNCACHEABLE_BLOCKS: Final = frozenset({"thinking", "redacted_thinking"})
 _TOOL_NAME: Final = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+_CUSTOM_ID: Final = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _TOOL_CHOICES: Final = ("auto", "any", "tool", "none")
 EFFORTS: Final = ("low", "medium", "high", "xhigh", "max")
 MIN_THINKING_BUDGET: Final = 1024
@@ -358,3 +360,38 @@ def validate_count_tokens_params(
     _check_keys(params, _COUNT_KEYS, api_version)
     _check_common(params)
     return _lookup_model(params["model"], catalog_path)
+
+
+def validate_batch_body(body: object, max_requests: int) -> list[Mapping[str, Any]]:
+    """A Message Batch body's requests, or the 400 the API answers for a malformed body.
+
+    Only the structure (``requests``, each with a unique ``custom_id`` and a ``params`` object) is checked
+    here, and a failure rejects the whole batch; each request's params are checked on their own later.
+    """
+    if not isinstance(body, Mapping):
+        raise invalid_field("body", "Input should be a valid dictionary")
+    for key in body:
+        if key != "requests":
+            raise invalid_field(key, "Extra inputs are not permitted")
+    items = body.get("requests")
+    if not isinstance(items, list):
+        raise invalid_field("requests", "Field required" if items is None else "Input should be a valid list")
+    if not 1 <= len(items) <= max_requests:
+        raise invalid_field("requests", f"List should have between 1 and {max_requests} items, not {len(items)}")
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        path = f"requests.{index}"
+        if not isinstance(item, Mapping):
+            raise invalid_field(path, "Input should be a valid dictionary")
+        custom_id = item.get("custom_id")
+        if not isinstance(custom_id, str) or not _CUSTOM_ID.match(custom_id):
+            raise invalid_field(f"{path}.custom_id", "String should match pattern '^[a-zA-Z0-9_-]{1,64}$'")
+        if custom_id in seen:
+            raise invalid_field(f"{path}.custom_id", f"duplicate custom_id {custom_id!r}; must be unique in a batch")
+        seen.add(custom_id)
+        if not isinstance(item.get("params"), Mapping):
+            raise invalid_field(f"{path}.params", "Input should be a valid dictionary")
+        for key in item:
+            if key not in ("custom_id", "params"):
+                raise invalid_field(f"{path}.{key}", "Extra inputs are not permitted")
+    return items
