@@ -11,6 +11,8 @@ A batch can be *stalled* (``stall_at``): requests from that position on do not s
 resumed, canceled or expired, as when the provider's queue sits on a batch for hours. Tests use it to
 let a deadline pass while a batch is still open.
 
+:func:`new_batch` fixes a batch's schedule from the config of the moment it is created.
+
 Nothing here runs by itself: :meth:`Batch.next_event` says when the batch next changes and
 :meth:`Batch.step` applies that change; the emulator state calls them in time order across batches.
 Per-request data is kept compact (see :class:`BatchRequest`) so 100k-request batches stay small.
@@ -18,13 +20,16 @@ Per-request data is kept compact (see :class:`BatchRequest`) so 100k-request bat
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+from nightbatch.emulator.config import EmulatorConfig
 from nightbatch.emulator.engine import PreparedRequest, Usage
+from nightbatch.emulator.ids import stable_hash
 
-__all__ = ["CANCELED", "ERRORED", "EXPIRED", "OUTCOMES", "PENDING", "SUCCEEDED", "Batch", "BatchRequest"]
+__all__ = ["CANCELED", "ERRORED", "EXPIRED", "OUTCOMES", "PENDING", "SUCCEEDED", "Batch", "BatchRequest", "new_batch"]
 
 PENDING: Final = 0
 SUCCEEDED: Final = 1
@@ -175,3 +180,32 @@ class Batch:
             counts[request.outcome] += 1
         self.counts = (counts[0], counts[1], counts[2], counts[3], counts[4])
         self.ended_at = moment
+
+
+def new_batch(
+    config: EmulatorConfig, batch_id: str, workspace: str, created_at: float, requests: list[BatchRequest]
+) -> Batch:
+    """The batch, scheduled by ``config`` as it is now (later config changes leave it alone)."""
+    return Batch(
+        id=batch_id,
+        workspace_id=workspace,
+        created_at=created_at,
+        requests=requests,
+        concurrency=config.batch_concurrency,
+        wave_seconds=config.wave_seconds,
+        start_delay=config.batch_start_delay_seconds + _model_delay(config, batch_id, requests),
+        cancel_delay=config.cancel_delay_seconds,
+        expiry_seconds=config.batch_expiry_seconds,
+        retention_seconds=config.results_retention_seconds,
+    )
+
+
+def _model_delay(config: EmulatorConfig, batch_id: str, requests: list[BatchRequest]) -> float:
+    """Extra queueing for a batch of slow models (``model_batch_delay_seconds``): its slowest model's draw."""
+    slow = config.model_batch_delay_seconds
+    if not slow:
+        return 0.0
+    models = {r.prepared.request.model for r in requests if r.prepared is not None}
+    draw = random.Random(stable_hash(config.seed, "batch-delay", batch_id)).random()
+    bounds = [slow[m] for m in models if m in slow]
+    return max((low + (high - low) * draw for low, high in bounds), default=0.0)

@@ -20,8 +20,8 @@ from datetime import UTC
 from typing import Any, cast
 
 from nightbatch.emulator import paging, persistence, results
-from nightbatch.emulator.batch_intake import batch_requests, check_queue_room, new_batch
-from nightbatch.emulator.batches import Batch
+from nightbatch.emulator.batch_intake import batch_requests, check_queue_room
+from nightbatch.emulator.batches import Batch, new_batch
 from nightbatch.emulator.cache import PromptCache
 from nightbatch.emulator.clock import SimClock
 from nightbatch.emulator.config import EmulatorConfig
