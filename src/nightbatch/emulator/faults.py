@@ -131,6 +131,16 @@ def chosen(custom_ids: frozenset[str], custom_id: str) -> bool:
     return False
 
 
+def _hits(custom_ids: frozenset[str] | None, rate: float | None, custom_id: str, *draw: object) -> bool:
+    """Whether a fault aimed at ``custom_ids`` (None: all) firing at ``rate`` (None: always) hits ``custom_id``.
+
+    ``draw`` keys the seeded coin, so that each fault, batch and request draws its own.
+    """
+    if custom_ids is not None and not chosen(custom_ids, custom_id):
+        return False
+    return rate is None or unit_interval(*draw) < rate
+
+
 class RequestFault(BaseModel):
     """A fault applied to chosen requests inside batches."""
 
@@ -143,11 +153,7 @@ class RequestFault(BaseModel):
 
     def applies(self, seed: int, position: int, batch_id: str, custom_id: str) -> bool:
         """Whether this fault (the ``position``-th armed one) hits ``custom_id`` of ``batch_id``."""
-        if self.custom_ids is not None and not chosen(self.custom_ids, custom_id):
-            return False
-        if self.rate is not None:
-            return unit_interval(seed, "request-fault", position, batch_id, custom_id) < self.rate
-        return True
+        return _hits(self.custom_ids, self.rate, custom_id, seed, "request-fault", position, batch_id, custom_id)
 
 
 Malformation = Literal["truncated", "unknown_custom_id", "missing_usage", "wrong_types", "duplicate"]
@@ -165,11 +171,7 @@ class ResultFault(BaseModel):
 
     def applies(self, seed: int, position: int, batch_id: str, custom_id: str) -> bool:
         """Whether this fault (the ``position``-th armed one) hits the line of ``custom_id`` in ``batch_id``."""
-        if self.custom_ids is not None and not chosen(self.custom_ids, custom_id):
-            return False
-        if self.rate is not None:
-            return unit_interval(seed, "result-fault", position, batch_id, custom_id) < self.rate
-        return True
+        return _hits(self.custom_ids, self.rate, custom_id, seed, "result-fault", position, batch_id, custom_id)
 
 
 def malform_line(line: bytes, kind: str) -> bytes:
