@@ -165,9 +165,7 @@ class EmulatorState:
         """
         with self.lock:
             self.sync()
-            batch = self.batches.get(batch_id)
-            if batch is None:
-                raise KeyError(f"no batch {batch_id!r}")
+            batch = self._any_batch(batch_id)
             batch.stall(after_requests)
             self.dirty = True
             return batch
@@ -176,12 +174,17 @@ class EmulatorState:
         """Lift a stall: the held requests start with the next wave from now."""
         with self.lock:
             now = self.sync()
-            batch = self.batches.get(batch_id)
-            if batch is None:
-                raise KeyError(f"no batch {batch_id!r}")
+            batch = self._any_batch(batch_id)
             batch.resume(now)
             self.dirty = True
             return batch
+
+    def _any_batch(self, batch_id: str) -> Batch:
+        """Any workspace's batch, for the admin knobs (a KeyError the admin routes answer with 400)."""
+        batch = self.batches.get(batch_id)
+        if batch is None:
+            raise KeyError(f"no batch {batch_id!r}")
+        return batch
 
     def get_batch(self, workspace: str, batch_id: str) -> Batch:
         """The batch, or 404 (also for another workspace's batch)."""
