@@ -6,8 +6,10 @@ operation first calls :meth:`EmulatorState.sync`, which applies every batch even
 in time order across batches, so batch waves and real-time calls interleave as they would have.
 
 Each operation here only locks, syncs, finds and records; the work lives in the modules it calls:
-:mod:`~nightbatch.emulator.processing` (cache, reply, bill), :mod:`~nightbatch.emulator.batch_intake`
-(a new batch), :mod:`~nightbatch.emulator.paging` (the batch list) and :mod:`~nightbatch.emulator.results`.
+:mod:`~nightbatch.emulator.processing` (cache, reply, bill), :mod:`~nightbatch.emulator.validation` and
+:mod:`~nightbatch.emulator.batch_intake` (a new batch's body, queue room and request records),
+:mod:`~nightbatch.emulator.batches` (its schedule), :mod:`~nightbatch.emulator.paging` (the batch list)
+and :mod:`~nightbatch.emulator.results`.
 """
 
 from __future__ import annotations
