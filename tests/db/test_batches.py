@@ -17,7 +17,8 @@ from nightbatch.claude import BatchInfo, RequestCounts
 from nightbatch.db import batches, pending_batches
 from nightbatch.db.models import Batch, BatchStatus, CacheRole, Task, TaskStatus, UsagePurpose
 from nightbatch.db.pending_batches import PendingBatch, PendingRequest
-from nightbatch.db.tasks import fail_claimed, hand_over_claims, queued_outside
+from nightbatch.db.task_claims import fail_claimed, queued_outside
+from nightbatch.db.task_links import hand_over_claims
 from nightbatch.queue.claim import claim
 from nightbatch.queue.enqueue import enqueue
 from nightbatch.submit.plan import BuildFailure
@@ -288,7 +289,7 @@ def test_set_manifest_uri(engine: Engine):
     assert _batch(engine, batch_id).manifest_uri == "file:///m.jsonl"
 
 
-# -- the task side of submitting (nightbatch.db.tasks) ----------------------------------------------
+# -- the task side of submitting (nightbatch.db.task_links, nightbatch.db.task_claims) --------------
 
 
 def test_handing_over_claims_and_failing_claimed_tasks(engine: Engine):

@@ -10,14 +10,8 @@ import pytest
 from sqlalchemy import Engine, select, text
 
 from nightbatch.db.models import TaskStatus, metadata
-from nightbatch.db.tasks import (
-    POISON_MESSAGE,
-    claim_tasks,
-    insert_task,
-    inserting_tasks,
-    release_tasks,
-    renew_leases,
-)
+from nightbatch.db.task_claims import POISON_MESSAGE, claim_tasks, release_tasks, renew_leases
+from nightbatch.db.task_inserts import insert_task, inserting_tasks
 from nightbatch.queue.taskfile import TaskSpec, canonical_json, make_task_spec
 
 T0 = datetime(2026, 11, 1, 1, 0, tzinfo=UTC)

@@ -15,14 +15,15 @@ from nightbatch.db.batches import record_polled
 from nightbatch.db.calibrations import (
     create_calibration,
     decide_calibration,
+    first_tasks_of_type,
     load_calibration,
     mark_calibration_applied,
+    payloads_of_type,
     probe_costs_pusd,
     probe_results,
 )
 from nightbatch.db.ingest_batches import calibration_batches
 from nightbatch.db.models import Batch, BatchStatus, UsagePurpose, utcnow
-from nightbatch.db.tasks import first_tasks_of_type, payloads_of_type
 from nightbatch.errors import ConfigError, ProviderError, StateError
 from nightbatch.services import Services
 from nightbatch.submit.pack import pack

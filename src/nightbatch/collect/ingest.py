@@ -38,10 +38,9 @@ from nightbatch.collect.rows import ChunkRows, Shards, UsageShape, shard_key
 from nightbatch.db import Connection
 from nightbatch.db.cache_entries import record_batch_cache
 from nightbatch.db.ingest_batches import load_batch, mark_ingested, record_results_uri
-from nightbatch.db.ingest_lookup import ChunkTasks
+from nightbatch.db.ingest_lookup import ChunkTasks, unsettled_tasks
 from nightbatch.db.ingest_writes import ChunkWriter, Statements, TaskResult, ingest_transaction, update_tasks
 from nightbatch.db.models import Batch, BatchStatus, TaskStatus, UsagePurpose
-from nightbatch.db.tasks import unsettled_tasks
 from nightbatch.errors import StateError
 from nightbatch.gcpause import gc_paused
 from nightbatch.pipeline.downstream import Downstream

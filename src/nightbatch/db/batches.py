@@ -22,7 +22,7 @@ what ingest reads of a row and writes to it in its own transaction (``mark_inges
 ``record_results_uri``) is :mod:`nightbatch.db.ingest_batches`. Here: the provider-side transitions of a
 created batch, the lists of rows the collector polls and ingests, and the lease.
 
-Task states on the submit path (the task side lives in :mod:`nightbatch.db.tasks`): ``claimed`` ─(linked
+Task states on the submit path (the task side lives in :mod:`nightbatch.db.task_links`): ``claimed`` ─(linked
 by :func:`~nightbatch.db.pending_batches.insert_pending`)─▶ ``claimed`` with ``batch_id``
 ─(:func:`~nightbatch.db.pending_batches.record_created`)─▶ ``submitted``, which is when the task's
 ``attempts`` goes up (see :mod:`nightbatch.queue.claim` for why not at claim).
@@ -46,7 +46,7 @@ from sqlalchemy import ColumnElement, Engine, or_, select, update
 from sqlmodel import col
 
 from nightbatch.db.models import Batch, BatchStatus, UsagePurpose
-from nightbatch.db.tasks import flag_user_canceled
+from nightbatch.db.task_links import flag_user_canceled
 
 __all__ = [
     "OPEN",

@@ -1,4 +1,5 @@
-"""Calibration rows: created, read back with their probes' results and costs, decided, applied.
+"""Calibration rows: created, read back with their probes' results and costs, decided, applied; and the
+task payloads a calibration samples and scores against.
 
 The calibration stage (:mod:`nightbatch.calibrate`) makes the decisions; reports read verdicts and routes here.
 """
@@ -12,7 +13,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Engine, func, select, update
 from sqlmodel import Session, col
 
-from nightbatch.db.models import Batch, Calibration, TaskAttempt, UsagePurpose, UsageRecord
+from nightbatch.db.models import Batch, Calibration, Task, TaskAttempt, UsagePurpose, UsageRecord
 
 __all__ = [
     "DecidedCalibration",
@@ -22,8 +23,10 @@ __all__ = [
     "create_calibration",
     "decide_calibration",
     "decided_calibrations",
+    "first_tasks_of_type",
     "load_calibration",
     "mark_calibration_applied",
+    "payloads_of_type",
     "probe_costs_pusd",
     "probe_results",
 ]
@@ -157,3 +160,25 @@ def mark_calibration_applied(engine: Engine, calibration_id: int, now: datetime)
     """The calibration's recommendation becomes its task type's route (the latest applied one wins)."""
     with engine.begin() as conn:
         conn.execute(update(Calibration).where(col(Calibration.id) == calibration_id).values(applied_at=now))
+
+
+# A calibration's samples: tasks of its type, read whatever their status.
+
+
+def first_tasks_of_type(engine: Engine, task_type: str, limit: int) -> list[tuple[int, dict[str, Any]]]:
+    """``(id, payload)`` of the first ``limit`` tasks of a type (lowest ids, any status): a calibration's sample."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(col(Task.id), col(Task.payload))
+            .where(col(Task.task_type) == task_type)
+            .order_by(col(Task.id))
+            .limit(limit)
+        ).all()
+    return [(int(r[0]), r[1]) for r in rows]
+
+
+def payloads_of_type(engine: Engine, task_type: str) -> dict[int, dict[str, Any]]:
+    """Every task's payload of a type, by task id."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(col(Task.id), col(Task.payload)).where(col(Task.task_type) == task_type))
+        return {int(task_id): payload for task_id, payload in rows}

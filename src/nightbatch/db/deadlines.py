@@ -26,7 +26,7 @@ from nightbatch.db.models import (
     UsagePurpose,
     UsageRecord,
 )
-from nightbatch.db.tasks import ClaimedTask
+from nightbatch.db.task_claims import ClaimedTask
 
 __all__ = [
     "DEADLINE_ERROR",

@@ -1,4 +1,5 @@
-"""Reading what the database knows of one chunk of result lines: the hot lookups of ingest.
+"""Reading what the database knows of one chunk of result lines: the hot lookups of ingest; and, once every
+chunk is decided, the batch's tasks its results never mentioned (:func:`unsettled_tasks`).
 
 Ingest decides each result from its task's current row. A chunk's tasks are read in one query (a few
 thousand rows), so how the rows are read matters as much as the query: through the driver, without
@@ -16,9 +17,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col
 
 from nightbatch import custom_ids, fastjson
-from nightbatch.db.models import Batch, TaskAttempt, UsagePurpose
+from nightbatch.db.models import Batch, Task, TaskAttempt, TaskStatus, UsagePurpose
 
-__all__ = ["ChunkTasks", "FoundTask"]
+__all__ = ["ChunkTasks", "FoundTask", "UnsettledTask", "unsettled_tasks"]
 
 
 class FoundTask(NamedTuple):
@@ -148,3 +149,25 @@ class ChunkTasks:
         unlisted = [c for c in ids if c not in tasks and c not in shadowed]
         strangers = _by_task_id(conn, _routine_task_ids(unlisted))
         return cls(tasks, shadowed, strangers, _already_recorded(conn, row.id, ids))
+
+
+# Settling what an ingest did not hear of.
+
+
+class UnsettledTask(NamedTuple):
+    """A task still ``submitted`` in a batch whose results were all read: ingest decides what becomes of it."""
+
+    id: int
+    attempts: int
+    route_model: str | None
+    custom_id: str | None
+
+
+def unsettled_tasks(conn: Connection, batch_id: int) -> list[UnsettledTask]:
+    """Tasks of ``batch_id`` still ``submitted`` (the results never mentioned them), in the caller's transaction."""
+    rows = conn.execute(
+        select(col(Task.id), col(Task.attempts), col(Task.route_model), col(Task.custom_id)).where(
+            col(Task.batch_id) == batch_id, col(Task.status) == TaskStatus.SUBMITTED
+        )
+    ).all()
+    return [UnsettledTask(r.id, r.attempts, r.route_model, r.custom_id) for r in rows]

@@ -23,8 +23,7 @@ from sqlmodel import Session, col
 from nightbatch.db.batches import ProviderBatch, lease_lapsed
 from nightbatch.db.cache_entries import claim_pilot, link_pilot
 from nightbatch.db.models import Batch, BatchStatus, CacheRole, UsagePurpose
-from nightbatch.db.task_links import link_claimed_tasks
-from nightbatch.db.tasks import mark_batch_submitted, requeue_unsent
+from nightbatch.db.task_links import link_claimed_tasks, mark_batch_submitted, requeue_unsent
 
 __all__ = [
     "PendingBatch",

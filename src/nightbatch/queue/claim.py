@@ -2,7 +2,7 @@
 
 A task is *claimable* when it is ``queued``, or ``claimed`` with a lease (``claimed_at``) older than
 ``lease_seconds``: its worker died. :func:`claim` moves up to ``n`` claimable tasks to ``claimed`` in one
-statement (:func:`nightbatch.db.tasks.claim_tasks`, which shows it and why it is atomic on SQLite and on
+statement (:func:`nightbatch.db.task_claims.claim_tasks`, which shows it and why it is atomic on SQLite and on
 PostgreSQL); this module checks the arguments, sets the lease and orders what it returns.
 
 ``attempts`` counts requests *sent*, not claims: it goes up when a create is accepted (or an unrecorded
@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from nightbatch.db import Engine
 from nightbatch.db.models import WORKER_MAX_LENGTH, utcnow
-from nightbatch.db.tasks import ClaimedTask, claim_tasks, release_tasks, renew_leases
+from nightbatch.db.task_claims import ClaimedTask, claim_tasks, release_tasks, renew_leases
 
 __all__ = ["DEFAULT_LEASE_SECONDS", "DEFAULT_POISON_CLAIMS", "ClaimedTask", "claim", "release", "renew_lease"]
 

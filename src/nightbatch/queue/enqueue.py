@@ -23,7 +23,7 @@ from typing import Any
 from nightbatch.build.template import check_fields
 from nightbatch.db import Engine
 from nightbatch.db.models import utcnow
-from nightbatch.db.tasks import insert_task, inserting_tasks
+from nightbatch.db.task_inserts import insert_task, inserting_tasks
 from nightbatch.errors import InputError
 from nightbatch.queue.taskfile import TaskFileReader, TaskSource, TaskSpec, canonical_json, make_task_spec
 

@@ -16,7 +16,7 @@ from nightbatch.build.requests import BuiltRequest, RequestBuilder
 from nightbatch.db.calibrations import calibrated_routes
 from nightbatch.db.models import BatchStatus
 from nightbatch.db.queue_state import why_nothing_claimed
-from nightbatch.db.tasks import fail_claimed, queued_outside
+from nightbatch.db.task_claims import fail_claimed, queued_outside
 from nightbatch.errors import ConfigError
 from nightbatch.pipeline.downstream import enqueue_fallback_stages
 from nightbatch.pipeline.graph import StageGraph

@@ -38,7 +38,7 @@ from nightbatch.db.pending_batches import (
 )
 from nightbatch.db.pending_batches import mark_create_failed as mark_create_failed
 from nightbatch.db.pending_batches import record_created as record_created
-from nightbatch.db.tasks import hand_over_claims
+from nightbatch.db.task_links import hand_over_claims
 from nightbatch.errors import NightbatchError, ProviderError
 from nightbatch.storage import ObjectStore
 from nightbatch.submit.pack import PackedBatch
