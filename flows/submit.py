@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.states import Completed, Failed
 
+from flows import names
 from flows.params import SubmitParams
 from flows.runtime import FlowSettings, services_for
 from nightbatch.outcome_policy import RunFacts, RunOutcome, decide_outcome
@@ -20,7 +21,7 @@ from nightbatch.submit.chunks import submit_in_chunks
 from nightbatch.submit.step import SubmitReport
 
 
-@task(name="submit-batches", cache_policy=NO_CACHE)
+@task(name="submit-batches", task_run_name=names.for_run("submit"), cache_policy=NO_CACHE)
 def submit_batches(
     services: Services,
     params: SubmitParams,
@@ -99,7 +100,7 @@ def submit_result(report: SubmitReport, outcome: RunOutcome) -> dict[str, Any]:
     }
 
 
-@flow(name="nightbatch-submit")
+@flow(name="nightbatch-submit", flow_run_name=names.flow_run_name("submit"))
 def submit(params: SubmitParams | None = None, settings: FlowSettings | None = None) -> State[dict[str, Any]]:
     params = params or SubmitParams()
     services = services_for(params.base_url, settings)
