@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from nightbatch.pricing import PriceTable
 from nightbatch.report import Report, build_report, resolve_selection
 from nightbatch.report.money import usd_text
-from nightbatch.report.run_summary import cost_display_rows, cost_table_description, summary_markdown
+from nightbatch.report.run_summary import DISPLAY_COLUMNS, cost_display_rows, cost_table_description, summary_markdown
 from tests.report.ledger import ACTUAL, NAIVE, Ledger
 
 
@@ -25,8 +25,8 @@ def test_nothing_reads_as_dollars_to_six_places():
 
 def test_every_cost_row_has_its_hit_rate_naive_cost_and_saving(report: Report):
     rows = cost_display_rows(report)
-    baseline = report.savings.baseline_model
-    naive = f"naive (real-time {baseline})"
+    naive = "naive cost"
+    assert tuple(rows[0]) == DISPLAY_COLUMNS
     assert [r["task type"] for r in rows] == ["draft", "draft", "triage", "(calibration)", "(priming)", "total"]
     total = rows[-1]
     assert total[naive] == usd_text(NAIVE)

@@ -24,6 +24,7 @@ from nightbatch.report.render import (
 )
 
 __all__ = [
+    "DISPLAY_COLUMNS",
     "OVERHEAD_ROWS",
     "SIMULATED_NOTE",
     "compact_cost_text_table",
@@ -51,15 +52,20 @@ def _row_saving(cost_pusd: int, naive_pusd: int | None) -> str:
     return "–" if not naive_pusd else percent_text(1 - cost_pusd / naive_pusd)
 
 
+# The UI table's columns in order: what an operator reads first (cost, hit rate, saving) before the tokens.
+DISPLAY_COLUMNS = ("task type", "model", "tasks", "cost", "per task", "per success", "pass rate", "prefix hit rate",
+                   "naive cost", "saved vs naive", "input", "output", "cache write", "cache read")  # fmt: skip
+
+
 def cost_display_rows(report: Report) -> list[dict[str, str]]:
-    """Cost per task type × model keyed by display headers (the UI's table), the last row the total.
+    """Cost per task type × model keyed by :data:`DISPLAY_COLUMNS` (the UI's table), the last row the total.
 
     Beside the cost columns: ``prefix hit rate`` (prefix tokens read ÷ all prefix tokens sent, the
-    headline's definition), the row's naive cost (the same responses real-time on the baseline model, no
-    caching) and ``saved vs naive``. Rows that serve no task have no naive cost: they are not in the baseline.
+    headline's definition), ``naive cost`` (the same responses real-time on the baseline model, no caching:
+    :func:`cost_table_description` names the model) and ``saved vs naive``. Rows that serve no task have no
+    naive cost: they are not in the baseline.
     """
     header, rows = cost_text_table(report)
-    naive_header = f"naive (real-time {report.savings.baseline_model})"
     hit_rates = {(f.task_type, f.model): f.hit_rate for f in report.prefix}
     naive = report.savings.naive_by_group
     figures: list[tuple[CostRow, float | None, int | None]] = [
@@ -71,9 +77,9 @@ def cost_display_rows(report: Report) -> list[dict[str, str]]:
     for text, (row, hit_rate, naive_pusd) in zip(rows, figures, strict=True):
         shown = dict(zip(header, text, strict=True))
         shown["prefix hit rate"] = percent_text(hit_rate)
-        shown[naive_header] = usd_text(naive_pusd)
+        shown["naive cost"] = usd_text(naive_pusd)
         shown["saved vs naive"] = _row_saving(row.cost_pusd, naive_pusd)
-        out.append(shown)
+        out.append({column: shown[column] for column in DISPLAY_COLUMNS})
     return out
 
 
