@@ -64,8 +64,10 @@ def log_submit(report: SubmitReport) -> None:
     if report.deduplicated or report.reused:  # nightbatch.submit.dedup / .reuse: answered without a request
         logger.info("%d twin(s) of identical requests wait for their leader's result; %d served from earlier "
                     "answers", report.deduplicated, report.reused)  # fmt: skip
+    explained = {reason.split(":", 1)[0] for reason in report.failure_reasons}  # "error_type: message"
     for error_type, count in report.failed_by_error.items():
-        logger.warning("%s task(s) failed before sending (%s)", f"{count:,}", error_type)
+        if error_type not in explained:  # the reasons below say it again, with the cause: one warning is enough
+            logger.warning("%s task(s) failed before sending (%s)", f"{count:,}", error_type)
     for task_type, count in report.unconfigured_queued.items():
         logger.warning("%d queued task(s) of type %r wait: no task-type config for it here", count, task_type)
     for reason, count in sorted(report.failure_reasons.items(), key=lambda item: -item[1]):
