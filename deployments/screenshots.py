@@ -9,8 +9,11 @@ installed (``apt-get install -y chromium``)::
 It starts ``prefect server start`` on a free port (its own PREFECT_HOME), the local emulator, and
 ``python -m deployments.serve`` (the deployments of prefect.yaml), enqueues a few example tasks plus some
 that fail before sending (a template field missing), runs the ``nightly-enrichment`` deployment with
-``wait: true``, waits for it to end and screenshots the flow run, its run summary, the batch-progress table
-and the cost table. Everything it started is stopped at the end, by process group.
+``wait: true`` and the demo's timing (``nightbatch demo``: the emulator runs a simulated minute per real
+second, a 30-minute deadline, 5-minute batches expected, so the cache planner sends pilots and the fan-outs
+read), waits for it to end and screenshots the flow run (timeline and logs), the list of flow runs (their
+names), its run summary (the whole page), the batch-progress table, the cost table and the
+progress bar. Everything it started is stopped at the end, by process group.
 """
 
 from __future__ import annotations
@@ -34,6 +37,14 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 FAILING = 6  # tasks whose payload lacks the template's field: they fail before sending
+TIME_SCALE = 60.0  # simulated seconds per real second, as `nightbatch demo` runs the emulator
+# Window per artifact: Chromium shoots the window, not the page, so the run summary gets a tall one.
+ARTIFACT_SHOTS = {
+    "run-summary": "1800,2400",
+    "batch-progress": "1800,1000",
+    "cost": "2000,1000",
+    "progress": "1800,700",
+}
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars", "--virtual-time-budget=20000"]  # fmt: skip
@@ -162,7 +173,9 @@ def main() -> None:
         server_args = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
         print(f"Prefect server on {ui} (logs in {scratch})")
         with (
-            run_emulator(EmulatorConfig(time_scale=36_000)) as emulator,
+            # The demo's clock: at 36,000 (ten simulated hours a real second) a 1-hour cache entry would lapse
+            # between a pilot and its fan-out, and the screenshots would show no caching at all.
+            run_emulator(EmulatorConfig(time_scale=TIME_SCALE)) as emulator,
             # The bundled UI asks PREFECT_UI_API_URL (default port 4200) where the API is.
             background(server_args, {**base, "PREFECT_UI_API_URL": api}, scratch / "server.log"),
         ):
@@ -179,18 +192,24 @@ def main() -> None:
             serve_args = [sys.executable, "-m", "deployments.serve"]
             with background(serve_args, env, scratch / "serve.log"):
                 deployment_id = wait_for_deployment(api, "nightly-enrichment")
-                params = {"params": {"wait": True, "poll_seconds": 1, "deadline_minutes": 10, "budget_usd": 250}}
+                # Like `nightbatch demo`: a deadline shorter than the planner's pilot estimate (15 min until one was
+                # measured) would make it send every group uncached, and the cache lever would read $0.
+                params = {"params": {"wait": True, "poll_seconds": 1, "deadline_minutes": 30,
+                                     "expected_batch_minutes": 5, "budget_usd": 250}}  # fmt: skip
                 run = api_post(api, f"/deployments/{deployment_id}/create_flow_run", {"parameters": params})
                 print(f"nightly-enrichment run {run['id']} started; waiting for it to end")
                 ended = wait_for_run(api, str(run["id"]))
                 print(f"ended {ended['state']['type']}: {ended['state'].get('message')}")
-                shots = [("flow-run", f"{ui}/runs/flow-run/{run['id']}", "1600,1000")]
+                # The flow run page opens on its logs whatever its URL asks (its timeline names the task runs);
+                # the Runs page lists the flow runs' names. Its task-run list is still loading when shot.
+                shots = [("flow-run", f"{ui}/runs/flow-run/{run['id']}", "1600,2400"),
+                         ("runs", f"{ui}/runs", "1600,1000")]  # fmt: skip
                 artifacts = api_post(api, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
                 for artifact in artifacts:
                     key = artifact.get("key") or ""
-                    for suffix in ("run-summary", "batch-progress", "cost", "progress"):
+                    for suffix, size in ARTIFACT_SHOTS.items():
                         if key.endswith(f"-{suffix}"):
-                            shots.append((suffix, f"{ui}/artifacts/artifact/{artifact['id']}", "1800,1400"))
+                            shots.append((suffix, f"{ui}/artifacts/artifact/{artifact['id']}", size))
                             break
                 for name, url, size in shots:
                     screenshot(chromium, url, args.out / f"{name}.png", size=size)

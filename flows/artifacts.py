@@ -4,6 +4,7 @@ Keys are namespaced by deployment (``nightbatch-<deployment>-...``, ``nightbatch
 so two deployments on one server never overwrite each other, and each key's history is one deployment's
 runs. Per run: ``-run-summary`` (Markdown, outcome counts first), ``-cost`` (table), ``-batch-progress``
 (table: task type, model, counts, state per batch) and ``-progress`` (the share of requests done).
+A run without an API key (against the local emulator) is labelled SIMULATED in every artifact.
 """
 
 from __future__ import annotations
@@ -25,13 +26,18 @@ from nightbatch.errors import NightbatchError, UnknownModelError
 from nightbatch.report import build_report, resolve_selection
 from nightbatch.report.attention import attention_items
 from nightbatch.report.quality import quality_markdown, quality_report
-from nightbatch.report.render import cost_display_rows, summary_markdown
+from nightbatch.report.run_summary import SIMULATED_NOTE, cost_display_rows, cost_table_description, summary_markdown
 from nightbatch.run_facts import JudgedRun, RunLog
 from nightbatch.services import Services
 
 
 def key(suffix: str) -> str:
     return f"{events.namespace()}-{suffix}"
+
+
+def describe(services: Services, description: str) -> str:
+    """An artifact's description, marked SIMULATED when the run had no API key (the local emulator)."""
+    return f"SIMULATED (local emulator): {description}" if services.settings.simulated else description
 
 
 def progress_rows(rows: list[BatchProgressRow]) -> list[dict[str, str]]:
@@ -57,7 +63,9 @@ def publish_progress_table(services: Services, run_id: int | None, *, descriptio
     """The batch-progress table: every batch of run ``run_id`` (or every open batch when None)."""
     rows = batch_progress(services.engine, run_id, open_only=run_id is None)
     if rows:
-        create_table_artifact(progress_rows(rows), key=key("batch-progress"), description=description)
+        create_table_artifact(
+            progress_rows(rows), key=key("batch-progress"), description=describe(services, description)
+        )
 
 
 class RunProgress:
@@ -66,24 +74,32 @@ class RunProgress:
     def __init__(self, services: Services, run_id: int) -> None:
         self._services, self._run_id = services, run_id
         self._id: UUID | None = None
+        self._logged: tuple[int, int] | None = None
 
     def update(self) -> None:
         rows = batch_progress(self._services.engine, self._run_id)
         total = sum(r.requests for r in rows)
-        percent = 100.0 * sum(r.done for r in rows) / total if total else 0.0
+        done = sum(r.done for r in rows)
+        percent = 100.0 * done / total if total else 0.0
         if self._id is None:
-            created = create_progress_artifact(
-                percent, key=key("progress"), description=f"run {self._run_id}: requests finished by the API"
-            )
+            description = describe(self._services, f"run {self._run_id}: requests finished by the API")
+            created = create_progress_artifact(percent, key=key("progress"), description=description)
             self._id = cast(UUID, created)  # sync call: a UUID, not a coroutine
         else:
             update_progress_artifact(self._id, percent)
+        if (done, total) != self._logged:  # the log shows progress as it moves, not once per poll
+            self._logged = (done, total)
+            batches = sum(1 for r in rows if r.done < r.requests)
+            get_run_logger().info("progress: %s of %s requests finished by the API (%.0f%%), %d batch(es) still "
+                                  "running", f"{done:,}", f"{total:,}", percent, batches)  # fmt: skip
 
 
-def _outcome_markdown(judged: JudgedRun) -> str:
+def _outcome_markdown(judged: JudgedRun, *, simulated: bool) -> str:
     state = "Completed" if judged.outcome.ok else "Failed"
     facts = judged.facts
-    lines = [f"# nightbatch run {judged.run_id}: {state}", "", f"**{judged.outcome.message}**", ""]
+    title = f"# nightbatch run {judged.run_id}: {state}{' (SIMULATED)' if simulated else ''}"
+    lines = [title, "", *([f"> {SIMULATED_NOTE}", ""] if simulated else [])]
+    lines += [f"**{judged.outcome.message}**", ""]
     lines += ["| outcome | tasks |", "| --- | ---: |"]
     for status, count in sorted(facts.outcomes.items()):
         lines.append(f"| {status} | {count:,} |")
@@ -101,8 +117,9 @@ def publish_run_artifacts(services: Services, judged: JudgedRun, log: RunLog) ->
         services.engine, services.registry, run_id, notes=log.notes, failed_before_sending=log.failed_before_sending
     )
     attention = "\n".join(f"- {item}" for item in items) if items else "- nothing"
-    head = _outcome_markdown(judged)
-    description = f"run {run_id}: {'ok' if judged.outcome.ok else 'problems'}"
+    simulated = services.settings.simulated
+    head = _outcome_markdown(judged, simulated=simulated)
+    description = describe(services, f"run {run_id}: {'ok' if judged.outcome.ok else 'problems'}")
     try:
         selection = resolve_selection(services.engine, run_id=run_id)
         report = build_report(services.engine, services.prices, selection, registry=services.registry)
@@ -114,7 +131,8 @@ def publish_run_artifacts(services: Services, judged: JudgedRun, log: RunLog) ->
                                  key=key("run-summary"), description=description)  # fmt: skip
         return
     if not report.empty:
-        create_table_artifact(cost_display_rows(report), key=key("cost"), description=f"run {run_id}: cost per task")
+        create_table_artifact(cost_display_rows(report), key=key("cost"),
+                              description=cost_table_description(report, run_id, simulated=simulated))  # fmt: skip
     for cache in report.cache.by_type:
         if cache.flagged:
             events.cache_below_plan(run_id, cache)

@@ -13,6 +13,7 @@ from typing import Any
 from prefect import State, flow
 from pydantic import Field
 
+from flows import names
 from flows.nightly import enqueue_into
 from flows.params import WaitParams
 from flows.rounds import submit_and_collect, submit_only
@@ -28,7 +29,7 @@ class BackfillParams(WaitParams):
     wait: bool = Field(True, description="Wait for the batches until done or the deadline (off: hand to collect).")
 
 
-@flow(name="nightbatch-backfill")
+@flow(name="nightbatch-backfill", flow_run_name=names.flow_run_name("backfill"))
 def backfill(params: BackfillParams, settings: FlowSettings | None = None) -> State[dict[str, Any]]:
     with tracked_run("backfill", params, params.base_url, settings) as run:
         enqueued = enqueue_into(run, params.source, params.source_task_type)

@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed
 from prefect.tasks import exponential_backoff
 
-from flows import events
+from flows import events, names
 from flows.artifacts import publish_progress_table
 from flows.params import CollectParams, SubmitParams
 from flows.runtime import FlowSettings, judge_and_publish, services_for
@@ -49,7 +49,7 @@ RETRIES: dict[str, Any] = {
 }
 
 
-@task(name="poll-batches", **RETRIES)
+@task(name="poll-batches", task_run_name="poll-open-batches", **RETRIES)
 def poll_batches(services: Services) -> CollectReport:
     # Polling only records what the API says, so retrying is safe.
     return poll_open_batches(services)
@@ -114,7 +114,7 @@ def finish_handed_over_runs(services: Services, ingested: list[IngestReport]) ->
     return judged
 
 
-@flow(name="nightbatch-collect")
+@flow(name="nightbatch-collect", flow_run_name=names.flow_run_name("collect"))
 def collect(params: CollectParams | None = None, settings: FlowSettings | None = None) -> State[dict[str, Any]]:
     params = params or CollectParams()
     services = services_for(params.base_url, settings)

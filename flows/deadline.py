@@ -8,6 +8,7 @@ from decimal import Decimal
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from flows import names
 from nightbatch.deadline.policy import DeadlineReport, deadline_step
 from nightbatch.services import Services
 
@@ -17,7 +18,7 @@ def run_margin(services: Services, deadline_minutes: float) -> timedelta:
     return timedelta(minutes=min(services.settings.deadline_margin_minutes, deadline_minutes / 4))
 
 
-@task(name="enforce-deadline", cache_policy=NO_CACHE)
+@task(name="enforce-deadline", task_run_name=names.for_run("deadline-check"), cache_policy=NO_CACHE)
 def enforce_deadline(
     services: Services,
     run_id: int,

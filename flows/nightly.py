@@ -15,6 +15,7 @@ from typing import Any
 from prefect import State, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from flows import names
 from flows.params import NightlyParams
 from flows.rounds import submit_and_collect, submit_only
 from flows.runtime import FlowSettings, TrackedRun, finish, tracked_run
@@ -30,7 +31,7 @@ def log_enqueued(enqueued: EnqueueSummary) -> None:
         logger.warning("task file refused, nothing of it enqueued: %s", error)
 
 
-@task(name="enqueue-source", cache_policy=NO_CACHE)
+@task(name="enqueue-source", task_run_name=names.enqueue_name, cache_policy=NO_CACHE)
 def enqueue_from(services: Services, source: str, task_type: str | None) -> EnqueueSummary:
     return enqueue_source(services, source, default_task_type=task_type)
 
@@ -46,7 +47,7 @@ def enqueue_into(run: TrackedRun, source: str | None, task_type: str | None) -> 
     return enqueued
 
 
-@flow(name="nightbatch-nightly")
+@flow(name="nightbatch-nightly", flow_run_name=names.flow_run_name("nightly"))
 def nightly(params: NightlyParams | None = None, settings: FlowSettings | None = None) -> State[dict[str, Any]]:
     """``settings``: the caller's settings without secrets (see :mod:`flows.runtime`); none: the worker's."""
     params = params or NightlyParams()

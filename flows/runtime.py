@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from flows import events
 from flows.artifacts import publish_run_artifacts
 from flows.blocks import apply_blocks
+from flows.names import name_flow_run_after
 from nightbatch.config import Settings
 from nightbatch.db.models import RunStatus
 from nightbatch.run_facts import JudgedRun, RunLog, judge_run
@@ -66,6 +67,7 @@ def tracked_run(
     services = services_for(base_url, settings)
     closed = close_interrupted_runs(services.engine, stale_after=stale_after(services.settings))
     run = TrackedRun(services, start_run(services.engine, kind, params.model_dump(mode="json")), kind)
+    name_flow_run_after(kind, run.run_id)  # the UI's flow run now names the run its artifacts talk about
     run.log.notes += [f"{c.describe()}; this run finished its work and reports it" for c in closed]
     status = RunStatus.FAILED
     try:

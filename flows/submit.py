@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.states import Completed, Failed
 
+from flows import names
 from flows.params import SubmitParams
 from flows.runtime import FlowSettings, services_for
 from nightbatch.outcome_policy import RunFacts, RunOutcome, decide_outcome
@@ -20,7 +21,7 @@ from nightbatch.submit.chunks import submit_in_chunks
 from nightbatch.submit.step import SubmitReport
 
 
-@task(name="submit-batches", cache_policy=NO_CACHE)
+@task(name="submit-batches", task_run_name=names.for_run("submit"), cache_policy=NO_CACHE)
 def submit_batches(
     services: Services,
     params: SubmitParams,
@@ -63,8 +64,10 @@ def log_submit(report: SubmitReport) -> None:
     if report.deduplicated or report.reused:  # nightbatch.submit.dedup / .reuse: answered without a request
         logger.info("%d twin(s) of identical requests wait for their leader's result; %d served from earlier "
                     "answers", report.deduplicated, report.reused)  # fmt: skip
+    explained = {reason.split(":", 1)[0] for reason in report.failure_reasons}  # "error_type: message"
     for error_type, count in report.failed_by_error.items():
-        logger.warning("%s task(s) failed before sending (%s)", f"{count:,}", error_type)
+        if error_type not in explained:  # the reasons below say it again, with the cause: one warning is enough
+            logger.warning("%s task(s) failed before sending (%s)", f"{count:,}", error_type)
     for task_type, count in report.unconfigured_queued.items():
         logger.warning("%d queued task(s) of type %r wait: no task-type config for it here", count, task_type)
     for reason, count in sorted(report.failure_reasons.items(), key=lambda item: -item[1]):
@@ -99,7 +102,7 @@ def submit_result(report: SubmitReport, outcome: RunOutcome) -> dict[str, Any]:
     }
 
 
-@flow(name="nightbatch-submit")
+@flow(name="nightbatch-submit", flow_run_name=names.flow_run_name("submit"))
 def submit(params: SubmitParams | None = None, settings: FlowSettings | None = None) -> State[dict[str, Any]]:
     params = params or SubmitParams()
     services = services_for(params.base_url, settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -317,3 +318,52 @@ def test_a_night_that_does_not_wait_gets_its_fan_out_from_the_collect_that_inges
     run_id = handed.result()["run_id"]
     assert batches == [("pilot", 1, run_id), ("fanout", 11, run_id)]
     assert set(tasks) == {"succeeded"}
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_simulated_night_says_so_and_names_its_runs_in_the_ui(flow_env: str, tmp_path: Path):
+    """What an operator sees in the Prefect UI: SIMULATED on every artifact of a run against the emulator,
+    the cost table with hit rate, naive cost and saving per row, and runs named after the nightbatch run."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
+
+    source = tmp_path / "tasks"
+    source.mkdir()
+    lines = (EXAMPLES / "tasks" / "ticket_triage.jsonl").read_text().splitlines()[:6]
+    (source / "ticket_triage.jsonl").write_text("\n".join(lines) + "\n")
+    state = nightly(
+        NightlyParams(source=str(source), poll_seconds=0.2, deadline_minutes=2, wait=True), return_state=True
+    )
+    run_id = state.result()["run_id"]
+    flow_run_id = state.state_details.flow_run_id
+
+    async def read() -> tuple:
+        async with get_client() as client:
+            flow_run = await client.read_flow_run(flow_run_id)
+            artifacts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+            )
+            task_runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+            return flow_run, artifacts, task_runs
+
+    flow_run, artifacts, task_runs = asyncio.run(read())
+    assert re.fullmatch(rf"nightly run {run_id}, \d{{4}}-\d\d-\d\d \d\d:\d\d UTC", flow_run.name)
+    names = {t.name for t in task_runs}
+    assert {f"submit-run-{run_id}", f"deadline-check-run-{run_id}", "poll-open-batches", "enqueue-tasks"} <= names
+    by_key = {a.key.rsplit("-", 1)[-1] if not a.key.endswith("run-summary") else "run-summary": a for a in artifacts}
+    assert all(a.description.startswith("SIMULATED (local emulator): ") for a in artifacts)
+    summary = by_key["run-summary"].data
+    assert summary.startswith(f"# nightbatch run {run_id}: Completed (SIMULATED)\n\n> **SIMULATED**: no API key")
+    cost = by_key["cost"].data
+    rows = cost if isinstance(cost, list) else json.loads(cost)
+    total = rows[-1]
+    assert total["task type"] == "total"
+    assert total["naive cost"].startswith("$")
+    assert "naive = the same responses real-time on claude-" in by_key["cost"].description
+    assert total["saved vs naive"].endswith("%")
+    assert total["prefix hit rate"].endswith("%")
+    assert not any(v in ("None", "nan") for row in rows for v in row.values())

@@ -16,7 +16,8 @@ from nightbatch.queue.enqueue import enqueue_jsonl
 from nightbatch.report.build import build_report
 from nightbatch.report.pipelines import pipeline_estimates, pipeline_lines
 from nightbatch.report.query import Selection
-from nightbatch.report.render import report_markdown, report_to_dict, summary_markdown
+from nightbatch.report.render import report_markdown, report_to_dict
+from nightbatch.report.run_summary import summary_markdown
 from nightbatch.services import Services
 from nightbatch.storage import LocalObjectStore
 from nightbatch.tasktypes import load_task_types

@@ -28,6 +28,7 @@ from nightbatch.db.queries.pipelines import dedup_leaders, pipeline_tasks, shado
 from nightbatch.pipeline.graph import StageGraph
 from nightbatch.pricing import pusd_to_usd
 from nightbatch.quality.checks import agrees
+from nightbatch.report.money import usd_text
 from nightbatch.tasktypes import TaskTypeRegistry
 
 __all__ = [
@@ -169,7 +170,7 @@ def pipeline_section(
 
 
 def _usd(pusd: int) -> str:
-    return f"${pusd_to_usd(pusd):,.4f}"
+    return usd_text(pusd)  # the report's one rounding rule: a twin's saving of $0.00001 is not "$0.0000"
 
 
 def pipeline_lines(section: PipelineSection | None) -> list[str]:

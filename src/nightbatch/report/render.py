@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from nightbatch.pricing import pusd_to_usd
@@ -16,6 +15,7 @@ from nightbatch.report.build import Report
 from nightbatch.report.cache import TypeCache, hit_rate
 from nightbatch.report.costs import CostRow
 from nightbatch.report.deadlines import deadline_lines
+from nightbatch.report.money import percent_text, usd_text
 from nightbatch.report.pipelines import pipeline_lines
 from nightbatch.report.prefix import PrefixFigures
 
@@ -23,19 +23,18 @@ __all__ = [
     "COST_COLUMNS",
     "TextTable",
     "batch_text_table",
-    "compact_cost_text_table",
-    "cost_display_rows",
     "cost_table_rows",
     "cost_text_table",
     "headline",
+    "markdown_table",
     "percent_text",
+    "pipeline_markdown",
     "prefix_text_table",
     "provenance",
     "report_csv",
     "report_markdown",
     "report_to_dict",
     "savings_text_table",
-    "summary_markdown",
     "type_cache_text_table",
     "usd",
     "usd_text",
@@ -70,19 +69,6 @@ COST_COLUMNS = (
 def usd(pusd: int | None) -> str | None:
     """Exact dollars as a string (12 decimal places); None stays None."""
     return None if pusd is None else str(pusd_to_usd(pusd))
-
-
-def usd_text(pusd: int | None) -> str:
-    """Dollars rounded for reading: cents from $1, then 4 and 6 decimal places for small amounts."""
-    if pusd is None:
-        return "–"
-    value = abs(pusd_to_usd(pusd))
-    places = 2 if value >= 1 else 4 if value >= Decimal("0.01") else 6
-    return f"{'-' if pusd < 0 else ''}${value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN):,}"
-
-
-def percent_text(rate: float | None) -> str:
-    return "–" if rate is None else f"{rate:.1%}"
 
 
 def _unpriced(row: CostRow) -> bool:
@@ -378,7 +364,7 @@ def provenance(report: Report) -> str:
     return f"Costs as recorded with price table {versions}; baselines re-priced with {report.repriced_with}."
 
 
-def _md_table(table: TextTable, *, text_cols: int = 1) -> list[str]:
+def markdown_table(table: TextTable, *, text_cols: int = 1) -> list[str]:
     header, rows = table
     align = ["---" if i < text_cols else "---:" for i in range(len(header))]
     return [f"| {' | '.join(header)} |", f"| {' | '.join(align)} |", *(f"| {' | '.join(r)} |" for r in rows)]
@@ -391,51 +377,21 @@ def report_markdown(report: Report) -> str:
         return "\n".join([*lines, "No billed usage in this selection."]) + "\n"
     lines.append(headline(report))
     lines += ["", *(f"> **Warning:** {w}" for w in report.warnings)] if report.warnings else []
-    lines += ["", "## Savings by lever", "", *_md_table(savings_text_table(report))]
-    lines += ["", "## Cost per task", "", *_md_table(cost_text_table(report), text_cols=2)]
+    lines += ["", "## Savings by lever", "", *markdown_table(savings_text_table(report))]
+    lines += ["", "## Cost per task", "", *markdown_table(cost_text_table(report), text_cols=2)]
     if report.prefix:
-        lines += ["", "## Prefix tokens by task type", "", *_md_table(prefix_text_table(report))]
+        lines += ["", "## Prefix tokens by task type", "", *markdown_table(prefix_text_table(report))]
         lines += [f"- {a}" for a in report.advice]
     if report.cache.by_type:
-        lines += ["", "## Cache hit rate by task type", "", *_md_table(type_cache_text_table(report))]
+        lines += ["", "## Cache hit rate by task type", "", *markdown_table(type_cache_text_table(report))]
     if report.deadlines and (extra := deadline_lines(report.deadlines)):
         lines += ["", "## Deadlines: real-time fallback and batch durations", "", *(f"- {line}" for line in extra)]
-    lines += _pipeline_markdown(report)
+    lines += pipeline_markdown(report)
     lines += ["", f"_{provenance(report)}_"]
     return "\n".join(lines) + "\n"
 
 
-def cost_display_rows(report: Report) -> list[dict[str, str]]:
-    """Cost per task type × model keyed by display headers, figures with thousands separators (UI tables)."""
-    header, rows = cost_text_table(report)
-    return [dict(zip(header, row, strict=True)) for row in rows]
-
-
-def compact_cost_text_table(report: Report) -> TextTable:
-    """Cost per task type × model in six columns (narrow displays: the Prefect UI's Markdown pane)."""
-    header, rows = cost_text_table(report)
-    keep = [header.index(name) for name in ("task type", "model", "tasks", "cost", "per task", "pass rate")]
-    return [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
-
-
-def summary_markdown(report: Report) -> str:
-    """The cost report for a run summary below its outcome: headline, warnings, savings, narrow cost table."""
-    lines = [f"## Cost report: {report.selection.label}", ""]
-    if report.empty:
-        return "\n".join([*lines, "No billed usage in this selection."]) + "\n"
-    lines.append(headline(report))
-    lines += ["", *(f"> **Warning:** {w}" for w in report.warnings)] if report.warnings else []
-    lines += ["", "## Savings by lever", "", *_md_table(savings_text_table(report))]
-    lines += ["", "## Cost per task", "", *_md_table(compact_cost_text_table(report), text_cols=2)]
-    lines += ["", "The cost table artifact has every column (tokens, cache reads and writes, per success)."]
-    if report.cache.by_type:
-        lines += ["", "## Cache hit rate by task type", "", *_md_table(type_cache_text_table(report))]
-    lines += _pipeline_markdown(report)
-    lines += ["", f"_{provenance(report)}_"]
-    return "\n".join(lines) + "\n"
-
-
-def _pipeline_markdown(report: Report) -> list[str]:
+def pipeline_markdown(report: Report) -> list[str]:
     """Pipelines, upstream disagreement, de-duplication and reuse (nightbatch.report.pipelines), when any."""
     found = pipeline_lines(report.pipelines)
     return ["", "## Pipelines, de-duplication and reuse", "", *(f"- {line}" for line in found)] if found else []
