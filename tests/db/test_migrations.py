@@ -31,6 +31,15 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
+# SQLite cannot reflect an expression index, so the drift check skips the claim-order index there (with these
+# warnings); test_claim.py checks that the migrated index exists and that claims read it, on both databases.
+_EXPRESSION_INDEX_UNCOMPARED = [
+    "ignore:Skipped unsupported reflection of expression-based index",
+    "ignore:autogenerate skipping metadata-specified expression-based index",
+]
+
+
+@pytest.mark.filterwarnings(*_EXPRESSION_INDEX_UNCOMPARED)
 def test_upgrade_creates_exactly_the_models(empty_db_url: str) -> None:
     assert current_revision(empty_db_url) is None
     upgrade(empty_db_url)
@@ -39,6 +48,7 @@ def test_upgrade_creates_exactly_the_models(empty_db_url: str) -> None:
     assert _tables(empty_db_url) == set(metadata.tables) | {"alembic_version"}
 
 
+@pytest.mark.filterwarnings(*_EXPRESSION_INDEX_UNCOMPARED)
 def test_downgrade_to_base_then_upgrade_again(empty_db_url: str) -> None:
     upgrade(empty_db_url)
     downgrade(empty_db_url, "base")

@@ -10,7 +10,7 @@ row's transitions (:mod:`nightbatch.db.task_links`).
 The claim is one ``UPDATE ... RETURNING``::
 
     WITH queued_first AS (SELECT id, priority, deadline FROM task WHERE status = 'queued'
-                          ORDER BY priority DESC, deadline NULLS LAST, id LIMIT :n FOR UPDATE SKIP LOCKED),
+                          ORDER BY priority DESC, deadline IS NULL, deadline, id LIMIT :n FOR UPDATE SKIP LOCKED),
          lapsed_first AS (... WHERE status = 'claimed' AND batch_id IS NULL AND claimed_at < :stale ...)
     UPDATE task SET status='claimed', claimed_by=:worker, claimed_at=:now, claims=claims+1
     WHERE id = ANY(ARRAY(SELECT id FROM (queued_first UNION ALL lapsed_first) ORDER BY ... LIMIT :n))
@@ -170,8 +170,11 @@ def claim_tasks(
 
 
 def _claim_order(columns: Any) -> list[ColumnElement[Any]]:
-    """The order tasks are claimed in: priority first, then the nearest deadline (none last), then age."""
-    return [columns.priority.desc(), columns.deadline.asc().nulls_last(), columns.id]
+    """The order tasks are claimed in: priority first, then the nearest deadline (none last), then age.
+
+    Spelled as ix_task_queued_claim_order's columns are (models/queue.py), so both databases read that index.
+    """
+    return [columns.priority.desc(), columns.deadline.is_(None), columns.deadline, columns.id]
 
 
 def _first_in_claim_order(
