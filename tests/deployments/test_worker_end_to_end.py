@@ -128,6 +128,27 @@ def _start_worker(stack: ExitStack, env: dict[str, str], log: Path, name: str) -
     return stack.enter_context(background(args, env, log))
 
 
+def _logs(workers: list[Background]) -> str:
+    return "\n".join(
+        f"--- {w.log.name} ({'running' if w.running() else f'exited {w.process.returncode}'}):\n{tail(w.log, 60)}"
+        for w in workers
+    )
+
+
+def _wait_online(server: PrefectServer, names: list[str], workers: list[Background]) -> None:
+    """Wait until every worker has registered with the pool, so that no worker takes every run alone."""
+    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+    while True:
+        response = httpx.post(f"{server.api_url}/work_pools/{POOL}/workers/filter", json={}, timeout=30)
+        response.raise_for_status()
+        online = {w["name"] for w in response.json() if w["status"] == "ONLINE"}
+        if online >= set(names):
+            return
+        late = time.monotonic() > deadline or not all(w.running() for w in workers)
+        assert not late, f"workers online: {sorted(online)}\n{_logs(workers)}"
+        time.sleep(0.2)
+
+
 def _wait_completed(server: PrefectServer, flow_run_ids: list[str], workers: list[Background]) -> list[dict[str, Any]]:
     """Wait until every flow run has ended, then require each COMPLETED; the flow runs as the API shows them."""
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
@@ -138,13 +159,11 @@ def _wait_completed(server: PrefectServer, flow_run_ids: list[str], workers: lis
         if not all(worker.running() for worker in workers):
             break  # reported below with the workers' logs
         time.sleep(0.5)
-    logs = "\n".join(
-        f"--- {w.log.name} ({'running' if w.running() else f'exited {w.process.returncode}'}):\n{tail(w.log, 60)}"
-        for w in workers
-    )
     for run in runs:
         state = run["state"]
-        assert state["type"] == "COMPLETED", f"flow run {run['id']} is {state['type']} ({state.get('message')})\n{logs}"
+        assert state["type"] == "COMPLETED", (
+            f"flow run {run['id']} is {state['type']} ({state.get('message')})\n{_logs(workers)}"
+        )
     return runs
 
 
@@ -243,10 +262,12 @@ def test_process_workers_on_one_pool_run_the_deployed_backfill_exactly_once(
             ANTHROPIC_BASE_URL=emulator.base_url,
             PREFECT_WORKER_QUERY_SECONDS="1",  # pick runs up within a second (default 10)
         )
-        # The runs first, then the workers: each worker takes one (--limit 1), the other is left to the other.
-        together = [_trigger(server, s3_bucket) for _ in range(WORKERS)]
         names = [f"worker-{n}" for n in range(1, WORKERS + 1)]
         started = [_start_worker(workers, worker_env, tmp_path / f"{name}.log", name) for name in names]
+        _wait_online(server, names, started)
+        clock.lap(f"{WORKERS} workers online")
+        # Each worker takes one run and, at --limit 1, leaves the other to the next worker's poll.
+        together = [_trigger(server, s3_bucket) for _ in range(WORKERS)]
         flow_runs = _wait_completed(server, together, started)
         clock.lap(f"{WORKERS} backfill runs completed on {WORKERS} workers")
 
