@@ -3,7 +3,7 @@
 ``prefect.concurrency.sync.concurrency`` (around the submit task, ``flows/submit.py``) emits
 ``prefect.concurrency-limit.acquired`` once it holds a slot and ``…released`` (``follows`` the acquisition)
 once it has given it back; the flow-run process attaches its flow run as a related resource. The server
-persists events a few seconds after they arrive, so :func:`read_holds` waits until every hold is complete.
+persists events a few seconds after they arrive, so :func:`read_holds` waits until the holds are all in.
 
 With the slot respected, a submitter's writes all land between its acquisition and the next submitter's:
 :func:`batches_outside_their_hold` checks exactly that, with the database's batch rows, without relying on how
@@ -13,12 +13,12 @@ close the release event's timestamp is to the release itself.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
+from tests.deployments.prefect_api import request
 
 _EVENTS = ["prefect.concurrency-limit.acquired", "prefect.concurrency-limit.released"]
 
@@ -37,12 +37,12 @@ class Hold:
 
 def _events(api_url: str) -> list[dict[str, Any]]:
     body: dict[str, Any] = {"filter": {"event": {"name": _EVENTS}, "order": "ASC"}, "limit": 50}
-    page = httpx.post(f"{api_url}/events/filter", json=body, timeout=30)
+    page = request("POST", f"{api_url}/events/filter", json=body)
     page.raise_for_status()
     answer: dict[str, Any] = page.json()
     events: list[dict[str, Any]] = list(answer["events"])
     while answer.get("next_page"):
-        page = httpx.get(answer["next_page"], timeout=30)
+        page = request("GET", answer["next_page"])
         page.raise_for_status()
         answer = page.json()
         events += answer["events"]
@@ -76,15 +76,19 @@ def _holds(events: Iterable[Mapping[str, Any]]) -> list[Hold]:
     return sorted(holds, key=lambda h: h.acquired)
 
 
-def read_holds(api_url: str, expected: int, *, timeout: float = 30) -> list[Hold]:
-    """Every hold of every limit, once ``expected`` acquisitions and their releases are all persisted."""
+def read_holds(api_url: str, complete: Callable[[list[Hold]], bool], *, timeout: float = 30) -> list[Hold]:
+    """Every hold of every limit, once each has its release and ``complete`` says none is missing.
+
+    The server records events (and task runs) a few seconds after they happen, so both sides are read again
+    until they agree or ``timeout`` passes.
+    """
     deadline = time.monotonic() + timeout
     while True:
         holds = _holds(_events(api_url))
-        if len(holds) >= expected and all(h.released for h in holds):
+        if all(h.released for h in holds) and complete(holds):
             return holds
         if time.monotonic() > deadline:
-            raise AssertionError(f"{expected} submit holds expected, the server has {holds}")
+            raise AssertionError(f"the server's concurrency events are incomplete after {timeout}s: {holds}")
         time.sleep(0.5)
 
 

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections import Counter
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlmodel import col
@@ -43,6 +43,7 @@ from nightbatch.emulator import EmulatorServer
 from nightbatch.storage import open_store
 from tests.campaigns.harness import PRICES
 from tests.campaigns.invariants import check
+from tests.deployments.prefect_api import request
 from tests.deployments.prefect_server import Background, PrefectServer, background, prefect_cli, prefect_server, tail
 from tests.deployments.submit_slot import batches_outside_their_hold, read_holds
 from tests.deployments.support import ROOT
@@ -88,7 +89,7 @@ def _upload_inputs(s3_client: S3Client, bucket: str) -> None:
 
 
 def _deployment(server: PrefectServer) -> dict[str, Any]:
-    response = httpx.get(f"{server.api_url}/deployments/name/{DEPLOYMENT}", timeout=30)
+    response = request("GET", f"{server.api_url}/deployments/name/{DEPLOYMENT}")
     assert response.status_code == 200, response.text
     deployment: dict[str, Any] = response.json()
     return deployment
@@ -105,10 +106,11 @@ def _trigger(server: PrefectServer, bucket: str) -> str:
         "deadline_minutes": 1.5,
         "poll_seconds": 0.5,
     }
-    created = httpx.post(
+    created = request(
+        "POST",
         f"{server.api_url}/deployments/{_deployment(server)['id']}/create_flow_run",
-        json={"parameters": {"params": params}},
-        timeout=30,
+        # The key makes a retried create (the server was busy) return the same run rather than a second one.
+        json={"parameters": {"params": params}, "idempotency_key": uuid.uuid4().hex},
     )
     assert created.status_code == 201, created.text  # enforce_parameter_schema: the server checked params
     flow_run_id: str = created.json()["id"]
@@ -116,7 +118,7 @@ def _trigger(server: PrefectServer, bucket: str) -> str:
 
 
 def _flow_run(server: PrefectServer, flow_run_id: str) -> dict[str, Any]:
-    response = httpx.get(f"{server.api_url}/flow_runs/{flow_run_id}", timeout=30)
+    response = request("GET", f"{server.api_url}/flow_runs/{flow_run_id}")
     response.raise_for_status()
     flow_run: dict[str, Any] = response.json()
     return flow_run
@@ -139,7 +141,7 @@ def _wait_online(server: PrefectServer, names: list[str], workers: list[Backgrou
     """Wait until every worker has registered with the pool, so that no worker takes every run alone."""
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
     while True:
-        response = httpx.post(f"{server.api_url}/work_pools/{POOL}/workers/filter", json={}, timeout=30)
+        response = request("POST", f"{server.api_url}/work_pools/{POOL}/workers/filter", json={})
         response.raise_for_status()
         online = {w["name"] for w in response.json() if w["status"] == "ONLINE"}
         if online >= set(names):
@@ -217,7 +219,7 @@ def _batches_by_flow_run(db_url: str, flow_runs: list[dict[str, Any]]) -> list[t
 def _submit_task_runs(server: PrefectServer) -> int:
     """How many ``submit-batches`` task runs the server knows (each one acquires the submit slot once)."""
     body = {"task_runs": {"name": {"like_": "submit-batches"}}}
-    response = httpx.post(f"{server.api_url}/task_runs/count", json=body, timeout=30)
+    response = request("POST", f"{server.api_url}/task_runs/count", json=body)
     response.raise_for_status()
     return int(response.json())
 
@@ -260,7 +262,7 @@ def test_process_workers_on_one_pool_run_the_deployed_backfill_exactly_once(
             NIGHTBATCH_TASK_CONFIG=str(ROOT / "examples" / "nightbatch.toml"),
             NIGHTBATCH_SUBMIT_CONCURRENCY_LIMIT=SUBMIT_LIMIT,
             ANTHROPIC_BASE_URL=emulator.base_url,
-            PREFECT_WORKER_QUERY_SECONDS="1",  # pick runs up within a second (default 10)
+            PREFECT_WORKER_QUERY_SECONDS="2",  # pick runs up within two seconds (default 10)
         )
         names = [f"worker-{n}" for n in range(1, WORKERS + 1)]
         started = [_start_worker(workers, worker_env, tmp_path / f"{name}.log", name) for name in names]
@@ -303,10 +305,12 @@ def test_process_workers_on_one_pool_run_the_deployed_backfill_exactly_once(
 
         # One submitter at a time: every submit round (all three runs) held the limit's one slot, every batch
         # was created while its own flow run held it, and both concurrent runs took their turn.
-        holds = read_holds(server.api_url, expected=_submit_task_runs(server))
-        assert len(holds) == _submit_task_runs(server)
+        every_run = {str(run["id"]) for run in flow_runs}
+        holds = read_holds(
+            server.api_url,
+            lambda holds: len(holds) == _submit_task_runs(server) and {h.flow_run_id for h in holds} == every_run,
+        )
         assert {(h.limit_name, h.limit, h.slots) for h in holds} == {(SUBMIT_LIMIT, 1, 1)}
-        assert {h.flow_run_id for h in holds} == {str(run["id"]) for run in flow_runs}
         assert not batches_outside_their_hold(holds, _batches_by_flow_run(db_url, flow_runs))
         clock.lap("submit slot checked")
         per_run = Counter(b[1] for b in _batches_by_flow_run(db_url, flow_runs))
