@@ -88,7 +88,8 @@ def read_holds(api_url: str, complete: Callable[[list[Hold]], bool], *, timeout:
         if all(h.released for h in holds) and complete(holds):
             return holds
         if time.monotonic() > deadline:
-            raise AssertionError(f"the server's concurrency events are incomplete after {timeout}s: {holds}")
+            hint = "" if holds else " (no submit took the slot: NIGHTBATCH_SUBMIT_CONCURRENCY_LIMIT unset on workers?)"
+            raise AssertionError(f"the server's concurrency events are incomplete after {timeout}s: {holds}{hint}")
         time.sleep(0.5)
 
 
