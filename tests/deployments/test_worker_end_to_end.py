@@ -216,12 +216,22 @@ def _batches_by_flow_run(db_url: str, flow_runs: list[dict[str, Any]]) -> list[t
     return [(int(batch_id), by_pid[int(pid)], created) for batch_id, pid, created in rows]
 
 
-def _submit_task_runs(server: PrefectServer) -> int:
-    """How many ``submit-batches`` task runs the server knows (each one acquires the submit slot once)."""
-    body = {"task_runs": {"name": {"like_": "submit-batches"}}}
-    response = request("POST", f"{server.api_url}/task_runs/count", json=body)
-    response.raise_for_status()
-    return int(response.json())
+def _submit_task_runs(server: PrefectServer, flow_run_ids: set[str]) -> int:
+    """How many ``submit_batches`` task runs the flow runs made (each acquires the submit slot once).
+
+    Counted by task key (the function's name and a hash of its code), not by task run name, which the flows
+    choose per run.
+    """
+    count, page = 0, 200
+    for offset in range(0, 100 * page, page):
+        body = {"task_runs": {"flow_run_id": {"any_": sorted(flow_run_ids)}}, "limit": page, "offset": offset}
+        response = request("POST", f"{server.api_url}/task_runs/filter", json=body)
+        response.raise_for_status()
+        task_runs = response.json()
+        count += sum(1 for t in task_runs if str(t["task_key"]).startswith("submit_batches-"))
+        if len(task_runs) < page:
+            break
+    return count
 
 
 @pytest.mark.slow
@@ -308,7 +318,9 @@ def test_process_workers_on_one_pool_run_the_deployed_backfill_exactly_once(
         every_run = {str(run["id"]) for run in flow_runs}
         holds = read_holds(
             server.api_url,
-            lambda holds: len(holds) == _submit_task_runs(server) and {h.flow_run_id for h in holds} == every_run,
+            lambda holds: (
+                len(holds) == _submit_task_runs(server, every_run) and {h.flow_run_id for h in holds} == every_run
+            ),
         )
         assert {(h.limit_name, h.limit, h.slots) for h in holds} == {(SUBMIT_LIMIT, 1, 1)}
         assert not batches_outside_their_hold(holds, _batches_by_flow_run(db_url, flow_runs))
