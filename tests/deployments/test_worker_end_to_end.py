@@ -91,6 +91,14 @@ def _flow_run(server: PrefectServer, flow_run_id: str) -> dict[str, Any]:
     return flow_run
 
 
+def _logs(server: PrefectServer, flow_run_id: str) -> list[tuple[str | None, str]]:
+    """The flow run's log lines as the UI lists them: (task run id, or None for the flow run's own; message)."""
+    body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200}
+    response = httpx.post(f"{server.api_url}/logs/filter", json=body, timeout=30)
+    response.raise_for_status()
+    return [(line["task_run_id"], line["message"]) for line in response.json()]
+
+
 def _run_worker_once(server: PrefectServer, env: dict[str, str], log: Path, flow_run_id: str) -> None:
     """``prefect worker start --run-once``: picks up the scheduled run and returns once it has finished."""
     args = ["--no-prompt", "worker", "start", "--pool", POOL, "--type", "process", "--run-once"]
@@ -144,6 +152,7 @@ def test_a_process_worker_runs_the_deployed_backfill_to_the_end(
         )
         deployment = _deployment(server)
         assert (deployment["entrypoint"], deployment["work_pool_name"]) == ("flows/backfill.py:backfill", POOL)
+        assert deployment["job_variables"]["env"] == {"PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "WARNING"}
         clock.lap("work pool created, deployment deployed")
 
         worker_env = server.environment(
@@ -158,6 +167,11 @@ def test_a_process_worker_runs_the_deployed_backfill_to_the_end(
         first = _trigger(server, s3_bucket)
         _run_worker_once(server, worker_env, tmp_path / "worker-1.log", first)
         clock.lap("first backfill run completed")
+        # The job variables' env reached the flow run: no "Finished in state Completed()" per task run, while
+        # the flow run's own lines are there.
+        logs = _logs(server, first)
+        assert any(task_run is None for task_run, _ in logs), logs
+        assert [m for task_run, m in logs if task_run and m.startswith("Finished in state")] == []
 
         tasks, usage, runs = _database_state(db_url)
         assert tasks == {(name, "succeeded"): LINES_PER_FILE for name in TASK_FILES}
