@@ -5,11 +5,15 @@ Run from the repository root, with ``PREFECT_API_URL`` pointing at a Prefect ser
     python -m deployments.serve
 
 Schedules, parameters and concurrency limits are read from ``deployments/prefect.yaml``, so the served
-deployments are the same as the ones ``prefect deploy`` creates; flow runs execute as subprocesses here.
+deployments are the same as the ones ``prefect deploy`` creates; flow runs execute as subprocesses here. So do
+the ``env`` job variables (a worker sets them per flow run; here they are set in this process, whose
+environment the flow runs inherit): e.g. task runs logging at WARNING, without one "Finished in state
+Completed()" line per task run.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, cast
 
@@ -60,5 +64,19 @@ def runner_deployments(prefect_file: Path = PREFECT_FILE) -> list[RunnerDeployme
     return deployments
 
 
+def flow_run_env(prefect_file: Path = PREFECT_FILE) -> dict[str, str]:
+    """The ``work_pool.job_variables.env`` of the file's deployments, which must agree: served flow runs share
+    this process's environment."""
+    spec = yaml.safe_load(prefect_file.read_text(encoding="utf-8"))
+    env: dict[str, str] = {}
+    for config in spec["deployments"]:
+        for key, value in (((config.get("work_pool") or {}).get("job_variables") or {}).get("env") or {}).items():
+            if env.setdefault(key, str(value)) != str(value):
+                raise ValueError(f"{prefect_file}: {key} differs between deployments; serving runs them in one process")
+    return env
+
+
 if __name__ == "__main__":
+    for name, value in flow_run_env().items():
+        os.environ.setdefault(name, value)  # set before any flow run starts; a value given by the operator wins
     serve(*runner_deployments())

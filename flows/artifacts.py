@@ -3,7 +3,8 @@
 Keys are namespaced by deployment (``nightbatch-<deployment>-...``, ``nightbatch-adhoc-...`` outside one),
 so two deployments on one server never overwrite each other, and each key's history is one deployment's
 runs. Per run: ``-run-summary`` (Markdown, outcome counts first), ``-cost`` (table), ``-batch-progress``
-(table: task type, model, counts, state per batch) and ``-progress`` (the share of requests done).
+(table per batch: task type, role — pilot, fan-out, uncached, shadow, calibration —, model, counts, state)
+and ``-progress`` (the share of requests done).
 A run without an API key (against the local emulator) is labelled SIMULATED in every artifact.
 """
 
@@ -46,6 +47,7 @@ def progress_rows(rows: list[BatchProgressRow]) -> list[dict[str, str]]:
         {
             "batch": str(r.batch_id),
             "task type": r.task_type,
+            "role": r.role,
             "model": r.model,
             "state": r.status,
             "done": f"{r.done:,} of {r.requests:,}",

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import prefect.logging
 import pytest
+import yaml  # type: ignore[import-untyped]
 from prefect.cli.deploy._models import PrefectYamlModel
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.flows import Flow, load_flow_from_entrypoint
+from prefect.logging.configuration import to_envvar
+from prefect.utilities.collections import dict_to_flatdict
 from prefect.utilities.schema_tools import validate
 
 from tests.deployments.support import ROOT, load_prefect_spec
@@ -173,3 +178,20 @@ def test_served_deployments_mirror_the_file(at_repo_root, deployments_by_name):
     assert served["collect"].concurrency_limit == 1
     assert served["collect"].concurrency_options is not None
     assert served["collect"].concurrency_options.collision_strategy == "CANCEL_NEW"
+
+
+def test_task_runs_log_warnings_only_and_serving_sets_the_same_env(deployments_by_name):
+    """Without it, Prefect's "Finished in state Completed()" per task run is most of a night's log."""
+    from deployments.serve import flow_run_env
+
+    for name, deployment in deployments_by_name.items():
+        env = deployment["work_pool"]["job_variables"]["env"]
+        assert env["PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL"] == "WARNING", name
+    assert flow_run_env() == {"PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "WARNING"}
+
+
+def test_the_env_override_names_a_logger_prefects_logging_config_has():
+    """Prefect only reads ``PREFECT_LOGGING_<path>`` for keys its logging.yml has: a misspelt one is ignored."""
+    config = yaml.safe_load((Path(prefect.logging.__file__).parent / "logging.yml").read_text(encoding="utf-8"))
+    known = {to_envvar("PREFECT_LOGGING_" + "_".join(path)).upper() for path in dict_to_flatdict(config)}
+    assert "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL" in known

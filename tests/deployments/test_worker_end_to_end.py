@@ -124,6 +124,14 @@ def _flow_run(server: PrefectServer, flow_run_id: str) -> dict[str, Any]:
     return flow_run
 
 
+def _flow_run_logs(server: PrefectServer, flow_run_id: str) -> list[tuple[str | None, str]]:
+    """The flow run's log lines as the UI lists them: (task run id, or None for the flow run's own; message)."""
+    body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200}
+    response = request("POST", f"{server.api_url}/logs/filter", json=body)
+    response.raise_for_status()
+    return [(line["task_run_id"], line["message"]) for line in response.json()]
+
+
 def _start_worker(stack: ExitStack, env: dict[str, str], log: Path, name: str) -> Background:
     """``prefect worker start`` on the pool, one flow run at a time; stopped (SIGTERM) when the stack closes."""
     args = ["--no-prompt", "worker", "start", "--pool", POOL, "--type", "process", "--name", name, "--limit", "1"]
@@ -261,6 +269,7 @@ def test_process_workers_on_one_pool_run_the_deployed_backfill_exactly_once(
         )
         deployment = _deployment(server)
         assert (deployment["entrypoint"], deployment["work_pool_name"]) == ("flows/backfill.py:backfill", POOL)
+        assert deployment["job_variables"]["env"] == {"PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "WARNING"}
         clock.lap("work pool and submit limit created, deployment deployed")
 
         output = f"s3://{s3_bucket}/out"
@@ -283,6 +292,12 @@ def test_process_workers_on_one_pool_run_the_deployed_backfill_exactly_once(
         flow_runs = _wait_completed(server, together, started)
         clock.lap(f"{WORKERS} backfill runs completed on {WORKERS} workers")
 
+        # The job variables' env reached the flow runs: no "Finished in state Completed()" per task run, while
+        # the flow run's own lines are there.
+        for flow_run_id in together:
+            logs = _flow_run_logs(server, flow_run_id)
+            assert any(task_run is None for task_run, _ in logs), logs
+            assert [m for task_run, m in logs if task_run and m.startswith("Finished in state")] == []
         ran_on = Counter(run["labels"].get("prefect.worker.name") for run in flow_runs)
         assert ran_on == Counter(names), f"each worker runs one flow run: {ran_on}"
         tasks, usage, runs = _database_state(db_url)

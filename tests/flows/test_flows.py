@@ -121,6 +121,7 @@ def test_a_nightly_run_publishes_its_cost_table_summary_and_batch_progress(flow_
     assert batches[0].type == "table"
     batch_rows = batches[0].data if isinstance(batches[0].data, list) else json.loads(batches[0].data)
     assert {r["task type"] for r in batch_rows} == {"policy_judgement"}
+    assert {r["role"] for r in batch_rows} <= {"pilot", "fan-out", "uncached"}  # the queue's own work, no shadow
     assert {r["state"] for r in batch_rows} == {"ingested"}
 
 

@@ -63,7 +63,7 @@ def test_csv_parses_back_to_the_cost_rows(report: Report):
 def test_markdown_has_headline_warning_and_tables(report: Report):
     text = report_markdown(report)
     assert text.startswith(f"# nightbatch cost report: {report.selection.label}")
-    assert "5 tasks for $0.0147" in text
+    assert "5 billed tasks for $0.0147" in text
     assert "> **Warning:** cache hit rate of triage fell" in text
     assert "| caching saved | -$0.003990 | -8.1% |" in text
     assert "| total | " in text

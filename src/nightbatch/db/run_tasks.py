@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, or_, select
 from sqlmodel import col
 
-from nightbatch.db.models import Batch, BatchStatus, Run, Task, TaskAttempt, UsagePurpose, UsageRecord
+from nightbatch.db.models import Batch, BatchStatus, CacheRole, Run, Task, TaskAttempt, UsagePurpose, UsageRecord
 
 __all__ = [
     "BatchProgressRow",
@@ -21,6 +21,7 @@ __all__ = [
     "TaskRow",
     "batch_label",
     "batch_progress",
+    "batch_role",
     "list_tasks",
     "run_failures",
     "run_open_batches",
@@ -76,9 +77,23 @@ def run_open_batches(engine: Engine, run_id: int) -> int:
         )
 
 
+_CACHE_ROLE_WORDS = {CacheRole.PILOT: "pilot", CacheRole.FANOUT: "fan-out"}
+
+
+def batch_role(purpose: str, cache_role: str | None, *, shadow: bool) -> str:
+    """What a batch is for, in an operator's words: ``pilot`` (one request writing its group's cached prefix),
+    ``fan-out`` (the rest of the group, reading it), ``uncached`` (no cache breakpoint); prefixed ``shadow``
+    when its requests are a second model's answers to sampled tasks. Batches not of the queue's work are named
+    by their purpose as the cost report names them: ``calibration``, ``orphan``, ``priming``."""
+    if purpose != UsagePurpose.TASK:
+        return str(purpose)
+    words = _CACHE_ROLE_WORDS[CacheRole(cache_role)] if cache_role else "uncached"
+    return f"shadow {words}" if shadow else words
+
+
 @dataclass(frozen=True)
 class BatchProgressRow:
-    """One batch of a run, with the request counts the last poll saw."""
+    """One batch of a run, with the request counts the last poll saw, and its role (:func:`batch_role`)."""
 
     batch_id: int
     provider_batch_id: str | None
@@ -93,15 +108,25 @@ class BatchProgressRow:
     canceled: int
     created_at: datetime
     ended_at: datetime | None
+    role: str
 
     @property
     def done(self) -> int:
         return self.requests - self.processing if self.status != BatchStatus.PENDING else 0
 
 
-def _no_tasks(purpose: str) -> str:
+def _progress_row(r: Any) -> BatchProgressRow:
+    """A :func:`batch_progress` row: the batch's columns in :class:`BatchProgressRow` order, then its purpose
+    and cache role (which make its role)."""
+    task_type, purpose = r[2], str(r[13])
     # No task row points at a batch of shadow requests (their tasks point at the routine batch).
-    return "(shadow requests)" if purpose == "task" else f"({purpose})"
+    shadow = task_type is None and purpose == UsagePurpose.TASK
+    shown_type = str(task_type or ("(shadow requests)" if shadow else f"({purpose})"))
+    return BatchProgressRow(
+        batch_id=r[0], provider_batch_id=r[1], task_type=shown_type,
+        model=r[3], status=str(r[4]), requests=r[5], processing=r[6], succeeded=r[7], errored=r[8], expired=r[9],
+        canceled=r[10], created_at=r[11], ended_at=r[12], role=batch_role(purpose, r[14], shadow=shadow),
+    )  # fmt: skip
 
 
 def batch_progress(engine: Engine, run_id: int | None = None, *, open_only: bool = False) -> list[BatchProgressRow]:
@@ -111,7 +136,7 @@ def batch_progress(engine: Engine, run_id: int | None = None, *, open_only: bool
         col(Batch.id), col(Batch.provider_batch_id), task_type, col(Batch.model), col(Batch.status),
         col(Batch.request_count), col(Batch.processing_count), col(Batch.succeeded_count),
         col(Batch.errored_count), col(Batch.expired_count), col(Batch.canceled_count), col(Batch.created_at),
-        col(Batch.ended_at), col(Batch.purpose),
+        col(Batch.ended_at), col(Batch.purpose), col(Batch.cache_role),
     ).order_by(col(Batch.id))  # fmt: skip
     if run_id is not None:
         query = query.where(col(Batch.run_id) == run_id)
@@ -119,7 +144,7 @@ def batch_progress(engine: Engine, run_id: int | None = None, *, open_only: bool
         query = query.where(col(Batch.status).in_(UNFINISHED))
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    return [BatchProgressRow(r[0], r[1], str(r[2] or _no_tasks(str(r[-1]))), r[3], str(r[4]), *r[5:-1]) for r in rows]
+    return [_progress_row(r) for r in rows]
 
 
 @dataclass(frozen=True)

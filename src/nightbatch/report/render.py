@@ -347,10 +347,12 @@ def batch_text_table(report: Report, *, limit: int | None = None) -> TextTable:
 
 
 def headline(report: Report) -> str:
-    """One sentence: tasks, cost, per task, pass rate, naive cost, saving, hit rate."""
+    """One sentence: billed tasks (each task with a billed response, once), cost, per task, pass rate, naive
+    cost, saving, hit rate. "Billed" because twins held by de-duplication and tasks that failed before sending
+    are not in it, so it can be fewer than the run's outcome counts."""
     s, total = report.savings, report.costs.total
     return (
-        f"{total.tasks:,} tasks for {usd_text(total.cost_pusd)} ({usd_text(total.cost_per_task_pusd)} per task, "
+        f"{total.tasks:,} billed tasks for {usd_text(total.cost_pusd)} ({usd_text(total.cost_per_task_pusd)} per task, "
         f"{usd_text(total.cost_per_success_pusd)} per successful task, pass rate {percent_text(total.pass_rate)}); "
         f"naive cost {usd_text(s.naive_pusd)} (all real-time {s.baseline_model}, no caching): saving "
         f"{percent_text(s.saving_fraction)}; prefix hit rate {percent_text(report.prefix_hit_rate)} of all prefix "
