@@ -11,13 +11,12 @@ from typing import Any
 
 from prefect import State, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.states import Completed, Failed
 from prefect.tasks import exponential_backoff
 
 from flows import events, names
 from flows.artifacts import publish_progress_table
 from flows.params import CollectParams, SubmitParams
-from flows.runtime import FlowSettings, judge_and_publish, services_for
+from flows.runtime import FlowSettings, final_state, judge_and_publish, services_for
 from flows.submit import log_submit, submit_batches
 from nightbatch.collect.ingest import IngestReport
 from nightbatch.collect.poll import CollectReport, ended_batches, ingest_one, poll_open_batches
@@ -125,11 +124,8 @@ def collect(params: CollectParams | None = None, settings: FlowSettings | None =
         judged = finish_handed_over_runs(services, ingested)
         result = {"open": still_open, "ingested_batches": len(ingested), "finished_runs": [j.run_id for j in judged]}
         message = f"{len(ingested)} batch(es) ingested, {still_open} still open"
-        problems = [j for j in judged if not j.outcome.ok]
         for j in judged:
             message += f"; run {j.run_id} finished: {j.outcome.message}"
-        if problems:
-            return Failed(message=message, data=result)
-        return Completed(message=message, data=result)
+        return final_state(all(j.outcome.ok for j in judged), message, result)
     finally:
         services.close()

@@ -25,6 +25,7 @@ from flows.blocks import apply_blocks
 from flows.names import name_flow_run_after
 from nightbatch.config import Settings
 from nightbatch.db.models import RunStatus
+from nightbatch.errors import RunFailedError
 from nightbatch.run_facts import JudgedRun, RunLog, judge_run
 from nightbatch.runs import close_interrupted_runs, finish_run, stale_after, start_run
 from nightbatch.services import Services
@@ -102,7 +103,12 @@ def finish(run: TrackedRun, *, waited: bool, extra: dict[str, Any] | None = None
     handed_over = not waited and judged.facts.open_batches > 0
     run.totals = {**judged.totals(run.log), **(extra or {}), "waited": not handed_over}
     run.ok = judged.outcome.ok
-    data = {"run_id": run.run_id, **run.totals}
-    if judged.outcome.ok:
-        return Completed(message=judged.outcome.message, data=data)
-    return Failed(message=judged.outcome.message, data=data)
+    return final_state(judged.outcome.ok, judged.outcome.message, {"run_id": run.run_id, **run.totals})
+
+
+def final_state(ok: bool, message: str, data: dict[str, Any]) -> State[dict[str, Any]]:
+    """A flow's verdict as its final state: Completed with ``data``, or Failed with ``data`` inside a
+    :class:`~nightbatch.errors.RunFailedError` (Prefect resolves a Failed state's data into an exception)."""
+    if ok:
+        return Completed(message=message, data=data)
+    return Failed(message=message, data=RunFailedError(message, data))

@@ -10,11 +10,10 @@ from typing import Any
 from prefect import State, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
-from prefect.states import Completed, Failed
 
 from flows import names
 from flows.params import SubmitParams
-from flows.runtime import FlowSettings, services_for
+from flows.runtime import FlowSettings, final_state, services_for
 from nightbatch.outcome_policy import RunFacts, RunOutcome, decide_outcome
 from nightbatch.services import Services
 from nightbatch.submit.chunks import submit_in_chunks
@@ -117,6 +116,6 @@ def submit(params: SubmitParams | None = None, settings: FlowSettings | None = N
         if not outcome.ok:
             message = f"Problems: {'; '.join(outcome.reasons)}. {message}"
         result = submit_result(report, outcome)
-        return Completed(message=message, data=result) if outcome.ok else Failed(message=message, data=result)
+        return final_state(outcome.ok, message, result)
     finally:
         services.close()

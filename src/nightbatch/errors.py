@@ -18,6 +18,8 @@ Messages name the thing (file and line, task id, batch id) and, where we can tel
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ConfigError",
     "InputError",
@@ -94,6 +96,23 @@ class PermanentProviderError(ProviderError):
 
 class StorageError(NightbatchError):
     """Reading or writing the object store failed."""
+
+
+class RunFailedError(NightbatchError):
+    """The outcome policy failed a run (or a flow's step): the data of its Failed state, carrying its totals.
+
+    A Failed state's data must be an exception: Prefect raises it when a deployment's flow run ends (the last
+    line of a failed night's log then names the verdict), and a dict there makes Prefect raise a TypeError
+    about the dict instead. Callers that read the state without raising take ``totals`` from it.
+    """
+
+    def __init__(self, message: str, totals: dict[str, Any]) -> None:
+        super().__init__(message, totals)  # both in args: the exception pickles (Prefect may persist it)
+        self.message = message
+        self.totals = totals
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class StateError(NightbatchError):

@@ -16,6 +16,7 @@ from flows.submit import submit
 from nightbatch.db.engine import make_engine
 from nightbatch.db.models import Run, RunStatus, Task
 from nightbatch.emulator import EmulatorServer
+from nightbatch.errors import RunFailedError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -142,7 +143,10 @@ def test_tasks_failing_before_sending_fail_the_night_and_need_attention(flow_env
     assert state.is_failed()
     assert state.message.startswith("Problems: 1 of 9 tasks failed (11.1%, over 0.5%).")
     assert "8 succeeded, 1 failed (1 before sending)" in state.message
-    result = state.result(raise_on_failure=False)
+    failure = state.result(raise_on_failure=False)
+    assert isinstance(failure, RunFailedError)
+    assert str(failure) == state.message  # what Prefect logs when a deployment's run ends Failed
+    result = failure.totals
     assert result["failed_before_sending"] == {"invalid_task": 1}
     engine = make_engine(flow_env)
     with engine.connect() as conn:

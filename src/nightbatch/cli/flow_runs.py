@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nightbatch.config import Settings, environ, export_to_environment
-from nightbatch.errors import ConfigError
+from nightbatch.errors import ConfigError, RunFailedError
 from nightbatch.outcome_policy import EXIT_OK, EXIT_PROBLEMS
 
 __all__ = ["FlowResult", "prepare_prefect", "require_api", "run_flow"]
@@ -61,7 +61,9 @@ def run_flow(flow: Any, *args: Any) -> FlowResult:
     """Run ``flow`` to its final state (Completed or Failed by the outcome policy, or a crash)."""
     state = flow(*args, return_state=True)
     data = state.result(raise_on_failure=False)
-    if isinstance(data, BaseException):
+    if isinstance(data, RunFailedError):  # the outcome policy's verdict, with the run's totals
+        data = data.totals
+    elif isinstance(data, BaseException):
         # The flow crashed (not a policy verdict): let the error handling of the CLI name it.
         raise data
     return FlowResult(ok=bool(state.is_completed()), message=str(state.message or ""), data=dict(data or {}))
