@@ -16,11 +16,12 @@ The claim is one ``UPDATE ... RETURNING``::
     WHERE id = ANY(ARRAY(SELECT id FROM (queued_first UNION ALL lapsed_first) ORDER BY ... LIMIT :n))
       AND <claimable>
 
-Each half reads a partial index already in claim order (0008), so a claim reads about n rows however
-many are queued. On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets concurrent claimers take disjoint rows
-without waiting, and the repeated condition makes a row whose claim committed meanwhile drop out. SQLite
-ignores ``FOR UPDATE`` (and takes ``id IN (...)``); there the single ``UPDATE`` holds the database's
-write lock from its read to its write, so it is atomic too.
+The queued half reads a partial index already in claim order and the lapsed half a partial index of the
+few unsent claims (0008), so a claim reads about n rows however many are queued. On PostgreSQL
+``FOR UPDATE SKIP LOCKED`` lets concurrent claimers take disjoint rows without waiting, and the repeated
+condition makes a row whose claim committed meanwhile drop out. SQLite ignores ``FOR UPDATE`` (and takes
+``id IN (...)``); there the single ``UPDATE`` holds the database's write lock from its read to its write,
+so it is atomic too.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from sqlalchemy import (
     any_,
     case,
     func,
+    literal_column,
     or_,
     select,
     union_all,
@@ -132,12 +134,12 @@ def claim_tasks(
     and not returned. Returns the others in no particular order.
     """
     of_types: list[ColumnElement[bool]] = [] if task_types is None else [_TASK.c.task_type.in_(sorted(task_types))]
-    queued = _TASK.c.status == TaskStatus.QUEUED
-    lapsed = and_(_TASK.c.status == TaskStatus.CLAIMED, _TASK.c.batch_id.is_(None), _TASK.c.claimed_at < stale_before)
+    queued = _status_is(TaskStatus.QUEUED)
+    lapsed = and_(_status_is(TaskStatus.CLAIMED), _TASK.c.batch_id.is_(None), _TASK.c.claimed_at < stale_before)
     claimable = [or_(queued, lapsed), *of_types]
     postgresql = dialect_name(engine) == "postgresql"
-    # Two short lists merged, not one sort of every claimable row: each half reads its own partial index in
-    # claim order (models: ix_task_queued_claim_order, ix_task_unsent_claims) and stops after n rows. On
+    # Two short lists merged, not one sort of every claimable row: the queued half reads its index in claim
+    # order and stops after n rows, the lapsed half sorts the few unsent claims (models/queue.py). On
     # PostgreSQL each half locks what it reads (SKIP LOCKED), so a row of one half that the merge leaves out
     # stays locked, unclaimed, until this short transaction ends: other claimers pass over it meanwhile.
     halves = [
@@ -167,6 +169,13 @@ def claim_tasks(
             _fail_poisoned(conn, poisoned, worker, poison_claims, now)
     kept = (row._asdict() for row in rows if row.id not in poisoned)
     return [ClaimedTask(**{k: v for k, v in row.items() if k != "claims"}) for row in kept]
+
+
+def _status_is(status: TaskStatus) -> ColumnElement[bool]:
+    """``status = '<status>'`` with the value written into the SQL: a partial index's predicate is matched
+    against the statement's text, so with a bound parameter it may go unused (always on SQLite without
+    statistics, and on PostgreSQL under a generic plan)."""
+    return _TASK.c.status == literal_column(f"'{status.value}'")
 
 
 def _claim_order(columns: Any) -> list[ColumnElement[Any]]:

@@ -130,13 +130,15 @@ class Task(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), sa_column_kwargs={"onupdate": utcnow})
 
 
-# The claim's two halves (db.task_claims.claim_tasks) each read an index already in claim order, so claiming n
-# tasks reads about n index entries instead of sorting every claimable row (1.3 s per claim at a million queued).
-# "No deadline last" is the expression ``deadline IS NULL`` rather than NULLS LAST: SQLite has no NULLS LAST in an
-# index, and the same expression orders both databases' indexes alike.
+# The claim (db.task_claims.claim_tasks) reads the queued tasks from this index, already in claim order, so
+# claiming n tasks reads about n index entries instead of sorting every queued row (1.2-1.4 s per claim at a
+# million queued). ``status`` leads, though the index holds one status, so that SQLite's planner prefers it to
+# ix_task_claim (status, ...) even without statistics. "No deadline last" is the expression ``deadline IS NULL``
+# rather than NULLS LAST: SQLite has no NULLS LAST in an index, and the same expression orders both alike.
 _QUEUED_ONLY = text("status = 'queued'")
 Index(
     "ix_task_queued_claim_order",
+    Task.__table__.c.status,  # type: ignore[attr-defined]
     Task.__table__.c.priority.desc(),  # type: ignore[attr-defined]
     Task.__table__.c.deadline.is_(None),  # type: ignore[attr-defined]
     Task.__table__.c.deadline,  # type: ignore[attr-defined]
@@ -145,10 +147,11 @@ Index(
     sqlite_where=_QUEUED_ONLY,
 )
 # Claimed but not yet linked to a batch: the only claimed tasks whose lease can lapse back into the queue. Few at
-# any time (what live workers are building), however many tasks sit in sent batches.
+# any time (what live workers are building), so the claim's other half finds them here and sorts them.
 _UNSENT_CLAIMS = text("status = 'claimed' AND batch_id IS NULL")
 Index(
     "ix_task_unsent_claims",
+    Task.__table__.c.status,  # type: ignore[attr-defined]
     Task.__table__.c.claimed_at,  # type: ignore[attr-defined]
     postgresql_where=_UNSENT_CLAIMS,
     sqlite_where=_UNSENT_CLAIMS,
