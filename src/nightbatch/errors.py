@@ -11,7 +11,8 @@
     │   ├── RetryableProviderError   transient (429, 5xx, 529, timeouts): retrying may succeed
     │   └── PermanentProviderError   the request itself is wrong (400, 401, 403, 404, 413)
     ├── StorageError                 the object store failed
-    └── StateError                   the database disagrees with what an operation expected
+    ├── StateError                   the database disagrees with what an operation expected
+    └── RunFailedError               the outcome policy failed a run: a Failed flow state's data, with its totals
 
 Messages name the thing (file and line, task id, batch id) and, where we can tell, what to do.
 """
@@ -27,6 +28,7 @@ __all__ = [
     "PermanentProviderError",
     "ProviderError",
     "RetryableProviderError",
+    "RunFailedError",
     "StateError",
     "StorageError",
     "TaskFileError",

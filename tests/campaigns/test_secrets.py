@@ -136,12 +136,12 @@ def test_a_nightly_run_leaves_no_secret_anywhere(
     (source / "broken.jsonl").write_text('{"text": "no task type"}\n')  # refused: an error path, logged too
     caplog.set_level(logging.DEBUG)
 
-    # The refused file makes the night Failed (the outcome policy); its data is still the run's totals.
+    # The refused file makes the night Failed (the outcome policy); its data still carries the run's totals.
     state = nightly(
         NightlyParams(source=str(source), poll_seconds=0.2, deadline_minutes=2, wait=True), return_state=True
     )
     assert state.is_failed()
-    result = state.result(raise_on_failure=False)
+    result = state.result(raise_on_failure=False).totals
 
     assert result["outcomes"] == {"succeeded": 20}
     printed = capsys.readouterr()

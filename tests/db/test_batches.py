@@ -298,11 +298,13 @@ def test_handing_over_claims_and_failing_claimed_tasks(engine: Engine):
     assert batch_id is not None
     hand_over_claims(engine, batch_id)
     assert {(t.status, t.claims) for t in _tasks(engine)} == {(TaskStatus.CLAIMED, 0)}
-    fail_claimed(engine, [BuildFailure(ids[0], "bad_template", "no field 'x'")], now=_now())
+    fail_claimed(engine, [BuildFailure(ids[0], "bad_template", "no field 'x'")], WORKER, now=_now())
     assert [(t.status, t.error_type) for t in _tasks(engine)] == [
         (TaskStatus.FAILED, "bad_template"), (TaskStatus.CLAIMED, None)]  # fmt: skip
-    fail_claimed(engine, [BuildFailure(ids[0], "other", "again")], now=_now())  # not claimed any more: untouched
+    fail_claimed(engine, [BuildFailure(ids[0], "other", "again")], WORKER, now=_now())  # not claimed any more
     assert _tasks(engine)[0].error_type == "bad_template"
+    fail_claimed(engine, [BuildFailure(ids[1], "other", "not mine")], "another-worker", now=_now())  # not its claim
+    assert (_tasks(engine)[1].status, _tasks(engine)[1].error_type) == (TaskStatus.CLAIMED, None)
 
 
 def test_queued_outside_counts_queued_tasks_of_other_types(engine: Engine):

@@ -269,11 +269,11 @@ class TaskFailure(Protocol):
     def message(self) -> str: ...
 
 
-def fail_claimed(engine: Engine, failures: Iterable[TaskFailure], *, now: datetime) -> None:
-    """Fail claimed tasks whose request could not be built or sent (one transaction).
+def fail_claimed(engine: Engine, failures: Iterable[TaskFailure], worker: str, *, now: datetime) -> None:
+    """Fail the tasks ``worker`` still holds whose request could not be built or sent (one transaction).
 
-    A compare-and-set on ``status = 'claimed'``: a task no longer claimed (its claim lapsed and it moved on)
-    is left alone.
+    A compare-and-set on ``status = 'claimed'`` by ``worker``: a task no longer held (its claim lapsed and it
+    moved on, or another worker has claimed it since) is left alone.
     """
     failures = list(failures)
     if not failures:
@@ -282,7 +282,11 @@ def fail_claimed(engine: Engine, failures: Iterable[TaskFailure], *, now: dateti
         for failure in failures:
             conn.execute(
                 update(Task)
-                .where(col(Task.id) == failure.task_id, col(Task.status) == TaskStatus.CLAIMED)
+                .where(
+                    col(Task.id) == failure.task_id,
+                    col(Task.status) == TaskStatus.CLAIMED,
+                    col(Task.claimed_by) == worker,
+                )
                 .values(
                     status=TaskStatus.FAILED,
                     error_type=failure.error_type,

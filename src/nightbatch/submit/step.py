@@ -203,7 +203,7 @@ def submit_step(
                 BuildFailure(r.task_id, "request_too_large", f"request is {size} bytes, over the batch size limit")
                 for r, size in packed.too_large
             ]
-        fail_claimed(services.engine, failures, now=datetime.now(UTC))
+        fail_claimed(services.engine, failures, services.worker, now=datetime.now(UTC))
     except BaseException:
         # Planning failed before anything was linked to a batch (a database blip, a price table missing a
         # model): the claims go back at once. Left to lapse, they would count as a dead worker's (poison rule).
