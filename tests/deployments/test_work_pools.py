@@ -103,6 +103,8 @@ def test_job_variables_fit_the_template_and_render_to_a_complete_job(pool, monke
         env = job["env"]
         # The flows read the limit's name from this variable (Settings.submit_concurrency_limit).
         assert env["NIGHTBATCH_SUBMIT_CONCURRENCY_LIMIT"] == "nightbatch-submit"
+        # Prefect's per-task-run "Finished in state" lines stay out of every deployment's log (as on the process pool).
+        assert env["PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL"] == "WARNING"
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         assert Settings().submit_concurrency_limit == "nightbatch-submit"
