@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col
 
-from nightbatch.db.models import Batch, BatchStatus, CacheRole, Task, UsagePurpose
+from nightbatch.db.models import Batch, BatchStatus, CacheRole, Task, TaskAttempt, UsagePurpose
 from nightbatch.db.run_tasks import batch_progress, batch_role
 from nightbatch.queue.enqueue import enqueue
 
@@ -46,4 +46,28 @@ def test_batch_progress_reads_each_batch_role_from_its_row(engine: Engine) -> No
         ("date_extraction", "uncached"),
         ("(shadow requests)", "shadow fan-out"),
         ("(calibration)", "calibration"),
+    ]
+
+
+def test_a_routine_batch_whose_tasks_moved_on_is_not_called_shadow(engine: Engine) -> None:
+    """Tasks leave an ended batch (expired, escalated) and a failed create (back to the queue): no task points at
+    either any more, yet neither is a batch of shadow requests. The attempts its results left name the type."""
+    with Session(engine) as session:
+        ended = Batch(model="claude-x", status=BatchStatus.INGESTED, request_count=1, cache_role=CacheRole.FANOUT)
+        unsent = Batch(model="claude-x", status=BatchStatus.CREATE_FAILED, request_count=1)
+        shadow = Batch(model="claude-x", status=BatchStatus.INGESTED, request_count=1)
+        session.add_all([ended, unsent, shadow])
+        session.commit()
+        task_id = enqueue(engine, "date_extraction", {"text": "expired, then retried elsewhere"}).task_id
+        session.add_all([
+            TaskAttempt(task_id=task_id, task_type="date_extraction", model="claude-x", batch_id=ended.id,
+                        custom_id="a", result_type="expired"),
+            TaskAttempt(task_id=task_id, task_type="date_extraction", model="claude-y", batch_id=shadow.id,
+                        custom_id="b", result_type="succeeded", purpose=UsagePurpose.SHADOW),
+        ])  # fmt: skip
+        session.commit()
+    assert [(r.task_type, r.role) for r in batch_progress(engine)] == [
+        ("date_extraction", "fan-out"),
+        ("(not sent)", "uncached"),
+        ("(shadow requests)", "shadow uncached"),
     ]

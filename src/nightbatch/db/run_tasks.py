@@ -118,10 +118,15 @@ class BatchProgressRow:
 def _progress_row(r: Any) -> BatchProgressRow:
     """A :func:`batch_progress` row: the batch's columns in :class:`BatchProgressRow` order, then its purpose
     and cache role (which make its role)."""
-    task_type, purpose = r[2], str(r[13])
-    # No task row points at a batch of shadow requests (their tasks point at the routine batch).
-    shadow = task_type is None and purpose == UsagePurpose.TASK
-    shown_type = str(task_type or ("(shadow requests)" if shadow else f"({purpose})"))
+    task_type, purpose, status = r[2], str(r[13]), str(r[4])
+    # No task row points at a batch of shadow requests (their tasks point at the routine batch), nor, once they
+    # have moved on, at a routine batch whose tasks all expired or escalated: those are told apart by the
+    # attempts its results left (r[15]). A create that failed sent nothing, its tasks went back to the queue.
+    shadow = task_type is None and purpose == UsagePurpose.TASK and status != BatchStatus.CREATE_FAILED
+    task_type = task_type or (r[15] if shadow else None)
+    shadow = shadow and task_type is None
+    unsent = status == BatchStatus.CREATE_FAILED
+    shown_type = str(task_type or ("(shadow requests)" if shadow else "(not sent)" if unsent else f"({purpose})"))
     return BatchProgressRow(
         batch_id=r[0], provider_batch_id=r[1], task_type=shown_type,
         model=r[3], status=str(r[4]), requests=r[5], processing=r[6], succeeded=r[7], errored=r[8], expired=r[9],
@@ -132,11 +137,16 @@ def _progress_row(r: Any) -> BatchProgressRow:
 def batch_progress(engine: Engine, run_id: int | None = None, *, open_only: bool = False) -> list[BatchProgressRow]:
     """The batches of run ``run_id`` (or all open ones), oldest first, each with its (first) task type."""
     task_type = select(func.min(col(Task.task_type))).where(col(Task.batch_id) == col(Batch.id)).scalar_subquery()
+    routine_attempt_type = (
+        select(func.min(col(TaskAttempt.task_type)))
+        .where(col(TaskAttempt.batch_id) == col(Batch.id), col(TaskAttempt.purpose) == UsagePurpose.TASK)
+        .scalar_subquery()
+    )
     query = select(
         col(Batch.id), col(Batch.provider_batch_id), task_type, col(Batch.model), col(Batch.status),
         col(Batch.request_count), col(Batch.processing_count), col(Batch.succeeded_count),
         col(Batch.errored_count), col(Batch.expired_count), col(Batch.canceled_count), col(Batch.created_at),
-        col(Batch.ended_at), col(Batch.purpose), col(Batch.cache_role),
+        col(Batch.ended_at), col(Batch.purpose), col(Batch.cache_role), routine_attempt_type,
     ).order_by(col(Batch.id))  # fmt: skip
     if run_id is not None:
         query = query.where(col(Batch.run_id) == run_id)
