@@ -73,3 +73,5 @@ def test_usd_text_rounds_for_reading():
     assert usd_text(1_234_567 * 10**9) == "$1,234.57"
     assert usd_text(123_456_789) == "$0.000123"
     assert usd_text(None) == "–"
+    tiny = [usd_text(pusd) for pusd in (0, 499_999, -3, 500_000, 1_500_000)]
+    assert tiny == ["$0.00", "<$0.000001", "-<$0.000001", "<$0.000001", "$0.000002"]

@@ -15,12 +15,14 @@ __all__ = ["percent_text", "usd_text"]
 
 def usd_text(pusd: int | None) -> str:
     """Dollars rounded for reading: cents from $1 (and for nothing at all: ``$0.00``), then 4 and 6
-    decimal places for small amounts."""
+    decimal places for small amounts; an amount that would round to nothing reads ``<$0.000001``."""
     if pusd is None:
         return "–"
     value = abs(pusd_to_usd(pusd))
     places = 2 if value >= 1 or value == 0 else 4 if value >= Decimal("0.01") else 6
-    return f"{'-' if pusd < 0 else ''}${value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN):,}"
+    rounded = value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN)
+    sign = "-" if pusd < 0 else ""
+    return f"{sign}<$0.000001" if value and not rounded else f"{sign}${rounded:,}"
 
 
 def percent_text(rate: float | None) -> str:
