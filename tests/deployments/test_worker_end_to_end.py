@@ -126,10 +126,16 @@ def _flow_run(server: PrefectServer, flow_run_id: str) -> dict[str, Any]:
 
 def _flow_run_logs(server: PrefectServer, flow_run_id: str) -> list[tuple[str | None, str]]:
     """The flow run's log lines as the UI lists them: (task run id, or None for the flow run's own; message)."""
-    body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200}
-    response = request("POST", f"{server.api_url}/logs/filter", json=body)
-    response.raise_for_status()
-    return [(line["task_run_id"], line["message"]) for line in response.json()]
+    lines: list[tuple[str | None, str]] = []
+    page = 200
+    for offset in range(0, 100 * page, page):
+        body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": page, "offset": offset}
+        response = request("POST", f"{server.api_url}/logs/filter", json=body)
+        response.raise_for_status()
+        lines += [(line["task_run_id"], line["message"]) for line in response.json()]
+        if len(response.json()) < page:
+            break
+    return lines
 
 
 def _start_worker(stack: ExitStack, env: dict[str, str], log: Path, name: str) -> Background:
