@@ -119,8 +119,7 @@ def publish_run_artifacts(services: Services, judged: JudgedRun, log: RunLog) ->
         services.engine, services.registry, run_id, notes=log.notes, failed_before_sending=log.failed_before_sending
     )
     attention = "\n".join(f"- {item}" for item in items) if items else "- nothing"
-    simulated = services.settings.simulated
-    head = _outcome_markdown(judged, simulated=simulated)
+    head = _outcome_markdown(judged, simulated=services.settings.simulated)
     description = describe(services, f"run {run_id}: {'ok' if judged.outcome.ok else 'problems'}")
     try:
         selection = resolve_selection(services.engine, run_id=run_id)
@@ -134,7 +133,7 @@ def publish_run_artifacts(services: Services, judged: JudgedRun, log: RunLog) ->
         return
     if not report.empty:
         create_table_artifact(cost_display_rows(report), key=key("cost"),
-                              description=cost_table_description(report, run_id, simulated=simulated))  # fmt: skip
+                              description=describe(services, cost_table_description(report, run_id)))  # fmt: skip
     for cache in report.cache.by_type:
         if cache.flagged:
             events.cache_below_plan(run_id, cache)

@@ -83,11 +83,10 @@ def cost_display_rows(report: Report) -> list[dict[str, str]]:
     return out
 
 
-def cost_table_description(report: Report, run_id: int, *, simulated: bool) -> str:
+def cost_table_description(report: Report, run_id: int) -> str:
     """The cost table artifact's description: what it is, and what its naive column means."""
-    label = "SIMULATED (local emulator): " if simulated else ""
     return (
-        f"{label}run {run_id}: cost per task type and model; naive = the same responses real-time on "
+        f"run {run_id}: cost per task type and model; naive = the same responses real-time on "
         f"{report.savings.baseline_model} without caching"
     )
 
