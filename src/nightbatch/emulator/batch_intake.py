@@ -1,6 +1,6 @@
 """Admitting a new Message Batch: the queue limit and its request records.
 
-The body's structure is checked before (:func:`~nightbatch.emulator.validation.validate_batch_body`) and
+The body's structure is checked before (:func:`~nightbatch.emulator.batch_body.validate_batch_body`) and
 rejects the whole batch, as the real API does; each request's params are checked here on their own and
 a failing one only ends ``errored`` in the results. The batch and its schedule are made by
 :func:`~nightbatch.emulator.batches.new_batch`.

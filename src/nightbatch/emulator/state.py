@@ -22,6 +22,7 @@ from datetime import UTC
 from typing import Any, cast
 
 from nightbatch.emulator import paging, persistence, results
+from nightbatch.emulator.batch_body import validate_batch_body
 from nightbatch.emulator.batch_intake import batch_requests, check_queue_room
 from nightbatch.emulator.batches import Batch, new_batch
 from nightbatch.emulator.cache import PromptCache
@@ -37,7 +38,7 @@ from nightbatch.emulator.prompt import analyse_prompt
 from nightbatch.emulator.render import message_json
 from nightbatch.emulator.responders import DefaultResponder, ResponderChain
 from nightbatch.emulator.task_responders import builtin_responders
-from nightbatch.emulator.validation import validate_batch_body, validate_count_tokens_params
+from nightbatch.emulator.validation import validate_count_tokens_params
 
 __all__ = ["EmulatorState"]
 
