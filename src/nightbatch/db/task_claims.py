@@ -202,7 +202,7 @@ def _fail_poisoned(conn: Connection, ids: list[int], worker: str, poison_claims:
     message = POISON_MESSAGE.format(n=poison_claims)
     conn.execute(
         update(_TASK)
-        .where(_TASK.c.id.in_(ids), _TASK.c.claimed_by == worker)
+        .where(_TASK.c.id.in_(ids), _held_by(worker))
         .values(
             status=TaskStatus.FAILED,
             error_type="poison",
@@ -220,39 +220,36 @@ def release_tasks(engine: Engine, task_ids: Iterable[int], worker: str, *, count
 
     ``count_attempt``: the worker did send the request (and failed), so an attempt is counted.
     """
-    attempts = _TASK.c.attempts + 1 if count_attempt else _TASK.c.attempts
-    released: list[int] = []
-    with engine.begin() as conn:
-        for ids in _chunks(task_ids):
-            stmt = (
-                update(_TASK)
-                .where(_TASK.c.id.in_(ids), _TASK.c.status == TaskStatus.CLAIMED, _TASK.c.claimed_by == worker)
-                .values(
-                    status=TaskStatus.QUEUED,
-                    claimed_by=None,
-                    claimed_at=None,
-                    attempts=attempts,
-                    claims=case((_TASK.c.claims > 0, _TASK.c.claims - 1), else_=0),
-                )
-                .returning(_TASK.c.id)
-            )
-            released.extend(conn.execute(stmt).scalars())
-    return sorted(released)
+    return _update_held(
+        engine,
+        task_ids,
+        worker,
+        status=TaskStatus.QUEUED,
+        claimed_by=None,
+        claimed_at=None,
+        attempts=_TASK.c.attempts + 1 if count_attempt else _TASK.c.attempts,
+        claims=case((_TASK.c.claims > 0, _TASK.c.claims - 1), else_=0),
+    )
 
 
 def renew_leases(engine: Engine, task_ids: Iterable[int], worker: str, *, now: datetime) -> list[int]:
     """Set ``claimed_at = now`` on the tasks ``worker`` still holds; their ids, sorted."""
-    renewed: list[int] = []
+    return _update_held(engine, task_ids, worker, claimed_at=now)
+
+
+def _held_by(worker: str) -> ColumnElement[bool]:
+    """Still claimed by ``worker``: the compare-and-set of every write a claimer makes to its tasks."""
+    return and_(_TASK.c.status == TaskStatus.CLAIMED, _TASK.c.claimed_by == worker)
+
+
+def _update_held(engine: Engine, task_ids: Iterable[int], worker: str, **values: Any) -> list[int]:
+    """Set ``values`` on those of ``task_ids`` that ``worker`` still holds (one transaction); their ids, sorted."""
+    done: list[int] = []
     with engine.begin() as conn:
         for ids in _chunks(task_ids):
-            stmt = (
-                update(_TASK)
-                .where(_TASK.c.id.in_(ids), _TASK.c.status == TaskStatus.CLAIMED, _TASK.c.claimed_by == worker)
-                .values(claimed_at=now)
-                .returning(_TASK.c.id)
-            )
-            renewed.extend(conn.execute(stmt).scalars())
-    return sorted(renewed)
+            stmt = update(_TASK).where(_TASK.c.id.in_(ids), _held_by(worker)).values(**values).returning(_TASK.c.id)
+            done.extend(conn.execute(stmt).scalars())
+    return sorted(done)
 
 
 # -- fail unsent, and what a claim leaves ------------------------------------------------------------
@@ -282,11 +279,7 @@ def fail_claimed(engine: Engine, failures: Iterable[TaskFailure], worker: str, *
         for failure in failures:
             conn.execute(
                 update(Task)
-                .where(
-                    col(Task.id) == failure.task_id,
-                    col(Task.status) == TaskStatus.CLAIMED,
-                    col(Task.claimed_by) == worker,
-                )
+                .where(col(Task.id) == failure.task_id, _held_by(worker))
                 .values(
                     status=TaskStatus.FAILED,
                     error_type=failure.error_type,
