@@ -111,3 +111,17 @@ def test_savings_keep_the_geo_multiplier(engine: Engine, prices: PriceTable) -> 
     assert s.routed_pusd == 1_000 * 2_200_000
     assert s.batched_pusd == s.actual_pusd == 1_100_000_000
     assert summarize(engine, prices, run_id=rows.run_id).thinking_tokens == 0
+
+
+def test_without_a_config_the_report_and_the_summary_price_the_naive_case_on_the_top_model_billed(
+    engine: Engine, prices: PriceTable
+) -> None:
+    """`nightbatch report` after `make run` (no nightbatch.toml where the report runs): the same naive baseline
+    as the demo's summary, the top model the run billed, not the fallback default."""
+    rows = Rows(engine)
+    rows.usage("claude-haiku-5-5", 50_000 * 1_000, input_tokens=1_000)
+    rows.usage("claude-sonnet-5-5", 50_000 * 1_000, input_tokens=1_000)
+    selection = resolve_selection(engine, run_id=rows.run_id)
+    assert build_report(engine, prices, selection).savings.baseline_model == "claude-sonnet-5-5"
+    assert summarize(engine, prices, run_id=rows.run_id).savings.baseline_model == "claude-sonnet-5-5"
+    assert BASELINE_MODEL != "claude-sonnet-5-5"

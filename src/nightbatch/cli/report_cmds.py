@@ -139,7 +139,9 @@ def report(
         registry = load_task_types(task_config) if task_config.exists() else None
         result = build_report(engine, prices, selection, baseline_model=baseline_model, registry=registry,
                               window=window, drop_points=drop_points)  # fmt: skip
-        quality = quality_report(engine, prices, selection, registry=registry, baseline_model=baseline_model)
+        quality = quality_report(
+            engine, prices, selection, registry=registry, baseline_model=result.savings.baseline_model
+        )
         failures = _failures(engine, selection.run_id)
         history = (
             run_history(engine, prices, selection, baseline_model=result.savings.baseline_model) if charts else None

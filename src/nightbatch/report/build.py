@@ -106,10 +106,11 @@ def build_report(
     ``window`` runs form the rolling hit rate; a task type whose hit rate is more than ``drop_points``
     below it (with at least ``min_runs`` runs of history) is flagged. Baselines are re-priced with
     ``prices`` (see :mod:`nightbatch.report.savings`); the naive baseline's model is ``baseline_model``,
-    else the top of ``registry``'s ladders (:func:`~nightbatch.report.savings.baseline_model_for`).
+    else the top of ``registry``'s ladders, else the top model billed
+    (:func:`~nightbatch.report.savings.baseline_model_for`).
     """
-    baseline = baseline_model or baseline_model_for(registry)
     groups = ledger_groups(engine, selection, prices)
+    baseline = baseline_model or baseline_model_for(registry, (g.model for g in groups))
     batches = batch_cache(engine, selection)
     plans = batch_plans(engine, [b.batch_id for b in batches])
     prefix = prefix_figures(batches, plans)

@@ -113,7 +113,6 @@ def summarize(
     The naive baseline runs on ``baseline_model``, else on the top of ``registry``'s ladders. A run's
     summary includes the interrupted runs just before it: it collected and finished their work.
     """
-    baseline = baseline_model or baseline_model_for(registry)
     selection = (
         Selection(run_id=run_id, interrupted_runs=tuple(interrupted_before(engine, run_id)))
         if run_id is not None
@@ -122,6 +121,8 @@ def summarize(
     summary = RunSummary()
     summary.outcomes = task_outcomes(engine, selection if run_id is not None else None)
     groups = ledger_groups(engine, selection, prices)
+    # Without a config, the top model billed: a report after `make run` prices the naive case as the demo did.
+    baseline = baseline_model or baseline_model_for(registry, (g.model for g in groups))
     for g in groups:
         summary.tasks_by_model[g.model] = summary.tasks_by_model.get(g.model, 0) + g.responses
         summary.billed_responses += g.responses
