@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from nightbatch.dollars import dollars_text
+
 __all__ = ["DEFAULT_MAX_FAILED_SHARE", "EXIT_OK", "EXIT_PROBLEMS", "EXIT_USAGE", "RunFacts", "RunOutcome",
            "decide_outcome"]  # fmt: skip
 
@@ -88,17 +90,11 @@ def _counts(facts: RunFacts) -> str:
     return ", ".join(parts)
 
 
-def _usd(value: Decimal) -> str:
-    # Cents from $1 up; below that enough places that a small night does not read "$0.00".
-    places = 2 if abs(value) >= 1 else 4 if abs(value) >= Decimal("0.01") else 6
-    return f"${value:,.{places}f}"
-
-
 def _money(facts: RunFacts) -> str:
-    text = f"cost {_usd(facts.cost_usd)}"
+    text = f"cost {dollars_text(facts.cost_usd)}"
     if facts.baseline_usd:
         saved = 1 - facts.cost_usd / facts.baseline_usd
-        text += f" ({saved:.0%} below the naive {_usd(facts.baseline_usd)})"
+        text += f" ({saved:.0%} below the naive {dollars_text(facts.baseline_usd)})"
     return text
 
 
